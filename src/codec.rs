@@ -1,0 +1,155 @@
+//! How values cross a process boundary: serde with postcard for the bytes, and
+//! file descriptors out-of-band.
+//!
+//! A handle (queue, pipe end, lock, shared block) serializes to an index into a list
+//! of descriptors that travels beside the bytes (`SCM_RIGHTS` on a Unix socket).
+//! [`serialize_fd`] and [`deserialize_fd`] are what handle types call from their
+//! serde impls; they find the list in a thread-local context that only [`encode`]
+//! and [`decode`] set up. Outside that context (say, `serde_json::to_string` on a
+//! queue, or a job for Redis), serializing a handle is an error at the call.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bytes plus the descriptors they refer to.
+#[derive(Debug, Default)]
+pub(crate) struct Message {
+    /// The postcard encoding of the value.
+    pub(crate) bytes: Vec<u8>,
+    /// Descriptors referenced by index from `bytes`.
+    pub(crate) fds: Vec<OwnedFd>,
+}
+
+/// A value could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CodecError(pub(crate) String);
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+thread_local! {
+    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+const NO_CONTEXT: &str = "an mproc handle (queue, pipe end, lock, event, shared memory) can only be sent to \
+     another process by mproc itself: as an argument of a process or pool task, or over a Pipe";
+
+/// Encodes `value`, collecting (duplicates of) the descriptors of every handle in it.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Message, CodecError> {
+    let saved = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
+    let bytes = postcard::to_stdvec(value);
+    let fds = OUTGOING
+        .with(|o| std::mem::replace(&mut *o.borrow_mut(), saved))
+        .unwrap_or_default();
+    let bytes = bytes.map_err(|e| CodecError(format!("cannot serialize the value: {e}")))?;
+    Ok(Message { bytes, fds })
+}
+
+/// Decodes a `T` from `msg`, giving each handle in it its descriptor.
+pub(crate) fn decode<T: DeserializeOwned>(msg: Message) -> Result<T, CodecError> {
+    decode_bytes(&msg.bytes, msg.fds)
+}
+
+/// Decodes a `T` from `bytes`, with `fds` for the handles in it.
+pub(crate) fn decode_bytes<T: DeserializeOwned>(
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, CodecError> {
+    let saved = INCOMING.with(|i| i.borrow_mut().replace(fds.into_iter().map(Some).collect()));
+    let value = postcard::from_bytes::<T>(bytes);
+    INCOMING.with(|i| *i.borrow_mut() = saved);
+    value.map_err(|e| CodecError(format!("cannot deserialize the value: {e}")))
+}
+
+/// Serializes a descriptor as an index into the outgoing list (for handle types).
+///
+/// Fails with a clear message outside an mproc transfer.
+pub(crate) fn serialize_fd<S: Serializer>(
+    fd: BorrowedFd<'_>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let index = OUTGOING.with(|o| -> Result<u32, String> {
+        let mut o = o.borrow_mut();
+        let list = o.as_mut().ok_or_else(|| NO_CONTEXT.to_string())?;
+        let dup = crate::sys::socket::dup(fd.as_fd())
+            .map_err(|e| format!("cannot duplicate a handle's descriptor: {e}"))?;
+        list.push(dup);
+        Ok(list.len() as u32 - 1)
+    });
+    match index {
+        Ok(i) => i.serialize(serializer),
+        Err(msg) => Err(serde::ser::Error::custom(msg)),
+    }
+}
+
+/// Deserializes a descriptor sent by [`serialize_fd`] (for handle types).
+pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<OwnedFd, D::Error> {
+    let index = u32::deserialize(deserializer)? as usize;
+    INCOMING
+        .with(|i| {
+            let mut i = i.borrow_mut();
+            let list = i.as_mut().ok_or_else(|| NO_CONTEXT.to_string())?;
+            list.get_mut(index).and_then(Option::take).ok_or_else(|| {
+                format!(
+                    "handle refers to descriptor #{index}, which did not arrive with the message"
+                )
+            })
+        })
+        .map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_plain_values() {
+        let msg = encode(&(7u32, "seven".to_string(), vec![1.5f64])).unwrap();
+        assert!(msg.fds.is_empty());
+        let back: (u32, String, Vec<f64>) = decode(msg).unwrap();
+        assert_eq!(back, (7, "seven".to_string(), vec![1.5]));
+    }
+
+    #[derive(Debug)]
+    struct Handle(OwnedFd);
+    impl Serialize for Handle {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            serialize_fd(self.0.as_fd(), s)
+        }
+    }
+    impl<'de> Deserialize<'de> for Handle {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            deserialize_fd(d).map(Handle)
+        }
+    }
+
+    #[test]
+    fn handles_travel_as_descriptors() {
+        let (a, _b) = crate::sys::socket::pipe().unwrap();
+        let msg = encode(&(1u8, Handle(a))).unwrap();
+        assert_eq!(msg.fds.len(), 1);
+        let (one, _h): (u8, Handle) = decode(msg).unwrap();
+        assert_eq!(one, 1);
+    }
+
+    #[test]
+    fn handle_outside_mproc_is_an_error_at_the_call() {
+        let (a, _b) = crate::sys::socket::pipe().unwrap();
+        let err = postcard::to_stdvec(&Handle(a)).unwrap_err();
+        let _ = err; // postcard flattens custom messages; the context check is what matters
+        let missing = decode_bytes::<Handle>(&[0], Vec::new()).unwrap_err();
+        assert!(missing.0.contains("did not arrive"), "{missing}");
+    }
+}

@@ -1,0 +1,8 @@
+//! mproc: Python's multiprocessing for Rust.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub(crate) mod codec;
+pub mod process;
+pub(crate) mod sys;
+pub(crate) mod wire;

@@ -1,0 +1,2 @@
+//! Child side start-up.
+pub(crate) fn on_load() {}

@@ -1,0 +1,2 @@
+//! Child processes that run Rust functions.
+pub(crate) mod bootstrap;

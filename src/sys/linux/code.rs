@@ -1,0 +1,137 @@
+//! Functions that travel between processes running the same executable.
+//!
+//! Rust cannot serialize a closure. What it can do, inside one executable, is name a
+//! function by its distance from a fixed anchor: the executable is relocated as one
+//! unit, so the distance is the same in every process that runs it, whatever
+//! addresses ASLR picked. An [`EntryPoint`] is two such distances, a monomorphized
+//! trampoline that knows the argument and result types, and the user's function,
+//! plus a check value that differs between executables.
+//!
+//! # Safety
+//!
+//! [`EntryPoint::invoke`] jumps to an address computed from received data. It is
+//! sound because entry points are made only by the constructors here (the fields are
+//! private), travel only over the private socket between a parent and a child that
+//! runs the same executable image (`/proc/self/exe` or `fork`), and are checked
+//! against this executable's own check value before use.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, Message};
+
+/// What the child's side of a call produces: the encoded result, or why there is none.
+pub(crate) type Outcome = Result<Message, String>;
+
+type Trampoline = fn(usize, Message) -> Outcome;
+
+#[inline(never)]
+fn anchor() -> u64 {
+    std::hint::black_box(0x6d70_726f_6300_0001)
+}
+
+static IMAGE_TAG: u8 = 0;
+
+fn offset_of(addr: usize) -> i64 {
+    addr as i64 - anchor as usize as i64
+}
+
+fn address_of(offset: i64) -> usize {
+    (anchor as usize as i64 + offset) as usize
+}
+
+fn image_check() -> i64 {
+    offset_of(&IMAGE_TAG as *const u8 as usize) ^ offset_of(call_fn::<(), ()> as usize)
+}
+
+/// A function to run in a child process, with its argument and result types.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct EntryPoint {
+    trampoline: i64,
+    target: i64,
+    check: i64,
+}
+
+/// The kind of task types that carry their own code: a value that runs itself.
+pub(crate) trait SelfRunning: Serialize + DeserializeOwned + 'static {
+    /// What running produces.
+    type Output: Serialize + 'static;
+    /// Runs the task.
+    fn run_self(self) -> Self::Output;
+}
+
+fn call_fn<A: DeserializeOwned, R: Serialize>(target: usize, input: Message) -> Outcome {
+    // SAFETY: `target` was computed from the entry point that `for_fn::<A, R>` built
+    // in a process running this executable, and `call_fn::<A, R>` is that entry
+    // point's trampoline, so `target` is the address of a `fn(A) -> R` here too. The
+    // image check in `invoke` has confirmed that both offsets are from this executable.
+    let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(target) };
+    let arg: A = codec::decode(input)
+        .map_err(|e| format!("cannot decode the arguments in the child: {e}"))?;
+    codec::encode(&f(arg)).map_err(|e| format!("cannot encode the result in the child: {e}"))
+}
+
+fn call_task<T: SelfRunning>(_target: usize, input: Message) -> Outcome {
+    let task: T =
+        codec::decode(input).map_err(|e| format!("cannot decode the task in the child: {e}"))?;
+    codec::encode(&task.run_self())
+        .map_err(|e| format!("cannot encode the result in the child: {e}"))
+}
+
+impl EntryPoint {
+    /// The entry point that runs `f` on a decoded `A` and encodes its `R`.
+    pub(crate) fn for_fn<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> EntryPoint {
+        EntryPoint {
+            trampoline: offset_of(call_fn::<A, R> as Trampoline as usize),
+            target: offset_of(f as usize),
+            check: image_check(),
+        }
+    }
+
+    /// The entry point that decodes a `T` and runs it.
+    pub(crate) fn for_task<T: SelfRunning>() -> EntryPoint {
+        EntryPoint {
+            trampoline: offset_of(call_task::<T> as Trampoline as usize),
+            target: 0,
+            check: image_check(),
+        }
+    }
+
+    /// Runs the function on `input` in this process.
+    pub(crate) fn invoke(&self, input: Message) -> Outcome {
+        if self.check != image_check() {
+            return Err("the task was sent by a process running a different executable".into());
+        }
+        // SAFETY: the trampoline offset was made by `for_fn`/`for_task` from a
+        // `Trampoline` in a process running this executable (image check above), so
+        // the address is a `Trampoline` here (see the module's Safety section).
+        let trampoline =
+            unsafe { std::mem::transmute::<usize, Trampoline>(address_of(self.trampoline)) };
+        trampoline(address_of(self.target), input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    #[test]
+    fn entry_point_survives_serialization() {
+        let ep = EntryPoint::for_fn(double);
+        let wire = postcard::to_stdvec(&ep).unwrap();
+        let ep: EntryPoint = postcard::from_bytes(&wire).unwrap();
+        let out = ep.invoke(codec::encode(&21u32).unwrap()).unwrap();
+        assert_eq!(codec::decode::<u32>(out).unwrap(), 42);
+    }
+
+    #[test]
+    fn wrong_image_is_refused() {
+        let mut ep = EntryPoint::for_fn(double);
+        ep.check ^= 1;
+        assert!(ep.invoke(codec::encode(&1u32).unwrap()).is_err());
+    }
+}

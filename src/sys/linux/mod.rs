@@ -1,0 +1,10 @@
+//! Linux implementation of the `sys` layer: rustix where it has the call, libc for
+//! the rest (`posix_spawn`, `fork`, robust pthread mutexes).
+#![allow(unsafe_code)]
+
+pub(crate) mod code;
+pub(crate) mod futex;
+pub(crate) mod memory;
+pub(crate) mod process;
+pub(crate) mod socket;
+pub(crate) mod startup;
