@@ -39,6 +39,20 @@ impl std::error::Error for CodecError {}
 thread_local! {
     static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+    // postcard reduces custom errors to a fixed text; keep ours to report it.
+    static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn handle_error(msg: String) -> String {
+    HANDLE_ERROR.with(|e| *e.borrow_mut() = Some(msg.clone()));
+    msg
+}
+
+fn explain(what: &str, err: impl fmt::Display) -> CodecError {
+    match HANDLE_ERROR.with(|e| e.borrow_mut().take()) {
+        Some(msg) => CodecError(format!("cannot {what} the value: {msg}")),
+        None => CodecError(format!("cannot {what} the value: {err}")),
+    }
 }
 
 const NO_CONTEXT: &str = "an mproc handle (queue, pipe end, lock, event, shared memory) can only be sent to \
@@ -51,7 +65,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Message, CodecE
     let fds = OUTGOING
         .with(|o| std::mem::replace(&mut *o.borrow_mut(), saved))
         .unwrap_or_default();
-    let bytes = bytes.map_err(|e| CodecError(format!("cannot serialize the value: {e}")))?;
+    let bytes = bytes.map_err(|e| explain("serialize", e))?;
     Ok(Message { bytes, fds })
 }
 
@@ -68,7 +82,7 @@ pub(crate) fn decode_bytes<T: DeserializeOwned>(
     let saved = INCOMING.with(|i| i.borrow_mut().replace(fds.into_iter().map(Some).collect()));
     let value = postcard::from_bytes::<T>(bytes);
     INCOMING.with(|i| *i.borrow_mut() = saved);
-    value.map_err(|e| CodecError(format!("cannot deserialize the value: {e}")))
+    value.map_err(|e| explain("deserialize", e))
 }
 
 /// Serializes a descriptor as an index into the outgoing list (for handle types).
@@ -88,7 +102,7 @@ pub(crate) fn serialize_fd<S: Serializer>(
     });
     match index {
         Ok(i) => i.serialize(serializer),
-        Err(msg) => Err(serde::ser::Error::custom(msg)),
+        Err(msg) => Err(serde::ser::Error::custom(handle_error(msg))),
     }
 }
 
@@ -107,7 +121,7 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
                 )
             })
         })
-        .map_err(serde::de::Error::custom)
+        .map_err(|msg| serde::de::Error::custom(handle_error(msg)))
 }
 
 #[cfg(test)]
@@ -147,8 +161,8 @@ mod tests {
     #[test]
     fn handle_outside_mproc_is_an_error_at_the_call() {
         let (a, _b) = crate::sys::socket::pipe().unwrap();
-        let err = postcard::to_stdvec(&Handle(a)).unwrap_err();
-        let _ = err; // postcard flattens custom messages; the context check is what matters
+        assert!(postcard::to_stdvec(&Handle(a)).is_err());
+        HANDLE_ERROR.with(|e| assert!(e.borrow().as_deref().unwrap().contains("can only be sent")));
         let missing = decode_bytes::<Handle>(&[0], Vec::new()).unwrap_err();
         assert!(missing.0.contains("did not arrive"), "{missing}");
     }
