@@ -559,7 +559,10 @@ impl<R> Process<R> {
     /// # Examples
     ///
     /// ```
-    /// let child = mproc::process::Process::start(|x: u8| x, 1)?;
+    /// use std::time::Duration;
+    ///
+    /// let child = mproc::process::Process::start(|s: u64| std::thread::sleep(Duration::from_secs(s)), 60)?;
+    /// assert!(child.is_alive());
     /// child.kill()?;
     /// assert!(child.join().unwrap_err().is_signaled());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -577,7 +580,8 @@ impl<R> Process<R> {
     /// ```
     /// use mproc::process::{ExitStatus, Process};
     ///
-    /// let mut child = Process::start(|x: u8| x, 1)?;
+    /// let mut child = Process::start(|s: u64| std::thread::sleep(std::time::Duration::from_secs(s)), 60)?;
+    /// assert_eq!(child.exit_status(), None);
     /// child.kill()?;
     /// while child.exit_status().is_none() {
     ///     std::thread::yield_now();
@@ -746,7 +750,7 @@ impl<R> Process<R> {
                 }
                 result.map_err(JoinTimeoutError::Failed)
             }
-            Ok(false) => Err(JoinTimeoutError::Timeout(self)),
+            Ok(false) => Err(JoinTimeoutError::Timeout(Box::new(self))),
             Err(e) => Err(JoinTimeoutError::Failed(e)),
         }
     }
@@ -947,3 +951,6 @@ pub fn start_forkserver() -> Result<(), SpawnError> {
     crate::sys::startup::linked();
     forkserver::ensure_started()
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod contexts;
 mod faults;
 
 use std::time::Duration;
@@ -324,7 +325,7 @@ fn sentinel_polls_ready_at_exit(m: StartMethod) {
         1,
         "sentinel not ready after kill"
     );
-    drop(fds);
+    let _ = fds;
     let _ = p.join();
 }
 
@@ -356,7 +357,7 @@ fn output_can_be_captured(m: StartMethod) {
                 for i in 0..n {
                     writeln!(out, "line {i}").unwrap();
                 }
-                writeln!(std::io::stderr(), "done").unwrap();
+                std::io::stderr().write_all(b"done\n").unwrap();
                 n
             },
             5000,
