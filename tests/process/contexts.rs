@@ -38,7 +38,7 @@ fn spawn_works_from_an_example() {
     // `cargo test` builds the examples next to the test binaries' `deps` folder.
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let demo: PathBuf = profile_dir.join("examples").join("demo");
+    let demo: PathBuf = profile_dir.join("examples").join("processes");
     assert!(
         demo.exists(),
         "{} not built; `cargo test` builds examples",
@@ -46,6 +46,6 @@ fn spawn_works_from_an_example() {
     );
     let text = run(Command::new(demo));
     assert!(text.contains("child 'primes-spawn'"), "{text}");
-    assert!(text.contains("panicked at examples/demo.rs"), "{text}");
+    assert!(text.contains("panicked at examples/processes.rs"), "{text}");
     assert!(text.contains("killed by signal 9 (SIGKILL)"), "{text}");
 }

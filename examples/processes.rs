@@ -2,7 +2,7 @@
 //! method, and see failures reported instead of hanging.
 //!
 //! ```text
-//! cargo run --release --example demo
+//! cargo run --release --example processes
 //! ```
 
 use std::time::{Duration, Instant};
