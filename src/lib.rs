@@ -15,6 +15,10 @@
 //!
 //! - [`process`]: child processes (`multiprocessing.Process`), start methods,
 //!   `current_process`, `active_children`.
+//! - [`pool`]: pools of worker processes (`multiprocessing.Pool`) with crash
+//!   recovery, per-task timeouts, retries, Ctrl-C handling and progress bars.
+//! - [`futures`]: `concurrent.futures`: one `Executor` trait over processes and
+//!   threads, awaitable `Future`s, `as_completed`, `wait`.
 //!
 //! # Supported platforms
 //!
@@ -27,6 +31,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub(crate) mod codec;
+pub mod futures;
+pub mod pool;
 pub mod process;
 pub(crate) mod sys;
 pub(crate) mod wire;

@@ -140,3 +140,57 @@ mod tests {
         assert!(ep.invoke(codec::encode(&1u32).unwrap()).is_err());
     }
 }
+
+fn call_fn2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
+    target: usize,
+    input: Message,
+) -> Outcome {
+    // SAFETY: as in `call_fn`: `target` is the address of the `fn(A, B) -> R` that
+    // `for_fn2::<A, B, R>` named, in this same executable (image check in `invoke`).
+    let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(target) };
+    let (a, b): (A, B) = codec::decode(input)
+        .map_err(|e| format!("cannot decode the arguments in the child: {e}"))?;
+    codec::encode(&f(a, b)).map_err(|e| format!("cannot encode the result in the child: {e}"))
+}
+
+fn call_fn3<A: DeserializeOwned, B: DeserializeOwned, C: DeserializeOwned, R: Serialize>(
+    target: usize,
+    input: Message,
+) -> Outcome {
+    // SAFETY: as in `call_fn`: `target` is the address of the `fn(A, B, C) -> R`
+    // that `for_fn3::<A, B, C, R>` named, in this same executable.
+    let f = unsafe { std::mem::transmute::<usize, fn(A, B, C) -> R>(target) };
+    let (a, b, c): (A, B, C) = codec::decode(input)
+        .map_err(|e| format!("cannot decode the arguments in the child: {e}"))?;
+    codec::encode(&f(a, b, c)).map_err(|e| format!("cannot encode the result in the child: {e}"))
+}
+
+impl EntryPoint {
+    /// The entry point that runs a two-argument `f` on a decoded `(A, B)` (the pool's
+    /// `starmap`).
+    pub(crate) fn for_fn2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
+        f: fn(A, B) -> R,
+    ) -> EntryPoint {
+        EntryPoint {
+            trampoline: offset_of(call_fn2::<A, B, R> as Trampoline as *const () as usize),
+            target: offset_of(f as *const () as usize),
+            check: image_check(),
+        }
+    }
+
+    /// The entry point that runs a three-argument `f` on a decoded `(A, B, C)`.
+    pub(crate) fn for_fn3<
+        A: DeserializeOwned,
+        B: DeserializeOwned,
+        C: DeserializeOwned,
+        R: Serialize,
+    >(
+        f: fn(A, B, C) -> R,
+    ) -> EntryPoint {
+        EntryPoint {
+            trampoline: offset_of(call_fn3::<A, B, C, R> as Trampoline as *const () as usize),
+            target: offset_of(f as *const () as usize),
+            check: image_check(),
+        }
+    }
+}

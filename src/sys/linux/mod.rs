@@ -3,6 +3,8 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod code;
+pub(crate) mod interrupt;
+pub(crate) mod shared_word;
 // Used by the queue and sync modules, which are being merged.
 #[allow(dead_code)]
 pub(crate) mod futex;

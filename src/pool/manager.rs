@@ -1,0 +1,782 @@
+//! The pool's manager thread: the only code that talks to workers.
+//!
+//! It takes chunks of tasks from the shared queue, sends them to workers in batches
+//! (several chunks per frame, sized from the measured task time, at most two
+//! batches in flight per worker), reads results, watches every worker's pidfd, and
+//! replaces workers that die, retire or run past a task's deadline.
+//!
+//! Which task a dead worker was running is read from a word the worker shares with
+//! the parent (it stores the task's sequence number before running it): that task
+//! fails (or is retried within its budget); tasks behind it in the worker's batch
+//! never started and go back to the front of the queue, as do tasks that finished
+//! but whose results died with the worker (at most ~1 ms of work, see
+//! `worker::FLUSH_NS`).
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::codec::Message;
+use crate::pool::error::{Kind, TaskError};
+use crate::pool::frames::{self, BatchWriter, FromWorker, Outcome};
+use crate::pool::link::Link;
+use crate::pool::worker::{Fd, WorkerConfig, worker_main};
+use crate::process::{ExitStatus, Process, StartMethod};
+use crate::sys::code::EntryPoint;
+use crate::sys::shared_word::SharedWords;
+use crate::sys::socket;
+
+/// Where a call's results go. Implemented by each verb's collector.
+pub(crate) trait Sink: Send + Sync {
+    /// Stores the outcome of task `index` (runs on the manager thread: keep it short).
+    fn deliver(&self, index: usize, outcome: Result<Message, TaskError>);
+    /// Whether task `index` was cancelled and must not run.
+    fn is_cancelled(&self, _index: usize) -> bool {
+        false
+    }
+    /// Task `index` was sent to a worker.
+    fn started(&self, _index: usize) {}
+}
+
+/// What all tasks of one call share.
+pub(crate) struct CallInfo {
+    pub(crate) entry: EntryPoint,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retries: u32,
+}
+
+/// One task: an item of a call.
+pub(crate) struct Item {
+    pub(crate) call: Arc<CallInfo>,
+    pub(crate) index: usize,
+    pub(crate) args: Message,
+    pub(crate) attempts: u32,
+}
+
+/// Items that always travel together (a `chunksize` group).
+pub(crate) type Chunk = Vec<Item>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Finish everything queued, then stop the workers (`close` + `join`).
+    Graceful,
+    /// Kill the workers now; fail whatever is queued or running.
+    Terminate(&'static str),
+}
+
+/// The part of the pool shared between users' threads and the manager.
+pub(crate) struct Queue {
+    pub(crate) pending: VecDeque<Chunk>,
+    pub(crate) pending_items: usize,
+    pub(crate) closed: bool,
+    pub(crate) stop: Option<Stop>,
+    asleep: bool,
+    pub(crate) finished: bool,
+    pub(crate) pids: Vec<u32>,
+    /// Tasks sent to workers and not yet resolved.
+    pub(crate) in_flight: usize,
+    pub(crate) replaced: u64,
+}
+
+pub(crate) struct Shared {
+    queue: Mutex<Queue>,
+    pub(crate) cond: Condvar,
+    wake_r: OwnedFd,
+    wake_w: OwnedFd,
+    interrupts: AtomicU32,
+}
+
+impl Shared {
+    pub(crate) fn new() -> std::io::Result<Arc<Shared>> {
+        let (wake_r, wake_w) = socket::pipe()?;
+        socket::set_nonblocking(wake_r.as_fd(), true)?;
+        socket::set_nonblocking(wake_w.as_fd(), true)?;
+        Ok(Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                pending: VecDeque::new(),
+                pending_items: 0,
+                closed: false,
+                stop: None,
+                asleep: false,
+                finished: false,
+                pids: Vec::new(),
+                in_flight: 0,
+                replaced: 0,
+            }),
+            cond: Condvar::new(),
+            wake_r,
+            wake_w,
+            interrupts: AtomicU32::new(0),
+        }))
+    }
+
+    /// Counts a Ctrl-C; returns how many this pool has seen.
+    pub(crate) fn interrupt(&self) -> u32 {
+        self.interrupts.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub(crate) fn interrupts(&self) -> u32 {
+        self.interrupts.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the manager if it sleeps. Call after changing the queue.
+    pub(crate) fn wake(&self, q: &mut Queue) {
+        if q.asleep {
+            q.asleep = false;
+            let _ = socket::write(self.wake_w.as_fd(), &[1]);
+        }
+    }
+
+    /// Adds chunks; `false` (and nothing queued) when the pool is closed.
+    pub(crate) fn push(&self, chunks: Vec<Chunk>) -> Result<(), Vec<Chunk>> {
+        let mut q = self.lock();
+        if q.closed || q.stop.is_some() {
+            return Err(chunks);
+        }
+        for c in chunks {
+            q.pending_items += c.len();
+            q.pending.push_back(c);
+        }
+        self.wake(&mut q);
+        Ok(())
+    }
+
+    /// Fails every queued task with `why` (they never started).
+    pub(crate) fn cancel_pending(&self, why: &'static str) {
+        let chunks: Vec<Chunk> = {
+            let mut q = self.lock();
+            q.pending_items = 0;
+            q.pending.drain(..).collect()
+        };
+        for c in chunks {
+            for item in c {
+                item.call
+                    .sink
+                    .deliver(item.index, Err(TaskError::cancelled(why, Some(item.index))));
+            }
+        }
+    }
+
+    pub(crate) fn request_stop(&self, stop: Stop) {
+        let mut q = self.lock();
+        q.closed = true;
+        match (q.stop, stop) {
+            (Some(Stop::Terminate(_)), _) => {}
+            _ => q.stop = Some(stop),
+        }
+        q.asleep = true;
+        self.wake(&mut q);
+    }
+}
+
+/// How to start a worker.
+#[derive(Clone)]
+pub(crate) struct Spec {
+    pub(crate) method: StartMethod,
+    pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
+    pub(crate) max_tasks: Option<u64>,
+    pub(crate) name: String,
+}
+
+struct Held {
+    seq: u64,
+    item: Item,
+    /// The last item of its batch.
+    batch_end: bool,
+}
+
+pub(crate) struct Worker {
+    id: usize,
+    process: Process<()>,
+    link: Link,
+    words: SharedWords,
+    ready: bool,
+    held: VecDeque<Held>,
+    batches: usize,
+    allowance: Option<u64>,
+    last_word: u64,
+    seen_at: Instant,
+    timed_out: Option<(u64, Duration)>,
+    stop_sent: bool,
+    dead: bool,
+}
+
+impl Worker {
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}
+
+/// Starts worker `id` (hello not yet received).
+pub(crate) fn start_worker(spec: &Spec, id: usize) -> Result<Worker, crate::pool::PoolError> {
+    use crate::pool::PoolError;
+    let io = |what| move |source| PoolError::Io { what, source };
+    let (mine, theirs) = socket::socketpair().map_err(io("socketpair"))?;
+    let words = SharedWords::create(1).map_err(io("memfd"))?;
+    let words_fd = socket::dup(words.fd()).map_err(io("dup"))?;
+    let cfg = WorkerConfig {
+        sock: Fd(theirs),
+        words: Fd(words_fd),
+        initializer: spec.initializer.clone(),
+        max_tasks: spec.max_tasks,
+    };
+    let process = Process::builder()
+        .name(format!("{}-{id}", spec.name))
+        .daemon(true)
+        .start_method(spec.method)
+        .start(worker_main, cfg)
+        .map_err(|source| PoolError::Spawn { worker: id, source })?;
+    let link = Link::new(mine).map_err(io("socket"))?;
+    Ok(Worker {
+        id,
+        process,
+        link,
+        words,
+        ready: false,
+        held: VecDeque::new(),
+        batches: 0,
+        allowance: spec.max_tasks,
+        last_word: 0,
+        seen_at: Instant::now(),
+        timed_out: None,
+        stop_sent: false,
+        dead: false,
+    })
+}
+
+/// Waits (blocking, bounded) for a fresh worker's hello.
+pub(crate) fn await_hello(w: &mut Worker, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    let mut frames = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no hello within {limit:?}"));
+        }
+        let ready = socket::poll(
+            &[(w.link.fd(), false), (w.process.sentinel(), false)],
+            Some(left),
+        )
+        .map_err(|e| e.to_string())?;
+        if ready[0].readable {
+            let eof = w.link.read(&mut frames).map_err(|e| e.to_string())?;
+            if let Some(f) = frames.first() {
+                return match frames::parse_from_worker(&f.bytes)? {
+                    FromWorker::Hello(Ok(())) => {
+                        w.ready = true;
+                        Ok(())
+                    }
+                    FromWorker::Hello(Err(e)) => Err(e),
+                    FromWorker::Results { .. } => Err("results before hello".into()),
+                };
+            }
+            if eof {
+                return Err("the worker closed its socket before its hello".into());
+            }
+        } else if ready[1].readable {
+            let status = w.process.exit_status();
+            return Err(match status {
+                Some(s) => format!("the worker ended ({s}) before its hello"),
+                None => "the worker ended before its hello".into(),
+            });
+        }
+    }
+}
+
+/// The manager's own state.
+pub(crate) struct Manager {
+    shared: Arc<Shared>,
+    spec: Spec,
+    workers: Vec<Option<Worker>>,
+    next_seq: u64,
+    /// Estimated nanoseconds per task (exponential average).
+    est_ns: f64,
+    broken: Option<String>,
+    respawn_at: Option<Instant>,
+}
+
+const TARGET_BATCH_NS: f64 = 2_000_000.0;
+const MAX_BATCH: usize = 4096;
+const TICK: Duration = Duration::from_millis(5);
+
+impl Manager {
+    pub(crate) fn new(shared: Arc<Shared>, spec: Spec, workers: Vec<Worker>) -> Manager {
+        let m = Manager {
+            shared,
+            spec,
+            workers: workers.into_iter().map(Some).collect(),
+            next_seq: 1,
+            est_ns: 50_000.0,
+            broken: None,
+            respawn_at: None,
+        };
+        m.publish_pids();
+        m
+    }
+
+    fn publish_pids(&self) {
+        let pids = self
+            .workers
+            .iter()
+            .flatten()
+            .filter(|w| !w.dead)
+            .map(|w| w.pid())
+            .collect();
+        self.shared.lock().pids = pids;
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut frames = Vec::new();
+        loop {
+            let stop = self.dispatch();
+            if let Some(Stop::Terminate(why)) = stop {
+                self.terminate(why);
+                break;
+            }
+            if stop == Some(Stop::Graceful) && self.all_idle() {
+                for w in self.workers.iter_mut().flatten() {
+                    if !w.stop_sent && !w.dead {
+                        w.link.queue(frames::stop(), Vec::new());
+                        w.stop_sent = true;
+                    }
+                }
+                if self.workers.iter().flatten().all(|w| w.dead) {
+                    break;
+                }
+            }
+            for w in self.workers.iter_mut().flatten() {
+                if w.link.wants_write() && !w.dead {
+                    let _ = w.link.flush();
+                }
+            }
+            // Sleep until something happens.
+            let timed = self.workers.iter().flatten().any(|w| {
+                w.held.iter().any(|h| h.item.call.timeout.is_some()) || w.timed_out.is_some()
+            });
+            let timeout = if timed || self.respawn_at.is_some() {
+                Some(TICK)
+            } else {
+                None
+            };
+            let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(self.shared.wake_r.as_fd(), false)];
+            let mut map: Vec<(usize, u8)> = Vec::new();
+            for (i, w) in self.workers.iter().enumerate() {
+                let Some(w) = w else { continue };
+                if w.dead {
+                    continue;
+                }
+                fds.push((w.link.fd(), false));
+                map.push((i, 0));
+                fds.push((w.process.sentinel(), false));
+                map.push((i, 1));
+                if w.link.wants_write() {
+                    fds.push((w.link.fd(), true));
+                    map.push((i, 2));
+                }
+            }
+            let ready = socket::poll(&fds, timeout).unwrap_or_default();
+            {
+                let mut q = self.shared.lock();
+                q.asleep = false;
+            }
+            if ready.first().is_some_and(|r| r.readable) {
+                let mut buf = [0u8; 64];
+                while matches!(socket::read(self.shared.wake_r.as_fd(), &mut buf), Ok(n) if n > 0)
+                {}
+            }
+            let mut died = Vec::new();
+            for (k, r) in ready.iter().skip(1).enumerate() {
+                let (i, what) = map[k];
+                match what {
+                    0 if r.readable => {
+                        if !self.read_worker(i, &mut frames) {
+                            died.push(i);
+                        }
+                    }
+                    1 if r.readable => died.push(i),
+                    2 if r.writable => {
+                        if let Some(w) = self.workers[i].as_mut() {
+                            let _ = w.link.flush();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.check_timeouts();
+            died.sort_unstable();
+            died.dedup();
+            for i in died {
+                self.worker_died(i);
+            }
+            self.respawn();
+            self.notify_idle();
+        }
+        let mut q = self.shared.lock();
+        q.finished = true;
+        q.pids.clear();
+        drop(q);
+        self.shared.cond.notify_all();
+    }
+
+    fn all_idle(&self) -> bool {
+        let q = self.shared.lock();
+        q.pending.is_empty() && self.workers.iter().flatten().all(|w| w.held.is_empty())
+    }
+
+    fn notify_idle(&self) {
+        let in_flight: usize = self.workers.iter().flatten().map(|w| w.held.len()).sum();
+        let mut q = self.shared.lock();
+        q.in_flight = in_flight;
+        if q.pending.is_empty() && in_flight == 0 {
+            drop(q);
+            self.shared.cond.notify_all();
+        }
+    }
+
+    /// Sends work to workers with room. Returns the stop request, if any.
+    fn dispatch(&mut self) -> Option<Stop> {
+        let live = self
+            .workers
+            .iter()
+            .flatten()
+            .filter(|w| w.ready && !w.dead)
+            .count()
+            .max(1);
+        let window = if self.est_ns > 1_000_000.0 { 1 } else { 2 };
+        let target = ((TARGET_BATCH_NS / self.est_ns.max(1.0)) as usize).clamp(1, MAX_BATCH);
+        let mut batches: Vec<(usize, Vec<Item>)> = Vec::new();
+        let stop;
+        {
+            let mut q = self.shared.lock();
+            // From here on, a push must wake us (we poll right after this).
+            q.asleep = true;
+            stop = q.stop;
+            if matches!(stop, Some(Stop::Terminate(_))) {
+                return stop;
+            }
+            if let Some(reason) = &self.broken {
+                let reason = reason.clone();
+                let chunks: Vec<Chunk> = q.pending.drain(..).collect();
+                q.pending_items = 0;
+                drop(q);
+                for item in chunks.into_iter().flatten() {
+                    let e = TaskError::failed(reason.clone(), Some(item.index));
+                    item.call.sink.deliver(item.index, Err(e));
+                }
+                return stop;
+            }
+            for (i, w) in self.workers.iter().enumerate() {
+                let Some(w) = w else { continue };
+                if !w.ready || w.dead || w.stop_sent || w.batches >= window {
+                    continue;
+                }
+                if w.allowance == Some(0) {
+                    continue;
+                }
+                let fair = q.pending_items.div_ceil(live).max(1);
+                let mut size = target.min(fair);
+                if let Some(a) = w.allowance {
+                    size = size.min(a as usize);
+                }
+                let mut items = Vec::new();
+                while items.len() < size {
+                    let Some(chunk) = q.pending.pop_front() else {
+                        break;
+                    };
+                    q.pending_items -= chunk.len();
+                    items.extend(chunk);
+                }
+                if items.is_empty() {
+                    break;
+                }
+                q.in_flight += items.len();
+                batches.push((i, items));
+            }
+        }
+        for (i, items) in batches {
+            self.send_batch(i, items);
+        }
+        stop
+    }
+
+    fn send_batch(&mut self, i: usize, items: Vec<Item>) {
+        let mut calls: Vec<Arc<CallInfo>> = Vec::new();
+        let mut held = Vec::with_capacity(items.len());
+        for item in items {
+            if item.call.sink.is_cancelled(item.index) {
+                continue;
+            }
+            held.push(item);
+        }
+        if held.is_empty() {
+            return;
+        }
+        let mut entry_of = Vec::with_capacity(held.len());
+        for item in &held {
+            let pos = match calls.iter().position(|c| Arc::ptr_eq(c, &item.call)) {
+                Some(p) => p,
+                None => {
+                    calls.push(Arc::clone(&item.call));
+                    calls.len() - 1
+                }
+            };
+            entry_of.push(pos as u32);
+        }
+        let entries: Vec<EntryPoint> = calls.iter().map(|c| c.entry).collect();
+        let mut writer = BatchWriter::new(&entries);
+        let mut fds = Vec::new();
+        let w = self.workers[i].as_mut().expect("dispatching to a live worker");
+        let n = held.len();
+        for (k, mut item) in held.into_iter().enumerate() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            writer.task(seq, entry_of[k], &item.args.bytes, item.args.fds.len() as u32);
+            // Descriptors travel; keep our copies only for a retry.
+            for fd in &item.args.fds {
+                if let Ok(d) = socket::dup(fd.as_fd()) {
+                    fds.push(d);
+                }
+            }
+            item.attempts += 1;
+            item.call.sink.started(item.index);
+            w.held.push_back(Held {
+                seq,
+                item,
+                batch_end: k + 1 == n,
+            });
+        }
+        if let Some(a) = w.allowance.as_mut() {
+            *a = a.saturating_sub(n as u64);
+        }
+        w.batches += 1;
+        w.link.queue(writer.finish(), fds);
+        let _ = w.link.flush();
+    }
+
+    /// Reads what worker `i` sent. `false` when its socket ended.
+    fn read_worker(&mut self, i: usize, frames: &mut Vec<Message>) -> bool {
+        let Some(w) = self.workers[i].as_mut() else {
+            return true;
+        };
+        frames.clear();
+        let eof = w.link.read(frames).unwrap_or(true);
+        for f in frames.drain(..) {
+            let mut fds = f.fds.into_iter();
+            match frames::parse_from_worker(&f.bytes) {
+                Ok(FromWorker::Hello(Ok(()))) => w.ready = true,
+                Ok(FromWorker::Hello(Err(e))) => {
+                    self.broken = Some(format!(
+                        "the initializer failed in replacement worker {} (pid {}): {e}",
+                        w.id,
+                        w.pid()
+                    ));
+                }
+                Ok(FromWorker::Results { busy_ns, items }) => {
+                    if !items.is_empty() {
+                        let per = busy_ns as f64 / items.len() as f64;
+                        self.est_ns = 0.7 * self.est_ns + 0.3 * per.max(50.0);
+                    }
+                    for (seq, outcome) in items {
+                        // Results come back in the order the tasks were sent.
+                        let Some(pos) = w.held.iter().position(|h| h.seq == seq) else {
+                            continue;
+                        };
+                        let h = w.held.remove(pos).expect("position is in range");
+                        if h.batch_end {
+                            w.batches = w.batches.saturating_sub(1);
+                        }
+                        let who = Some((w.id, w.process.pid()));
+                        let index = h.item.index;
+                        let result = match outcome {
+                            Outcome::Ok { bytes, nfds } => Ok(Message {
+                                bytes,
+                                fds: fds.by_ref().take(nfds as usize).collect(),
+                            }),
+                            Outcome::Panicked(p) => Err(TaskError::new(
+                                Kind::Panicked {
+                                    message: p.message,
+                                    location: p.location,
+                                    backtrace: p.backtrace,
+                                },
+                                Some(index),
+                                who,
+                            )),
+                            Outcome::Failed(reason) => {
+                                Err(TaskError::new(Kind::Failed(reason), Some(index), who))
+                            }
+                        };
+                        h.item.call.sink.deliver(index, result);
+                    }
+                }
+                Err(_) => {
+                    // A garbled frame: treat the worker as lost.
+                    let _ = w.process.kill();
+                }
+            }
+        }
+        !eof
+    }
+
+    fn check_timeouts(&mut self) {
+        let now = Instant::now();
+        for w in self.workers.iter_mut().flatten() {
+            if w.dead || w.timed_out.is_some() {
+                continue;
+            }
+            let word = w.words.word(0).load(Ordering::Acquire);
+            if word != w.last_word {
+                w.last_word = word;
+                w.seen_at = now;
+            }
+            if word == 0 {
+                continue;
+            }
+            let Some(h) = w.held.iter().find(|h| h.seq == word) else {
+                continue;
+            };
+            if let Some(limit) = h.item.call.timeout {
+                if now.duration_since(w.seen_at) >= limit {
+                    w.timed_out = Some((word, limit));
+                    let _ = w.process.kill();
+                }
+            }
+        }
+    }
+
+    fn worker_died(&mut self, i: usize) {
+        let mut frames = Vec::new();
+        // Results it sent before dying count.
+        let _ = self.read_worker(i, &mut frames);
+        let Some(mut w) = self.workers[i].take() else {
+            return;
+        };
+        if !w.process.is_alive() || w.process.exit_status().is_some() {
+            // gone
+        } else {
+            // The socket ended but the process lives on: make sure it is gone.
+            let _ = w.process.kill();
+        }
+        let mut status = None;
+        for _ in 0..100 {
+            status = w.process.exit_status();
+            if status.is_some() {
+                break;
+            }
+            let _ = crate::sys::process::pidfd_wait_exit(
+                w.process.sentinel(),
+                Some(Duration::from_millis(50)),
+            );
+        }
+        let status = status.unwrap_or(ExitStatus::Code(-1));
+        let running = w.words.word(0).load(Ordering::Acquire);
+        let who = Some((w.id, w.pid()));
+        let mut requeue: Vec<Item> = Vec::new();
+        for h in w.held.drain(..) {
+            if h.seq == running {
+                let index = h.item.index;
+                if let Some((seq, limit)) = w.timed_out {
+                    if seq == h.seq {
+                        let e = TaskError::new(Kind::Timeout(limit), Some(index), who);
+                        h.item.call.sink.deliver(index, Err(e));
+                        continue;
+                    }
+                }
+                if h.item.attempts <= h.item.call.retries {
+                    requeue.push(h.item);
+                } else {
+                    let e = TaskError::new(
+                        Kind::WorkerLost {
+                            status,
+                            attempts: h.item.attempts,
+                        },
+                        Some(index),
+                        who,
+                    );
+                    h.item.call.sink.deliver(index, Err(e));
+                }
+            } else {
+                let mut item = h.item;
+                // It never ran (or its result was lost): not an attempt.
+                item.attempts = item.attempts.saturating_sub(1);
+                requeue.push(item);
+            }
+        }
+        w.dead = true;
+        {
+            let mut q = self.shared.lock();
+            if !requeue.is_empty() {
+                q.pending_items += requeue.len();
+                q.pending.push_front(requeue);
+            }
+            q.replaced += 1;
+        }
+        let stopping = self.shared.lock().stop.is_some();
+        if !stopping || !self.all_idle() {
+            self.workers[i] = None;
+            self.respawn_at = Some(Instant::now());
+        } else {
+            self.workers[i] = Some(w);
+        }
+        self.publish_pids();
+    }
+
+    fn respawn(&mut self) {
+        let Some(at) = self.respawn_at else { return };
+        if Instant::now() < at || self.broken.is_some() {
+            if self.broken.is_some() {
+                self.respawn_at = None;
+            }
+            return;
+        }
+        self.respawn_at = None;
+        let mut failed = None;
+        for i in 0..self.workers.len() {
+            if self.workers[i].is_none() {
+                match start_worker(&self.spec, i) {
+                    Ok(w) => self.workers[i] = Some(w),
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            }
+        }
+        if let Some(e) = failed {
+            if self.workers.iter().all(|w| w.is_none()) {
+                self.broken = Some(format!("cannot start a replacement worker: {e}"));
+            } else {
+                self.respawn_at = Some(Instant::now() + Duration::from_millis(100));
+            }
+        }
+        self.publish_pids();
+    }
+
+    fn terminate(&mut self, why: &'static str) {
+        for w in self.workers.iter().flatten() {
+            let _ = w.process.kill();
+        }
+        for w in self.workers.iter_mut().flatten() {
+            for _ in 0..100 {
+                if w.process.exit_status().is_some() {
+                    break;
+                }
+                let _ = crate::sys::process::pidfd_wait_exit(
+                    w.process.sentinel(),
+                    Some(Duration::from_millis(50)),
+                );
+            }
+            for h in w.held.drain(..) {
+                let index = h.item.index;
+                h.item
+                    .call
+                    .sink
+                    .deliver(index, Err(TaskError::cancelled(why, Some(index))));
+            }
+        }
+        self.shared.cancel_pending(why);
+    }
+}

@@ -1,0 +1,625 @@
+//! What the verbs hand back: [`AsyncResult`], [`MapResult`], [`IMap`] and
+//! [`IMapUnordered`], and the collectors (sinks) that fill them on the manager thread.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, Message};
+use crate::futures::Future;
+use crate::futures::future::Slot;
+use crate::pool::error::TaskError;
+use crate::pool::manager::{CallInfo, Chunk, Item, Shared, Sink};
+use crate::pool::progress::Progress;
+
+pub(crate) fn decode<R: DeserializeOwned>(index: usize, m: Message) -> Result<R, TaskError> {
+    codec::decode(m).map_err(|e| {
+        TaskError::failed(
+            format!("cannot decode the result in the parent: {e}"),
+            Some(index),
+        )
+    })
+}
+
+/// A sink that fills one [`Future`].
+pub(crate) struct OneSink<R> {
+    pub(crate) slot: Arc<Slot<R>>,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Sink for OneSink<R> {
+    fn deliver(&self, index: usize, outcome: Result<Message, TaskError>) {
+        self.slot.complete(outcome.and_then(|m| decode(index, m)));
+    }
+    fn is_cancelled(&self, _index: usize) -> bool {
+        self.slot.is_cancelled()
+    }
+    fn started(&self, _index: usize) {
+        self.slot.set_running();
+    }
+}
+
+/// The result of [`Pool::apply_async`](crate::pool::Pool::apply_async): Python's
+/// `AsyncResult`. Also a [`Future`] (see [`into_future`](AsyncResult::into_future)).
+pub struct AsyncResult<R> {
+    pub(crate) fut: Future<R>,
+}
+
+impl<R> fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("AsyncResult").field(&self.fut).finish()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    /// Waits for the result.
+    ///
+    /// # Errors
+    ///
+    /// The task's [`TaskError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let r = pool.apply_async(|x: u64| x + 1, 1);
+    /// assert_eq!(r.get()?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get(self) -> Result<R, TaskError> {
+        self.fut.result()
+    }
+
+    /// Waits at most `timeout`; on timeout the handle comes back in `Err(Ok(self))`.
+    ///
+    /// # Errors
+    ///
+    /// `Err(Ok(handle))` when not ready in time, `Err(Err(e))` when the task failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let r = pool.apply_async(|x: u64| x + 1, 1);
+    /// assert_eq!(r.get_timeout(Duration::from_secs(30)).unwrap(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_timeout(self, timeout: Duration) -> Result<R, Result<AsyncResult<R>, TaskError>> {
+        match self.fut.result_timeout(timeout) {
+            Ok(v) => Ok(v),
+            Err(crate::futures::ResultTimeoutError::Timeout(fut)) => Err(Ok(AsyncResult { fut })),
+            Err(crate::futures::ResultTimeoutError::Failed(e)) => Err(Err(e)),
+        }
+    }
+
+    /// Blocks until the task is finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let r = pool.apply_async(|x: u64| x + 1, 1);
+    /// r.wait();
+    /// assert!(r.ready());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(&self) {
+        self.fut.wait()
+    }
+
+    /// Blocks until the task is finished or `timeout` passes; `true` when finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let r = pool.apply_async(|x: u64| x + 1, 1);
+    /// assert!(r.wait_timeout(Duration::from_secs(30)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.fut.wait_timeout(timeout)
+    }
+
+    /// Whether the task is finished.
+    ///
+    /// # Examples
+    ///
+    /// See [`wait`](AsyncResult::wait).
+    pub fn ready(&self) -> bool {
+        self.fut.done()
+    }
+
+    /// Whether the task finished without error. `None` while it runs (Python
+    /// raises there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let r = pool.apply_async(|x: u64| x + 1, 1);
+    /// r.wait();
+    /// assert_eq!(r.successful(), Some(true));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn successful(&self) -> Option<bool> {
+        if !self.fut.done() {
+            return None;
+        }
+        Some(self.fut.error().is_none())
+    }
+
+    /// The [`Future`] behind this result (awaitable, with done-callbacks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let fut = pool.apply_async(|x: u64| x * 3, 3).into_future();
+    /// assert_eq!(fut.result()?, 9);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_future(self) -> Future<R> {
+        self.fut
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    All,
+    Ordered,
+    Unordered,
+}
+
+struct MapState {
+    /// Ordered results from `base` on.
+    slots: VecDeque<Option<Result<Message, TaskError>>>,
+    base: usize,
+    /// Unordered results in arrival order.
+    arrived: VecDeque<Result<Message, TaskError>>,
+    received: usize,
+    failed: bool,
+    waiting: bool,
+}
+
+/// The collector behind map, imap and imap_unordered.
+pub(crate) struct MapSink {
+    state: Mutex<MapState>,
+    cond: Condvar,
+    mode: Mode,
+    /// Stop running the call's remaining tasks (first error in `map`, a dropped
+    /// iterator, a timeout).
+    cancelled: AtomicBool,
+    total: Mutex<Option<usize>>,
+    progress: Option<Progress>,
+}
+
+impl MapSink {
+    pub(crate) fn new(mode: Mode, total: Option<usize>, progress: Option<Progress>) -> Arc<MapSink> {
+        Arc::new(MapSink {
+            state: Mutex::new(MapState {
+                slots: VecDeque::new(),
+                base: 0,
+                arrived: VecDeque::new(),
+                received: 0,
+                failed: false,
+                waiting: false,
+            }),
+            cond: Condvar::new(),
+            mode,
+            cancelled: AtomicBool::new(false),
+            total: Mutex::new(total),
+            progress,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MapState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn total(&self) -> Option<usize> {
+        *self.total.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_total(&self, n: usize) {
+        *self.total.lock().unwrap_or_else(|e| e.into_inner()) = Some(n);
+        self.cond.notify_all();
+    }
+
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Sink for MapSink {
+    fn deliver(&self, index: usize, outcome: Result<Message, TaskError>) {
+        if let Some(p) = &self.progress {
+            p.inc();
+        }
+        let is_err = outcome.is_err();
+        let mut s = self.lock();
+        s.received += 1;
+        s.failed |= is_err;
+        let notify = match self.mode {
+            Mode::Unordered => {
+                s.arrived.push_back(outcome);
+                true
+            }
+            Mode::All | Mode::Ordered => {
+                if index >= s.base {
+                    let pos = index - s.base;
+                    if s.slots.len() <= pos {
+                        s.slots.resize_with(pos + 1, || None);
+                    }
+                    s.slots[pos] = Some(outcome);
+                }
+                match self.mode {
+                    Mode::All => is_err || Some(s.received) == self.total(),
+                    _ => index == s.base,
+                }
+            }
+        };
+        let wake = notify && s.waiting;
+        drop(s);
+        if wake {
+            self.cond.notify_all();
+        }
+        if let (Some(p), Some(t)) = (&self.progress, self.total()) {
+            if p.position() as usize >= t {
+                p.finish();
+            }
+        }
+    }
+
+    fn is_cancelled(&self, _index: usize) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// The result of [`Pool::map_async`](crate::pool::Pool::map_async): all the results
+/// in order, once they are all in.
+pub struct MapResult<R> {
+    pub(crate) sink: Arc<MapSink>,
+    pub(crate) early: Option<TaskError>,
+    pub(crate) _r: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for MapResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapResult").finish_non_exhaustive()
+    }
+}
+
+impl<R: DeserializeOwned> MapResult<R> {
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        if self.early.is_some() {
+            return true;
+        }
+        let mut s = self.sink.lock();
+        loop {
+            if s.failed || Some(s.received) == self.sink.total() {
+                s.waiting = false;
+                return true;
+            }
+            s.waiting = true;
+            match deadline {
+                None => s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        s.waiting = false;
+                        return false;
+                    }
+                    s = self
+                        .sink
+                        .cond
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Whether every result (or an error) is in.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let r = pool.map_async(|x: u32| x + 1, 0..10);
+    /// r.wait();
+    /// assert!(r.ready());
+    /// assert_eq!(r.get()?, (1..11).collect::<Vec<_>>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ready(&self) -> bool {
+        let s = self.sink.lock();
+        self.early.is_some() || s.failed || Some(s.received) == self.sink.total()
+    }
+
+    /// Blocks until [`ready`](MapResult::ready).
+    ///
+    /// # Examples
+    ///
+    /// See [`ready`](MapResult::ready).
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Blocks until ready or `timeout` passes; `true` when ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let r = pool.map_async(|x: u32| x * 2, vec![1, 2]);
+    /// assert!(r.wait_timeout(Duration::from_secs(30)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    /// Waits and returns every result in input order, or the first error (by
+    /// task index) — the remaining tasks of the call are then cancelled.
+    ///
+    /// # Errors
+    ///
+    /// The failed task's [`TaskError`].
+    ///
+    /// # Examples
+    ///
+    /// See [`ready`](MapResult::ready).
+    pub fn get(mut self) -> Result<Vec<R>, TaskError> {
+        if let Some(e) = self.early.take() {
+            return Err(e);
+        }
+        self.wait_until(None);
+        self.collect()
+    }
+
+    fn collect(&self) -> Result<Vec<R>, TaskError> {
+        let slots = {
+            let mut s = self.sink.lock();
+            if s.failed {
+                self.sink.cancel();
+                let err = s
+                    .slots
+                    .iter()
+                    .flatten()
+                    .find_map(|r| r.as_ref().err().cloned());
+                return Err(err.unwrap_or_else(|| TaskError::failed("a task failed", None)));
+            }
+            std::mem::take(&mut s.slots)
+        };
+        let mut out = Vec::with_capacity(slots.len());
+        for (i, r) in slots.into_iter().enumerate() {
+            match r {
+                Some(Ok(m)) => out.push(decode(i, m)?),
+                Some(Err(e)) => return Err(e),
+                None => return Err(TaskError::failed("a result is missing", Some(i))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<R> Drop for MapResult<R> {
+    fn drop(&mut self) {
+        // Nobody will read the rest: do not run it.
+        self.sink.cancel();
+    }
+}
+
+/// Feeds a lazily-consumed input into the pool, keeping at most `window` tasks
+/// submitted but not yet consumed.
+pub(crate) struct Feeder<'a> {
+    pub(crate) input: Box<dyn Iterator<Item = Result<Message, String>> + 'a>,
+    pub(crate) call: Arc<CallInfo>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) chunksize: usize,
+    pub(crate) window: usize,
+    pub(crate) submitted: usize,
+    pub(crate) exhausted: bool,
+}
+
+impl Feeder<'_> {
+    /// Submits more tasks while fewer than `window` are outstanding beyond `consumed`.
+    fn top_up(&mut self, consumed: usize, sink: &MapSink) {
+        let mut chunks: Vec<Chunk> = Vec::new();
+        while !self.exhausted && self.submitted - consumed < self.window {
+            let mut chunk = Vec::with_capacity(self.chunksize);
+            while chunk.len() < self.chunksize {
+                match self.input.next() {
+                    Some(Ok(args)) => {
+                        chunk.push(Item {
+                            call: Arc::clone(&self.call),
+                            index: self.submitted,
+                            args,
+                            attempts: 0,
+                        });
+                        self.submitted += 1;
+                    }
+                    Some(Err(reason)) => {
+                        let i = self.submitted;
+                        self.submitted += 1;
+                        sink.deliver(
+                            i,
+                            Err(TaskError::failed(
+                                format!("cannot send the task's argument to a worker: {reason}"),
+                                Some(i),
+                            )),
+                        );
+                    }
+                    None => {
+                        self.exhausted = true;
+                        sink.set_total(self.submitted);
+                        break;
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                chunks.push(chunk);
+            }
+        }
+        if chunks.is_empty() {
+            return;
+        }
+        if let Err(chunks) = self.shared.push(chunks) {
+            for item in chunks.into_iter().flatten() {
+                sink.deliver(
+                    item.index,
+                    Err(TaskError::cancelled("the pool is closed", Some(item.index))),
+                );
+            }
+        }
+    }
+}
+
+/// The ordered iterator of [`Pool::imap`](crate::pool::Pool::imap): results in
+/// input order, as soon as each is ready.
+pub struct IMap<'a, R> {
+    pub(crate) sink: Arc<MapSink>,
+    pub(crate) feeder: Feeder<'a>,
+    pub(crate) next: usize,
+    pub(crate) _r: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for IMap<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMap").field("next", &self.next).finish()
+    }
+}
+
+impl<R: DeserializeOwned> IMap<'_, R> {
+    fn next_until(&mut self, deadline: Option<Instant>, span: Duration) -> Option<Result<R, TaskError>> {
+        self.feeder.top_up(self.next, &self.sink);
+        let mut s = self.sink.lock();
+        loop {
+            if self.feeder.exhausted && self.next >= self.feeder.submitted {
+                return None;
+            }
+            if let Some(Some(_)) = s.slots.front() {
+                let r = s.slots.pop_front().flatten().expect("checked above");
+                s.base += 1;
+                s.waiting = false;
+                drop(s);
+                let i = self.next;
+                self.next += 1;
+                return Some(r.and_then(|m| decode(i, m)));
+            }
+            s.waiting = true;
+            match deadline {
+                None => s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        s.waiting = false;
+                        return Some(Err(TaskError::new(
+                            crate::pool::error::Kind::WaitTimeout(span),
+                            Some(self.next),
+                            None,
+                        )));
+                    }
+                    s = self
+                        .sink
+                        .cond
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// The next result, waiting at most `timeout` (Python's `next(timeout)`);
+    /// `Some(Err(e))` with `e.is_timeout()` when it is not ready by then (the
+    /// iterator stays usable and the task keeps running).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = mproc::pool::Pool::new(1)?;
+    /// let mut it = pool.imap(|x: u8| x + 1, vec![1u8]);
+    /// assert_eq!(it.next_timeout(Duration::from_secs(30)).unwrap()?, 2);
+    /// assert!(it.next_timeout(Duration::from_secs(30)).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, TaskError>> {
+        self.next_until(Some(Instant::now() + timeout), timeout)
+    }
+}
+
+impl<R: DeserializeOwned> Iterator for IMap<'_, R> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_until(None, Duration::ZERO)
+    }
+}
+
+impl<R> Drop for IMap<'_, R> {
+    fn drop(&mut self) {
+        self.sink.cancel();
+    }
+}
+
+/// The iterator of [`Pool::imap_unordered`](crate::pool::Pool::imap_unordered):
+/// results in the order they finish. Each error carries its
+/// [`task_index`](TaskError::task_index).
+pub struct IMapUnordered<'a, R> {
+    pub(crate) sink: Arc<MapSink>,
+    pub(crate) feeder: Feeder<'a>,
+    pub(crate) consumed: usize,
+    pub(crate) _r: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for IMapUnordered<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMapUnordered")
+            .field("consumed", &self.consumed)
+            .finish()
+    }
+}
+
+impl<R: DeserializeOwned> Iterator for IMapUnordered<'_, R> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.feeder.top_up(self.consumed, &self.sink);
+        let mut s = self.sink.lock();
+        loop {
+            if let Some(r) = s.arrived.pop_front() {
+                s.waiting = false;
+                drop(s);
+                let i = self.consumed;
+                self.consumed += 1;
+                return Some(r.and_then(|m| decode(i, m)));
+            }
+            if self.feeder.exhausted && self.consumed >= self.feeder.submitted {
+                return None;
+            }
+            s.waiting = true;
+            s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl<R> Drop for IMapUnordered<'_, R> {
+    fn drop(&mut self) {
+        self.sink.cancel();
+    }
+}

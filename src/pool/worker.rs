@@ -1,0 +1,177 @@
+//! The worker's side: a long-lived child that runs batches of tasks until told to
+//! stop, its parent goes away, or it reaches `max_tasks_per_child`.
+
+use std::cell::RefCell;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, Message};
+use crate::pool::frames::{self, PanicInfo, ResultsWriter, ToWorker};
+use crate::sys::code::EntryPoint;
+use crate::sys::shared_word::SharedWords;
+use crate::wire;
+
+/// A descriptor that travels as a pool worker's argument.
+pub(crate) struct Fd(pub(crate) OwnedFd);
+
+impl Serialize for Fd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        codec::serialize_fd(self.0.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        codec::deserialize_fd(d).map(Fd)
+    }
+}
+
+/// Everything a worker needs, sent as its process argument.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerConfig {
+    pub(crate) sock: Fd,
+    /// One word: the sequence number of the task running now (0: none).
+    pub(crate) words: Fd,
+    pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
+    pub(crate) max_tasks: Option<u64>,
+}
+
+/// Results are sent at the end of each batch, and within a batch whenever this
+/// long has passed since the last send: a result is never held back longer, and at
+/// most this much finished work is lost with a worker that dies.
+const FLUSH_NS: u64 = 1_000_000;
+
+thread_local! {
+    static LAST_PANIC: RefCell<Option<PanicInfo>> = const { RefCell::new(None) };
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+fn run_caught(entry: &EntryPoint, input: Message) -> Result<Result<Message, String>, PanicInfo> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.invoke(input))) {
+        Ok(r) => Ok(r),
+        Err(payload) => Err(LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| PanicInfo {
+                message: panic_text(&*payload),
+                location: None,
+                backtrace: String::new(),
+            })),
+    }
+}
+
+fn send(sock: &OwnedFd, frame: frames::FrameBuf, fds: &[OwnedFd]) -> bool {
+    let fds: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    wire::send(sock.as_fd(), frame.payload(), &fds).is_ok()
+}
+
+/// The worker process's main function.
+pub(crate) fn worker_main(cfg: WorkerConfig) {
+    let _ = crate::sys::interrupt::ignore();
+    std::panic::set_hook(Box::new(|info| {
+        let report = PanicInfo {
+            message: panic_text(info.payload()),
+            location: info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+        };
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(report));
+    }));
+    let sock = cfg.sock.0;
+    let Ok(words) = SharedWords::open(cfg.words.0) else {
+        let _ = send(&sock, frames::hello(Err("cannot map the shared word".into())), &[]);
+        return;
+    };
+    let running = words.word(0);
+    let init = match cfg.initializer {
+        None => Ok(()),
+        Some((entry, args)) => match run_caught(
+            &entry,
+            Message {
+                bytes: args,
+                fds: Vec::new(),
+            },
+        ) {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(reason)) => Err(reason),
+            Err(p) => Err(match p.location {
+                Some(at) => format!("panicked at {at}: {}", p.message),
+                None => format!("panicked: {}", p.message),
+            }),
+        },
+    };
+    let init_ok = init.is_ok();
+    if !send(&sock, frames::hello(init), &[]) || !init_ok {
+        return;
+    }
+    let mut done: u64 = 0;
+    loop {
+        let msg = match wire::recv(sock.as_fd(), usize::MAX) {
+            Ok(Some(m)) => m,
+            // The parent closed our socket or went away: nothing left to do.
+            _ => return,
+        };
+        let mut fds = msg.fds.into_iter();
+        let (entries, tasks) = match frames::parse_to_worker(&msg.bytes) {
+            Ok(ToWorker::Stop) => return,
+            Ok(ToWorker::Batch { entries, tasks }) => (entries, tasks),
+            Err(_) => return,
+        };
+        let mut out = ResultsWriter::new();
+        let mut out_fds: Vec<OwnedFd> = Vec::new();
+        let mut since = Instant::now();
+        let mut busy_from = since;
+        for task in tasks {
+            let input = Message {
+                bytes: task.args,
+                fds: fds.by_ref().take(task.nfds as usize).collect(),
+            };
+            running.store(task.seq, Ordering::Release);
+            match run_caught(&entries[task.entry as usize], input) {
+                Ok(Ok(result)) => {
+                    out.ok(task.seq, &result.bytes, result.fds.len() as u32);
+                    out_fds.extend(result.fds);
+                }
+                Ok(Err(reason)) => out.failed(task.seq, &reason),
+                Err(p) => out.panicked(task.seq, &p),
+            }
+            done += 1;
+            let now = Instant::now();
+            if now.duration_since(since).as_nanos() as u64 >= FLUSH_NS
+                || out.len() >= 1 << 20
+                || out_fds.len() >= 200
+            {
+                let busy = now.duration_since(busy_from).as_nanos() as u64;
+                let frame = std::mem::replace(&mut out, ResultsWriter::new()).finish(busy);
+                if !send(&sock, frame, &out_fds) {
+                    return;
+                }
+                out_fds.clear();
+                since = Instant::now();
+                busy_from = since;
+            }
+        }
+        if !out.is_empty() {
+            let busy = busy_from.elapsed().as_nanos() as u64;
+            if !send(&sock, out.finish(busy), &out_fds) {
+                return;
+            }
+        }
+        running.store(0, Ordering::Release);
+        if cfg.max_tasks.is_some_and(|m| done >= m) {
+            return;
+        }
+    }
+}
