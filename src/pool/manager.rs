@@ -298,6 +298,9 @@ pub(crate) struct Manager {
     next_seq: u64,
     /// Estimated nanoseconds per task (exponential average).
     est_ns: f64,
+    /// Whether `est_ns` comes from a measurement yet (until then batches are one
+    /// chunk, so that slow tasks are never queued behind each other on one worker).
+    measured: bool,
     broken: Option<String>,
     respawn_at: Option<Instant>,
 }
@@ -313,7 +316,8 @@ impl Manager {
             spec,
             workers: workers.into_iter().map(Some).collect(),
             next_seq: 1,
-            est_ns: 50_000.0,
+            est_ns: 2_000_000.0,
+            measured: false,
             broken: None,
             respawn_at: None,
         };
@@ -487,10 +491,13 @@ impl Manager {
                 }
                 let mut items = Vec::new();
                 while items.len() < size {
-                    let Some(chunk) = q.pending.pop_front() else {
+                    let Some(mut chunk) = q.pending.pop_front() else {
                         break;
                     };
                     q.pending_items -= chunk.len();
+                    // Cancelled tasks (a dropped iterator, a cancelled future) are
+                    // dropped here, so that they take no worker's turn.
+                    chunk.retain(|it| !it.call.sink.is_cancelled(it.index));
                     items.extend(chunk);
                 }
                 if items.is_empty() {
@@ -580,8 +587,13 @@ impl Manager {
                 }
                 Ok(FromWorker::Results { busy_ns, items }) => {
                     if !items.is_empty() {
-                        let per = busy_ns as f64 / items.len() as f64;
-                        self.est_ns = 0.7 * self.est_ns + 0.3 * per.max(50.0);
+                        let per = (busy_ns as f64 / items.len() as f64).max(50.0);
+                        if self.measured {
+                            self.est_ns = 0.7 * self.est_ns + 0.3 * per;
+                        } else {
+                            self.est_ns = per;
+                            self.measured = true;
+                        }
                     }
                     for (seq, outcome) in items {
                         // Results come back in the order the tasks were sent.
