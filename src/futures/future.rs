@@ -115,7 +115,10 @@ impl<T> Slot<T> {
             }
         }
         self.finish(
-            Err(TaskError::cancelled("cancelled before it started", Some(self.index))),
+            Err(TaskError::cancelled(
+                "cancelled before it started",
+                Some(self.index),
+            )),
             Phase::Cancelled,
         ) || self.is_cancelled()
     }

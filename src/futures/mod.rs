@@ -178,7 +178,9 @@ impl<R: DeserializeOwned> Iterator for MapIter<'_, R> {
                 let fut = q.pop_front()?;
                 if self.expired {
                     fut.cancel();
-                    Some(Err(timed_out(self.deadline.map_or(Duration::ZERO, |d| d.1))))
+                    Some(Err(timed_out(
+                        self.deadline.map_or(Duration::ZERO, |d| d.1),
+                    )))
                 } else {
                     match self.deadline {
                         None => Some(fut.result()),

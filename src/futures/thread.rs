@@ -33,8 +33,12 @@ impl Inner {
     }
 }
 
+/// A caught panic: message, location, backtrace.
+type Caught = (String, Option<String>, String);
+
 thread_local! {
-    static IN_TASK: RefCell<Option<Option<(String, Option<String>, String)>>> = const { RefCell::new(None) };
+    /// `Some` while an executor task runs on this thread; `Some(Some(..))` once it panicked.
+    static IN_TASK: RefCell<Option<Option<Caught>>> = const { RefCell::new(None) };
 }
 
 /// Installs (once) a panic hook that records panics of executor tasks (message,
@@ -199,10 +203,7 @@ impl Executor for ThreadPoolExecutor {
                 }
             }),
             cancel: Box::new(move || {
-                cancel_slot.complete(Err(TaskError::cancelled(
-                    "cancelled by shutdown",
-                    Some(0),
-                )));
+                cancel_slot.complete(Err(TaskError::cancelled("cancelled by shutdown", Some(0))));
             }),
         };
         {

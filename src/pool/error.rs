@@ -49,7 +49,12 @@ pub(crate) enum Kind {
 }
 
 impl TaskError {
-    pub(crate) fn panicked(message: String, location: Option<String>, backtrace: String, index: Option<usize>) -> Self {
+    pub(crate) fn panicked(
+        message: String,
+        location: Option<String>,
+        backtrace: String,
+        index: Option<usize>,
+    ) -> Self {
         TaskError::new(
             Kind::Panicked {
                 message,

@@ -233,10 +233,12 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
     }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
     }
     fn blob(&mut self) -> Option<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -308,9 +310,9 @@ pub(crate) fn parse_from_worker(payload: &[u8]) -> Result<FromWorker, String> {
                         bytes: blob.to_vec(),
                         nfds,
                     },
-                    PANICKED => Outcome::Panicked(
-                        postcard::from_bytes(blob).map_err(|e| e.to_string())?,
-                    ),
+                    PANICKED => {
+                        Outcome::Panicked(postcard::from_bytes(blob).map_err(|e| e.to_string())?)
+                    }
                     FAILED => Outcome::Failed(String::from_utf8_lossy(blob).into_owned()),
                     _ => return Err(malformed()),
                 };

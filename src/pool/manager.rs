@@ -392,18 +392,14 @@ impl Manager {
             }
             if ready.first().is_some_and(|r| r.readable) {
                 let mut buf = [0u8; 64];
-                while matches!(socket::read(self.shared.wake_r.as_fd(), &mut buf), Ok(n) if n > 0)
-                {}
+                while matches!(socket::read(self.shared.wake_r.as_fd(), &mut buf), Ok(n) if n > 0) {
+                }
             }
             let mut died = Vec::new();
             for (k, r) in ready.iter().skip(1).enumerate() {
                 let (i, what) = map[k];
                 match what {
-                    0 if r.readable => {
-                        if !self.read_worker(i, &mut frames) {
-                            died.push(i);
-                        }
-                    }
+                    0 if r.readable && !self.read_worker(i, &mut frames) => died.push(i),
                     1 if r.readable => died.push(i),
                     2 if r.writable => {
                         if let Some(w) = self.workers[i].as_mut() {
@@ -539,12 +535,19 @@ impl Manager {
         let entries: Vec<EntryPoint> = calls.iter().map(|c| c.entry).collect();
         let mut writer = BatchWriter::new(&entries);
         let mut fds = Vec::new();
-        let w = self.workers[i].as_mut().expect("dispatching to a live worker");
+        let w = self.workers[i]
+            .as_mut()
+            .expect("dispatching to a live worker");
         let n = held.len();
         for (k, mut item) in held.into_iter().enumerate() {
             let seq = self.next_seq;
             self.next_seq += 1;
-            writer.task(seq, entry_of[k], &item.args.bytes, item.args.fds.len() as u32);
+            writer.task(
+                seq,
+                entry_of[k],
+                &item.args.bytes,
+                item.args.fds.len() as u32,
+            );
             // Descriptors travel; keep our copies only for a retry.
             for fd in &item.args.fds {
                 if let Ok(d) = socket::dup(fd.as_fd()) {

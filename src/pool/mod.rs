@@ -225,7 +225,10 @@ impl Builder {
     ///
     /// [`PoolError`] when a worker cannot be started or its initializer fails.
     pub fn build(&self) -> Result<Pool, PoolError> {
-        let n = self.processes.unwrap_or_else(crate::process::cpu_count).max(1);
+        let n = self
+            .processes
+            .unwrap_or_else(crate::process::cpu_count)
+            .max(1);
         let initializer = match &self.initializer {
             None => None,
             Some(Ok(i)) => Some(i.clone()),
@@ -255,10 +258,12 @@ impl Builder {
             source,
         })?;
         let registration = if self.ctrl_c {
-            Some(interrupt::register(&shared).map_err(|source| PoolError::Io {
-                what: "SIGINT handler",
-                source,
-            })?)
+            Some(
+                interrupt::register(&shared).map_err(|source| PoolError::Io {
+                    what: "SIGINT handler",
+                    source,
+                })?,
+            )
         } else {
             None
         };

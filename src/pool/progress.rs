@@ -23,7 +23,8 @@ mod imp {
                 }
                 None => {
                     let bar = ProgressBar::new_spinner();
-                    if let Ok(style) = ProgressStyle::with_template("{msg} {spinner} {pos} ({per_sec})")
+                    if let Ok(style) =
+                        ProgressStyle::with_template("{msg} {spinner} {pos} ({per_sec})")
                     {
                         bar.set_style(style);
                     }

@@ -203,7 +203,11 @@ pub(crate) struct MapSink {
 }
 
 impl MapSink {
-    pub(crate) fn new(mode: Mode, total: Option<usize>, progress: Option<Progress>) -> Arc<MapSink> {
+    pub(crate) fn new(
+        mode: Mode,
+        total: Option<usize>,
+        progress: Option<Progress>,
+    ) -> Arc<MapSink> {
         Arc::new(MapSink {
             state: Mutex::new(MapState {
                 slots: VecDeque::new(),
@@ -503,7 +507,11 @@ impl<R> fmt::Debug for IMap<'_, R> {
 }
 
 impl<R: DeserializeOwned> IMap<'_, R> {
-    fn next_until(&mut self, deadline: Option<Instant>, span: Duration) -> Option<Result<R, TaskError>> {
+    fn next_until(
+        &mut self,
+        deadline: Option<Instant>,
+        span: Duration,
+    ) -> Option<Result<R, TaskError>> {
         self.feeder.top_up(self.next, &self.sink);
         let mut s = self.sink.lock();
         loop {

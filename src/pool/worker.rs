@@ -91,7 +91,11 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     }));
     let sock = cfg.sock.0;
     let Ok(words) = SharedWords::open(cfg.words.0) else {
-        let _ = send(&sock, frames::hello(Err("cannot map the shared word".into())), &[]);
+        let _ = send(
+            &sock,
+            frames::hello(Err("cannot map the shared word".into())),
+            &[],
+        );
         return;
     };
     let running = words.word(0);

@@ -70,7 +70,9 @@ fn submit_and_result(ex: impl Executor) {
     let _w = watchdog("submit_and_result", LIMIT);
     let f = ex.submit(|(a, b): (u64, u64)| a * b, (6, 7)).unwrap();
     assert_eq!(f.result().unwrap(), 42);
-    let futs: Vec<Future<u64>> = (0..50).map(|i| ex.submit(|x: u64| x + 1, i).unwrap()).collect();
+    let futs: Vec<Future<u64>> = (0..50)
+        .map(|i| ex.submit(|x: u64| x + 1, i).unwrap())
+        .collect();
     let got: Vec<u64> = futs.into_iter().map(|f| f.result().unwrap()).collect();
     assert_eq!(got, (1..51).collect::<Vec<_>>());
     let f = ex.submit(sleep_ms, 10).unwrap();
@@ -112,7 +114,12 @@ fn map_in_order_with_timeout(ex: impl Executor) {
     // A map whose results come too late: a timeout error, the rest cancelled.
     let start = Instant::now();
     let mut it = ex
-        .map(sleep_ms, [1, 3000, 3000, 3000, 3000, 3000], Some(Duration::from_millis(300)), 1)
+        .map(
+            sleep_ms,
+            [1, 3000, 3000, 3000, 3000, 3000],
+            Some(Duration::from_millis(300)),
+            1,
+        )
         .unwrap();
     assert_eq!(it.next().unwrap().unwrap(), 1);
     let e = it.next().unwrap().unwrap_err();
@@ -124,7 +131,9 @@ fn map_in_order_with_timeout(ex: impl Executor) {
 fn cancel_and_shutdown(ex: impl Executor) {
     let _w = watchdog("cancel_and_shutdown", LIMIT);
     let busy: Vec<_> = (0..2).map(|_| ex.submit(sleep_ms, 500).unwrap()).collect();
-    assert!(eventually(Duration::from_secs(10), || busy.iter().all(|b| b.running())));
+    assert!(eventually(Duration::from_secs(10), || busy
+        .iter()
+        .all(|b| b.running())));
     let queued: Vec<_> = (0..20).map(|i| ex.submit(|x: u64| x, i).unwrap()).collect();
     // The last queued one has not started yet: it can be cancelled.
     assert!(queued[19].cancel());
@@ -145,12 +154,17 @@ fn cancel_and_shutdown(ex: impl Executor) {
             }
         }
     }
-    assert!(cancelled >= 14, "only {cancelled} of the queued tasks were cancelled");
+    assert!(
+        cancelled >= 14,
+        "only {cancelled} of the queued tasks were cancelled"
+    );
 }
 
 fn shutdown_without_cancel_runs_everything(ex: impl Executor) {
     let _w = watchdog("shutdown_without_cancel", LIMIT);
-    let futs: Vec<_> = (0..10).map(|i| ex.submit(|x: u64| x * 2, i).unwrap()).collect();
+    let futs: Vec<_> = (0..10)
+        .map(|i| ex.submit(|x: u64| x * 2, i).unwrap())
+        .collect();
     ex.shutdown(true, false);
     let got: Vec<u64> = futs.into_iter().map(|f| f.result().unwrap()).collect();
     assert_eq!(got, (0..10).map(|x| x * 2).collect::<Vec<_>>());
@@ -158,17 +172,27 @@ fn shutdown_without_cancel_runs_everything(ex: impl Executor) {
 
 fn as_completed_and_wait(ex: impl Executor) {
     let _w = watchdog("as_completed_and_wait", LIMIT);
-    let futs: Vec<_> = [400u64, 10, 200].iter().map(|ms| ex.submit(sleep_ms, *ms).unwrap()).collect();
+    let futs: Vec<_> = [400u64, 10, 200]
+        .iter()
+        .map(|ms| ex.submit(sleep_ms, *ms).unwrap())
+        .collect();
     let order: Vec<u64> = as_completed(futs).map(|f| f.result().unwrap()).collect();
     assert_eq!(order.len(), 3);
     assert_eq!(order[0], 10);
-    let mut it = as_completed_timeout(vec![ex.submit(sleep_ms, 2000).unwrap()], Duration::from_millis(50));
+    let mut it = as_completed_timeout(
+        vec![ex.submit(sleep_ms, 2000).unwrap()],
+        Duration::from_millis(50),
+    );
     assert!(it.next().is_none());
     let rest = it.into_remaining();
     assert_eq!(rest.len(), 1);
     let quick = ex.submit(sleep_ms, 1).unwrap();
     let slow = ex.submit(sleep_ms, 1500).unwrap();
-    let w = wait(vec![quick, slow], Some(Duration::from_secs(30)), ReturnWhen::FirstCompleted);
+    let w = wait(
+        vec![quick, slow],
+        Some(Duration::from_secs(30)),
+        ReturnWhen::FirstCompleted,
+    );
     assert_eq!(w.done.len(), 1);
     assert_eq!(w.not_done.len(), 1);
     let bad = ex.submit(fail_on_odd, 1).unwrap();

@@ -43,23 +43,34 @@ fn sigkilled_worker_mid_map_fails_only_its_task() {
         "{msg}"
     );
     // The dead worker was replaced and reaped; the pool goes on.
-    assert!(eventually(Duration::from_secs(10), || is_dead(err.worker_pid().unwrap())));
+    assert!(eventually(Duration::from_secs(10), || is_dead(
+        err.worker_pid().unwrap()
+    )));
     assert_eq!(p.map(|x: u64| x + 1, 0..100).unwrap()[99], 100);
-    assert!(eventually(Duration::from_secs(10), || p.worker_pids().len() == 2));
+    assert!(eventually(Duration::from_secs(10), || p
+        .worker_pids()
+        .len()
+        == 2));
     assert!(!p.worker_pids().contains(&err.worker_pid().unwrap()));
     // With automatic chunking the crash still hits only task 7.
     let err = p.map(kill_at_7, 0..20).unwrap_err();
     assert_eq!(err.task_index(), Some(7));
-    assert!(zombie_children(std::process::id())
-        .iter()
-        .all(|z| *z != err.worker_pid().unwrap()));
+    assert!(
+        zombie_children(std::process::id())
+            .iter()
+            .all(|z| *z != err.worker_pid().unwrap())
+    );
 }
 
 #[test]
 fn sigkilled_worker_mid_imap_unordered_fails_only_its_task() {
     let _w = watchdog("sigkilled_worker_mid_imap_unordered", LIMIT);
     let p = pool(2);
-    let results: Vec<_> = p.options().chunksize(3).imap_unordered(kill_at_7, 0..50).collect();
+    let results: Vec<_> = p
+        .options()
+        .chunksize(3)
+        .imap_unordered(kill_at_7, 0..50)
+        .collect();
     assert_eq!(results.len(), 50);
     let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
@@ -87,10 +98,14 @@ fn worker_killed_from_outside_fails_its_apply_async() {
     let p = pool(2);
     let path = temp_path("victim");
     let victim = p.apply_async(write_pid_and_sleep, path.clone());
-    let others: Vec<_> = (0..20u64).map(|i| p.apply_async(|x: u64| x + 1, i)).collect();
-    assert!(eventually(Duration::from_secs(30), || std::fs::read_to_string(&path)
-        .map(|s| !s.is_empty())
-        .unwrap_or(false)));
+    let others: Vec<_> = (0..20u64)
+        .map(|i| p.apply_async(|x: u64| x + 1, i))
+        .collect();
+    assert!(eventually(Duration::from_secs(30), || {
+        std::fs::read_to_string(&path)
+            .map(|s| !s.is_empty())
+            .unwrap_or(false)
+    }));
     let pid: u32 = std::fs::read_to_string(&path).unwrap().parse().unwrap();
     let _ = std::fs::remove_file(&path);
     kill(pid, Signal::KILL);
@@ -124,7 +139,9 @@ fn a_task_past_its_timeout_is_killed_and_replaced() {
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.timeout(), Some(Duration::from_millis(300)));
     assert!(start.elapsed() < Duration::from_secs(20));
-    assert!(eventually(Duration::from_secs(10), || is_dead(err.worker_pid().unwrap())));
+    assert!(eventually(Duration::from_secs(10), || is_dead(
+        err.worker_pid().unwrap()
+    )));
     assert!(err.to_string().contains("ran past its timeout"), "{err}");
     // Pool-wide default; fast tasks under it are fine, the slow one alone fails.
     let p = Pool::builder()
@@ -160,7 +177,11 @@ fn retries_rerun_lost_tasks_within_a_budget() {
     let _w = watchdog("retries_rerun_lost_tasks", LIMIT);
     let p = pool(2);
     let marker = temp_path("die-once");
-    let ok = p.options().retries(1).apply(die_once, marker.clone()).unwrap();
+    let ok = p
+        .options()
+        .retries(1)
+        .apply(die_once, marker.clone())
+        .unwrap();
     assert_eq!(ok, "second time lucky");
     let _ = std::fs::remove_file(&marker);
     // A task that kills every worker it touches is given up after the budget.

@@ -2,7 +2,7 @@
 //! binary). The first cancels queued work and stops the pool cleanly; the second
 //! kills the workers. Either way no worker outlives the pool.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -44,14 +44,14 @@ fn run_pool_until_interrupted(marker: PathBuf) -> (usize, usize, usize, Vec<u32>
     (ok, cancelled, other, pids)
 }
 
-fn start(marker: &PathBuf) -> Process<(usize, usize, usize, Vec<u32>)> {
+fn start(marker: &Path) -> Process<(usize, usize, usize, Vec<u32>)> {
     Process::builder()
         .daemon(true)
-        .start(run_pool_until_interrupted, marker.clone())
+        .start(run_pool_until_interrupted, marker.to_path_buf())
         .unwrap()
 }
 
-fn wait_marker(marker: &PathBuf) {
+fn wait_marker(marker: &Path) {
     assert!(eventually(Duration::from_secs(30), || {
         std::fs::read_to_string(marker).is_ok_and(|s| !s.is_empty())
     }));
@@ -67,7 +67,10 @@ fn first_ctrl_c_cancels_queued_work_and_stops_cleanly() {
     let (ok, cancelled, other, pids) = child.join_timeout(Duration::from_secs(30)).unwrap();
     let _ = std::fs::remove_file(&marker);
     assert_eq!(ok + cancelled + other, 40);
-    assert!(cancelled >= 20, "ok {ok}, cancelled {cancelled}, other {other}");
+    assert!(
+        cancelled >= 20,
+        "ok {ok}, cancelled {cancelled}, other {other}"
+    );
     assert_eq!(other, 0, "running tasks finish after the first Ctrl-C");
     for pid in pids {
         assert!(eventually(Duration::from_secs(10), || is_dead(pid)));

@@ -18,8 +18,10 @@ use common::{eventually, is_dead, watchdog, zombie_children};
 use mproc::pool::{Pool, PoolError};
 use mproc::process::StartMethod;
 
+/// How long any one test may take before its watchdog aborts the binary.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
+/// A pool of `n` workers that leaves SIGINT alone.
 pub fn pool(n: usize) -> Pool {
     Pool::builder()
         .processes(n)
@@ -47,16 +49,27 @@ fn every_verb_gives_the_serial_answer() {
     let want: Vec<u64> = (0..1000).map(square).collect();
     assert_eq!(p.map(square, 0..1000).unwrap(), want);
     for cs in [1, 3, 1000, 5000] {
-        assert_eq!(p.options().chunksize(cs).map(square, 0..1000).unwrap(), want);
+        assert_eq!(
+            p.options().chunksize(cs).map(square, 0..1000).unwrap(),
+            want
+        );
     }
     assert_eq!(p.map_async(square, 0..1000).get().unwrap(), want);
     assert_eq!(p.apply(square, 12).unwrap(), 144);
     assert_eq!(p.apply_async(square, 5).get().unwrap(), 25);
     let got: Vec<u64> = p.imap(square, 0..1000).map(Result::unwrap).collect();
     assert_eq!(got, want);
-    let got: Vec<u64> = p.options().chunksize(7).imap(square, 0..1000).map(Result::unwrap).collect();
+    let got: Vec<u64> = p
+        .options()
+        .chunksize(7)
+        .imap(square, 0..1000)
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(got, want);
-    let mut got: Vec<u64> = p.imap_unordered(square, 0..1000).map(Result::unwrap).collect();
+    let mut got: Vec<u64> = p
+        .imap_unordered(square, 0..1000)
+        .map(Result::unwrap)
+        .collect();
     got.sort_unstable();
     assert_eq!(got, want);
     let sums = p
@@ -64,7 +77,10 @@ fn every_verb_gives_the_serial_answer() {
         .unwrap();
     assert_eq!(sums, (1..101).collect::<Vec<u64>>());
     let s = p
-        .starmap(add3 as fn(u64, u64, String) -> String, [(1, 2, "x".to_string())])
+        .starmap(
+            add3 as fn(u64, u64, String) -> String,
+            [(1, 2, "x".to_string())],
+        )
         .unwrap();
     assert_eq!(s, ["3x"]);
     // Empty inputs.
@@ -73,7 +89,12 @@ fn every_verb_gives_the_serial_answer() {
     assert_eq!(p.imap_unordered(square, Vec::<u64>::new()).count(), 0);
     // Large arguments and results travel.
     let big: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
-    let back = p.apply(|v: Vec<u8>| v.into_iter().rev().collect::<Vec<u8>>(), big.clone()).unwrap();
+    let back = p
+        .apply(
+            |v: Vec<u8>| v.into_iter().rev().collect::<Vec<u8>>(),
+            big.clone(),
+        )
+        .unwrap();
     assert!(back.iter().rev().eq(big.iter()));
     // Work is spread over both workers.
     let pids: HashSet<u32> = p
@@ -103,7 +124,10 @@ fn callbacks_run_in_the_parent() {
     let ok = p.apply_async_with_callbacks(
         |x: u64| x + 1,
         41,
-        move |v: &u64| tx.send(format!("ok {v} in {}", std::process::id() == parent)).unwrap(),
+        move |v: &u64| {
+            tx.send(format!("ok {v} in {}", std::process::id() == parent))
+                .unwrap()
+        },
         move |e| tx2.send(format!("error {e}")).unwrap(),
     );
     assert_eq!(rx.recv_timeout(LIMIT).unwrap(), "ok 42 in true");
@@ -113,7 +137,10 @@ fn callbacks_run_in_the_parent() {
         |_: ()| -> u8 { panic!("nope") },
         (),
         move |_v: &u8| tx3.send("ok".to_string()).unwrap(),
-        move |e| tx4.send(format!("error {}", e.panic_message().unwrap())).unwrap(),
+        move |e| {
+            tx4.send(format!("error {}", e.panic_message().unwrap()))
+                .unwrap()
+        },
     );
     assert_eq!(rx.recv_timeout(LIMIT).unwrap(), "error nope");
     assert!(bad.get().unwrap_err().is_panic());
@@ -147,7 +174,10 @@ fn a_panic_comes_back_and_the_worker_keeps_serving() {
     assert!(msg.starts_with("task 13 panicked in worker"), "{msg}");
     // imap reports it in place and goes on.
     let results: Vec<_> = p
-        .imap(|x: u64| if x % 10 == 3 { panic!("bad {x}") } else { x }, 0..30)
+        .imap(
+            |x: u64| if x % 10 == 3 { panic!("bad {x}") } else { x },
+            0..30,
+        )
         .collect();
     assert_eq!(results.iter().filter(|r| r.is_err()).count(), 3);
     assert_eq!(results[3].as_ref().unwrap_err().task_index(), Some(3));
@@ -314,7 +344,9 @@ fn every_start_method_runs_a_pool() {
             .build()
             .unwrap();
         assert_eq!(p.map(square, 0..100).unwrap()[99], 99 * 99, "{m:?}");
-        let err = p.apply(|_: ()| -> u8 { std::process::abort() }, ()).unwrap_err();
+        let err = p
+            .apply(|_: ()| -> u8 { std::process::abort() }, ())
+            .unwrap_err();
         assert!(err.is_worker_lost(), "{m:?}: {err}");
         assert_eq!(err.signal(), Some(6));
         assert_eq!(p.apply(square, 4).unwrap(), 16, "{m:?}");

@@ -116,31 +116,6 @@ impl EntryPoint {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn double(x: u32) -> u32 {
-        x * 2
-    }
-
-    #[test]
-    fn entry_point_survives_serialization() {
-        let ep = EntryPoint::for_fn(double);
-        let wire = postcard::to_stdvec(&ep).unwrap();
-        let ep: EntryPoint = postcard::from_bytes(&wire).unwrap();
-        let out = ep.invoke(codec::encode(&21u32).unwrap()).unwrap();
-        assert_eq!(codec::decode::<u32>(out).unwrap(), 42);
-    }
-
-    #[test]
-    fn wrong_image_is_refused() {
-        let mut ep = EntryPoint::for_fn(double);
-        ep.check ^= 1;
-        assert!(ep.invoke(codec::encode(&1u32).unwrap()).is_err());
-    }
-}
-
 fn call_fn2<A: DeserializeOwned, B: DeserializeOwned, R: Serialize>(
     target: usize,
     input: Message,
@@ -192,5 +167,30 @@ impl EntryPoint {
             target: offset_of(f as *const () as usize),
             check: image_check(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    #[test]
+    fn entry_point_survives_serialization() {
+        let ep = EntryPoint::for_fn(double);
+        let wire = postcard::to_stdvec(&ep).unwrap();
+        let ep: EntryPoint = postcard::from_bytes(&wire).unwrap();
+        let out = ep.invoke(codec::encode(&21u32).unwrap()).unwrap();
+        assert_eq!(codec::decode::<u32>(out).unwrap(), 42);
+    }
+
+    #[test]
+    fn wrong_image_is_refused() {
+        let mut ep = EntryPoint::for_fn(double);
+        ep.check ^= 1;
+        assert!(ep.invoke(codec::encode(&1u32).unwrap()).is_err());
     }
 }

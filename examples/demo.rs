@@ -1,0 +1,132 @@
+//! The mproc demo: a CPU-bound job run serially, on threads and on a process pool
+//! (with a progress bar), then a worker crash and a hung task handled gracefully.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! ```
+
+use std::time::{Duration, Instant};
+
+use mproc::futures::{Executor, ThreadPoolExecutor};
+use mproc::pool::Pool;
+use mproc::process::cpu_count;
+
+/// Counts the primes in `[lo, hi)` by trial division: honest CPU work.
+fn count_primes((lo, hi): (u64, u64)) -> u64 {
+    (lo.max(2)..hi)
+        .filter(|&n| {
+            n == 2
+                || (n % 2 == 1
+                    && (3..)
+                        .step_by(2)
+                        .take_while(|d| d * d <= n)
+                        .all(|d| n % d != 0))
+        })
+        .count() as u64
+}
+
+const LIMIT: u64 = 6_000_000;
+const TILES: u64 = 64;
+
+fn tiles() -> Vec<(u64, u64)> {
+    let step = LIMIT / TILES;
+    (0..TILES).map(|i| (i * step, (i + 1) * step)).collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let workers = cpu_count().max(2);
+    println!("mproc demo: counting the primes below {LIMIT} in {TILES} tiles, {workers} workers\n");
+
+    // 1. Serially, in this process.
+    let t = Instant::now();
+    let serial: u64 = tiles().into_iter().map(count_primes).sum();
+    let serial_time = t.elapsed();
+    println!("serial:          {serial} primes in {serial_time:.2?}");
+
+    // 2. On threads: the same function, the executor API.
+    let t = Instant::now();
+    let threads = ThreadPoolExecutor::new(workers);
+    let on_threads: u64 = threads
+        .map(count_primes, tiles(), None, 1)?
+        .map(Result::unwrap)
+        .sum();
+    let thread_time = t.elapsed();
+    println!("thread executor: {on_threads} primes in {thread_time:.2?}");
+    assert_eq!(on_threads, serial);
+
+    // 3. On a pool of worker processes, with a progress bar (counts tiles).
+    let t = Instant::now();
+    let pool = Pool::new(workers)?;
+    let start_time = t.elapsed();
+    let t = Instant::now();
+    let on_pool: u64 = pool
+        .options()
+        .chunksize(1)
+        .progress("primes")
+        .map(count_primes, tiles())?
+        .into_iter()
+        .sum();
+    let pool_time = t.elapsed();
+    println!(
+        "process pool:    {on_pool} primes in {pool_time:.2?} (+{start_time:.2?} to start {workers} workers)"
+    );
+    assert_eq!(on_pool, serial);
+
+    // 4. A task that crashes its worker: only that task fails, with the facts.
+    println!("\na task that aborts its worker, among 20 good ones:");
+    let results: Vec<_> = pool
+        .imap(
+            |i: u32| {
+                if i == 13 {
+                    std::process::abort();
+                }
+                i * 2
+            },
+            0..20,
+        )
+        .collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        println!("  error: {e}");
+    }
+    println!(
+        "  {ok} other tasks succeeded; the worker was replaced: {:?}",
+        pool.worker_pids()
+    );
+
+    // 5. A task that hangs: killed at its deadline, the pool goes on.
+    println!("\na task that hangs, with a 500 ms timeout:");
+    let t = Instant::now();
+    let hung = pool
+        .options()
+        .timeout(Duration::from_millis(500))
+        .apply(|s: u64| std::thread::sleep(Duration::from_secs(s)), 3600);
+    match hung {
+        Err(e) => println!("  error after {:.2?}: {e}", t.elapsed()),
+        Ok(()) => println!("  unexpectedly finished"),
+    }
+    println!(
+        "  the pool still answers: 6 * 7 = {}",
+        pool.apply(|(a, b): (u32, u32)| a * b, (6, 7))?
+    );
+
+    // 6. The table.
+    let speedup = |d: Duration| serial_time.as_secs_f64() / d.as_secs_f64();
+    println!("\n| run             | time     | speedup |");
+    println!("|-----------------|----------|---------|");
+    println!(
+        "| serial          | {:>6.2?} | {:>6.2}x |",
+        serial_time, 1.0
+    );
+    println!(
+        "| thread executor | {:>6.2?} | {:>6.2}x |",
+        thread_time,
+        speedup(thread_time)
+    );
+    println!(
+        "| process pool    | {:>6.2?} | {:>6.2}x |",
+        pool_time,
+        speedup(pool_time)
+    );
+    Ok(())
+}
