@@ -9,7 +9,7 @@
 //! the parent (it stores the task's sequence number before running it): that task
 //! fails (or is retried within its budget); tasks behind it in the worker's batch
 //! never started and go back to the front of the queue, as do tasks that finished
-//! but whose results died with the worker (at most ~1 ms of work, see
+//! but whose results died with the worker (at most ~1 ms or 16 tasks of work, see
 //! `worker::FLUSH_NS`).
 
 use std::collections::VecDeque;

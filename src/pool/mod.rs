@@ -56,7 +56,8 @@
 //!   cancelled. Call [`close`](Pool::close) and [`join`](Pool::join) to finish the
 //!   queued work first.
 //! - **Child crash**: a task whose result was computed but not yet sent when its
-//!   worker died (at most about 1 ms of work) is run again on another worker.
+//!   worker died (at most about 1 ms or 16 tasks of work) is run again on another
+//!   worker.
 //! - **Parent death**: workers die with the parent (`PR_SET_PDEATHSIG`).
 //! - **Ctrl-C** handling installs a `SIGINT` handler while a pool lives (turn it off
 //!   with [`Builder::handle_ctrl_c`]); workers ignore `SIGINT` and are stopped by
@@ -93,6 +94,9 @@ use crate::pool::manager::{CallInfo, Chunk, Item, Manager, Shared, Sink, Spec, S
 use crate::pool::progress::Progress;
 use crate::pool::results::{Feeder, MapSink, Mode, OneSink};
 use crate::process::StartMethod;
+
+/// `map` hands tasks to the pool in slices of about this many items.
+const SUBMIT_SLICE: usize = 4096;
 use crate::sys::code::EntryPoint;
 
 /// Options for building a [`Pool`].
@@ -527,19 +531,28 @@ impl<'p> TaskOptions<'p> {
         A: Serialize,
         I: IntoIterator<Item = A>,
     {
-        let items: Vec<Result<Message, String>> = items
-            .into_iter()
-            .map(|a| codec::encode(&a).map_err(|e| e.to_string()))
-            .collect();
-        let n = items.len();
+        let items = items.into_iter();
+        let n = match items.size_hint() {
+            (lo, Some(hi)) if lo == hi => lo,
+            _ => {
+                let v: Vec<A> = items.collect();
+                return self.map_entry(entry, v);
+            }
+        };
+        let items = items.map(|a| codec::encode(&a).map_err(|e| e.to_string()));
         let chunksize = self
             .chunksize
             .unwrap_or_else(|| n.div_ceil(4 * self.pool.processes).max(1));
-        let sink = self.map_sink(Mode::All, Some(n));
+        // The total is set once the input is exhausted: a size hint may be wrong.
+        let progress = self.progress.as_ref().map(|l| Progress::new(Some(n), l));
+        let sink = MapSink::new(Mode::All, None, progress);
         let call = self.call(entry, Arc::clone(&sink) as Arc<dyn Sink>);
-        let mut chunks: Vec<Chunk> = Vec::with_capacity(n.div_ceil(chunksize));
+        let mut count = 0;
+        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut closed = false;
         let mut chunk: Chunk = Vec::with_capacity(chunksize);
-        for (index, args) in items.into_iter().enumerate() {
+        for (index, args) in items.enumerate() {
+            count += 1;
             match args {
                 Ok(args) => chunk.push(Item {
                     call: Arc::clone(&call),
@@ -561,15 +574,23 @@ impl<'p> TaskOptions<'p> {
             }
             if chunk.len() == chunksize {
                 chunks.push(std::mem::replace(&mut chunk, Vec::with_capacity(chunksize)));
+                // Hand work over as it is encoded, so that workers start early.
+                if chunks.len() * chunksize >= SUBMIT_SLICE {
+                    if self.pool.shared.push(std::mem::take(&mut chunks)).is_err() {
+                        closed = true;
+                        break;
+                    }
+                }
             }
         }
         if !chunk.is_empty() {
             chunks.push(chunk);
         }
-        let early = match self.pool.shared.push(chunks) {
-            Ok(()) => None,
-            Err(_) => Some(TaskError::cancelled("the pool is closed", None)),
-        };
+        if !closed && !chunks.is_empty() && self.pool.shared.push(chunks).is_err() {
+            closed = true;
+        }
+        sink.set_total(count);
+        let early = closed.then(|| TaskError::cancelled("the pool is closed", None));
         MapResult {
             sink,
             early,

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -198,7 +198,8 @@ pub(crate) struct MapSink {
     /// Stop running the call's remaining tasks (first error in `map`, a dropped
     /// iterator, a timeout).
     cancelled: AtomicBool,
-    total: Mutex<Option<usize>>,
+    /// The number of tasks in the call (`usize::MAX` while unknown).
+    total: AtomicUsize,
     progress: Option<Progress>,
 }
 
@@ -220,7 +221,7 @@ impl MapSink {
             cond: Condvar::new(),
             mode,
             cancelled: AtomicBool::new(false),
-            total: Mutex::new(total),
+            total: AtomicUsize::new(total.unwrap_or(usize::MAX)),
             progress,
         })
     }
@@ -230,11 +231,14 @@ impl MapSink {
     }
 
     fn total(&self) -> Option<usize> {
-        *self.total.lock().unwrap_or_else(|e| e.into_inner())
+        match self.total.load(Ordering::Acquire) {
+            usize::MAX => None,
+            n => Some(n),
+        }
     }
 
     pub(crate) fn set_total(&self, n: usize) {
-        *self.total.lock().unwrap_or_else(|e| e.into_inner()) = Some(n);
+        self.total.store(n, Ordering::Release);
         self.cond.notify_all();
     }
 

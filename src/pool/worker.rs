@@ -40,8 +40,8 @@ pub(crate) struct WorkerConfig {
 }
 
 /// Results are sent at the end of each batch, and within a batch whenever this
-/// long has passed since the last send: a result is never held back longer, and at
-/// most this much finished work is lost with a worker that dies.
+/// long has passed since the last send (checked every 16 tasks): with a worker that
+/// dies, at most that much finished work is lost (and run again elsewhere).
 const FLUSH_NS: u64 = 1_000_000;
 
 thread_local! {
@@ -152,6 +152,10 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 Err(p) => out.panicked(task.seq, &p),
             }
             done += 1;
+            // Reading the clock costs ~20 ns: with fast tasks, look every 16th one.
+            if done % 16 != 0 && out.len() < 1 << 20 && out_fds.len() < 200 {
+                continue;
+            }
             let now = Instant::now();
             if now.duration_since(since).as_nanos() as u64 >= FLUSH_NS
                 || out.len() >= 1 << 20
