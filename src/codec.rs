@@ -124,6 +124,32 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
         .map_err(|msg| serde::de::Error::custom(handle_error(msg)))
 }
 
+/// Encodes `value` straight into `flavor`, for a transport that cannot carry
+/// descriptors (a queue's shared memory): a handle inside the value is an error at
+/// the call. (Added for `queue`, which writes messages into its ring in place.)
+pub(crate) fn encode_plain_into<T, F>(value: &T, flavor: F) -> Result<F::Output, CodecError>
+where
+    T: Serialize + ?Sized,
+    F: postcard::ser_flavors::Flavor,
+{
+    let saved = OUTGOING.with(|o| o.borrow_mut().take());
+    let out = postcard::serialize_with_flavor(value, flavor);
+    OUTGOING.with(|o| *o.borrow_mut() = saved);
+    out.map_err(|e| explain("serialize", e))
+}
+
+/// An error for a handle type's `Serialize`/`Deserialize` impl whose text survives
+/// postcard (which reduces custom errors to a fixed text): `encode`/`decode` report
+/// it. (Added for `queue` and `pipe`: "a queue of `u32` arrived where ...".)
+pub(crate) fn handle_custom_error<E: serde::de::Error>(msg: impl fmt::Display) -> E {
+    E::custom(handle_error(msg.to_string()))
+}
+
+/// As [`handle_custom_error`], for `Serialize` impls.
+pub(crate) fn handle_custom_ser_error<E: serde::ser::Error>(msg: impl fmt::Display) -> E {
+    E::custom(handle_error(msg.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

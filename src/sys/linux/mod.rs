@@ -6,5 +6,7 @@ pub(crate) mod code;
 pub(crate) mod futex;
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod shm_region;
 pub(crate) mod socket;
 pub(crate) mod startup;
+pub(crate) mod stream;
