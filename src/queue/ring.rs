@@ -99,6 +99,7 @@ const P_TAIL: usize = 576;
 const P_COUNT: usize = 584;
 const P_SEEN_HEAD: usize = 592;
 const P_SEEN_GOT: usize = 600;
+const P_WRAP_MARK: usize = 608;
 // Consumer side (written under the consumer lock).
 const C_MUTEX: usize = 768;
 const C_HEAD: usize = 832;
@@ -297,63 +298,72 @@ thread_local! {
     static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// Writes postcard output straight into the ring, through a small staging buffer
-/// so that per-byte pushes do not each cross into `sys`.
+/// Writes postcard output straight into the ring. Small pushes (serde's `u8`s,
+/// varints) collect in a staging buffer that is copied in with one `memcpy`; byte
+/// blocks ([`Bytes`](super::Bytes), strings) larger than it go in directly. The
+/// limit is checked whenever bytes reach the ring.
 struct RingWriter<'a> {
     region: &'a SharedRegion,
     off: usize,
     written: usize,
     limit: usize,
     overflow: &'a Cell<bool>,
-    stage: [u8; 64],
     staged: usize,
+    stage: [u8; STAGE],
 }
 
+const STAGE: usize = 256;
+
 impl RingWriter<'_> {
-    fn flush(&mut self) {
-        if self.staged > 0 {
-            self.region
-                .write(self.off + self.written, &self.stage[..self.staged]);
-            self.written += self.staged;
-            self.staged = 0;
+    #[cold]
+    fn overflowed(&self) -> postcard::Error {
+        self.overflow.set(true);
+        postcard::Error::SerializeBufferFull
+    }
+
+    fn flush(&mut self) -> postcard::Result<()> {
+        if self.written + self.staged > self.limit {
+            return Err(self.overflowed());
         }
+        self.region
+            .write(self.off + self.written, &self.stage[..self.staged]);
+        self.written += self.staged;
+        self.staged = 0;
+        Ok(())
     }
 }
 
 impl Flavor for RingWriter<'_> {
     type Output = usize;
 
+    #[inline(always)]
     fn try_push(&mut self, b: u8) -> postcard::Result<()> {
-        if self.written + self.staged >= self.limit {
-            self.overflow.set(true);
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        if self.staged == self.stage.len() {
-            self.flush();
+        if self.staged == STAGE {
+            self.flush()?;
         }
         self.stage[self.staged] = b;
         self.staged += 1;
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if self.written + self.staged + data.len() > self.limit {
-            self.overflow.set(true);
-            return Err(postcard::Error::SerializeBufferFull);
-        }
-        if self.staged + data.len() <= self.stage.len() {
+        if self.staged + data.len() <= STAGE {
             self.stage[self.staged..self.staged + data.len()].copy_from_slice(data);
             self.staged += data.len();
-        } else {
-            self.flush();
-            self.region.write(self.off + self.written, data);
-            self.written += data.len();
+            return Ok(());
         }
+        self.flush()?;
+        if self.written + data.len() > self.limit {
+            return Err(self.overflowed());
+        }
+        self.region.write(self.off + self.written, data);
+        self.written += data.len();
         Ok(())
     }
 
     fn finalize(mut self) -> postcard::Result<usize> {
-        self.flush();
+        self.flush()?;
         Ok(self.written)
     }
 }
@@ -688,8 +698,8 @@ impl Ring {
             written: 0,
             limit: limit as usize,
             overflow: &overflow,
-            stage: [0; 64],
             staged: 0,
+            stage: [0; STAGE],
         };
         match crate::codec::encode_plain_into(value, writer) {
             Ok(n) => Ok(Encoded::Done(n as u64)),
@@ -743,11 +753,18 @@ impl Ring {
         }
         let seen_head = self.u64(P_SEEN_HEAD);
         let mut h = seen_head.load(Ordering::Relaxed);
-        if h > t || t - h > self.size {
+        let q = self.next_lap(t);
+        // Past `wrap_at`, look at the real head now and then (every 4 KiB of
+        // progress) to see whether the consumers have left the ring's start free.
+        let mark = self.u64(P_WRAP_MARK);
+        let check_wrap = (t & self.mask) >= self.wrap_at && t >= mark.load(Ordering::Relaxed);
+        if h > t || t - h > self.size || (check_wrap && !self.fits(q, h, 0)) {
             h = self.u64(C_HEAD).load(Ordering::Acquire);
             seen_head.store(h, Ordering::Relaxed);
+            if check_wrap {
+                mark.store(t + 4096, Ordering::Relaxed);
+            }
         }
-        let q = self.next_lap(t);
         for attempt in 0..2 {
             let prefer_wrap = q != t
                 && (t & self.mask) >= self.wrap_at
