@@ -15,6 +15,10 @@
 //!
 //! - [`process`]: child processes (`multiprocessing.Process`), start methods,
 //!   `current_process`, `active_children`.
+//! - [`queue`]: `Queue`, `JoinableQueue`, `SimpleQueue` between processes, in
+//!   shared memory, robust to a producer or consumer being killed.
+//! - [`pipe`]: `Pipe` (duplex `Connection`s, simplex `Sender`/`Receiver`) over a Unix
+//!   socket pair; handles travel along.
 //!
 //! # Supported platforms
 //!

@@ -19,7 +19,9 @@ use crate::wire;
 
 /// Called by the load hook in every process that links mproc, before `main`.
 pub(crate) fn on_load() {
-    let Some(value) = std::env::var_os(BOOTSTRAP_ENV) else { return };
+    let Some(value) = std::env::var_os(BOOTSTRAP_ENV) else {
+        return;
+    };
     os::remove_env_single_threaded(BOOTSTRAP_ENV);
     let value = value.to_string_lossy().into_owned();
     let (mode, parent) = value.split_once(':').unwrap_or((value.as_str(), "0"));
@@ -30,7 +32,10 @@ pub(crate) fn on_load() {
         os::exit_now(1);
     }
     let Some(channel) = os::take_inherited_fd(CHANNEL_FD) else {
-        let _ = writeln!(std::io::stderr(), "mproc: started as a child but descriptor {CHANNEL_FD} is not open");
+        let _ = writeln!(
+            std::io::stderr(),
+            "mproc: started as a child but descriptor {CHANNEL_FD} is not open"
+        );
         os::exit_now(1);
     };
     match mode {
@@ -43,7 +48,11 @@ pub(crate) fn on_load() {
             let job: Job = match crate::codec::decode_bytes(&msg.bytes, Vec::new()) {
                 Ok(job) => job,
                 Err(e) => {
-                    let _ = send_report(&channel, &Report::Failed(format!("cannot decode the job: {e}")), &[]);
+                    let _ = send_report(
+                        &channel,
+                        &Report::Failed(format!("cannot decode the job: {e}")),
+                        &[],
+                    );
                     os::exit_now(1);
                 }
             };
@@ -57,7 +66,11 @@ pub(crate) fn on_load() {
     }
 }
 
-fn send_report(channel: &OwnedFd, report: &Report, fds: &[std::os::fd::BorrowedFd<'_>]) -> std::io::Result<()> {
+fn send_report(
+    channel: &OwnedFd,
+    report: &Report,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> std::io::Result<()> {
     let bytes = postcard::to_stdvec(report).map_err(std::io::Error::other)?;
     wire::send(channel.as_fd(), &bytes, fds)
 }
@@ -88,11 +101,16 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         std::panic::set_hook(Box::new(move |info| {
             let report = PanicReport {
                 message: panic_message(info.payload()),
-                location: info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+                location: info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
                 backtrace: std::backtrace::Backtrace::force_capture().to_string(),
             };
             if std::thread::current().id() != task_thread {
-                let name = std::thread::current().name().unwrap_or("<unnamed>").to_string();
+                let name = std::thread::current()
+                    .name()
+                    .unwrap_or("<unnamed>")
+                    .to_string();
                 let _ = writeln!(
                     std::io::stderr(),
                     "thread '{name}' panicked at {}:\n{}",
@@ -114,7 +132,10 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         os::exit_now(1);
     }
     let entry = job.entry;
-    let input = Message { bytes: job.args, fds: arg_fds };
+    let input = Message {
+        bytes: job.args,
+        fds: arg_fds,
+    };
     let outcome = std::panic::catch_unwind(move || entry.invoke(input));
     let code = match outcome {
         Ok(Ok(result)) => {
@@ -129,11 +150,15 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
             1
         }
         Err(payload) => {
-            let report = caught.lock().ok().and_then(|mut s| s.take()).unwrap_or_else(|| PanicReport {
-                message: panic_message(&*payload),
-                location: None,
-                backtrace: String::new(),
-            });
+            let report = caught
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_else(|| PanicReport {
+                    message: panic_message(&*payload),
+                    location: None,
+                    backtrace: String::new(),
+                });
             let _ = send_report(&channel, &Report::Panicked(report), &[]);
             1
         }

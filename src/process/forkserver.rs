@@ -11,7 +11,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 
 use crate::process::launch::{Launched, Request, capture_pipes, on_launcher};
-use crate::process::protocol::{BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, encode_status};
+use crate::process::protocol::{
+    BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, encode_status,
+};
 use crate::process::registry::ExitSource;
 use crate::process::{SpawnError, bootstrap};
 use crate::sys::process as os;
@@ -29,10 +31,17 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 fn start_server() -> Result<Server, SpawnError> {
     let (sock, server_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let marker = format!("forkserver:{}", os::getpid());
-    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &[(server_end.as_fd(), CHANNEL_FD)])
-        .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
+    let pid = os::spawn_self(
+        &[(BOOTSTRAP_ENV, &marker)],
+        &[(server_end.as_fd(), CHANNEL_FD)],
+    )
+    .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
-    Ok(Server { owner: os::getpid(), sock, pidfd })
+    Ok(Server {
+        owner: os::getpid(),
+        sock,
+        pidfd,
+    })
 }
 
 /// Starts the forkserver now instead of at the first `Forkserver` start, so that
@@ -45,7 +54,11 @@ pub(crate) fn ensure_started() -> Result<(), SpawnError> {
 fn server(g: &mut Option<Server>) -> Result<&Server, SpawnError> {
     let me = os::getpid();
     let usable = match &*g {
-        Some(s) => s.owner == me && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO)).unwrap_or(true),
+        Some(s) => {
+            s.owner == me
+                && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO))
+                    .unwrap_or(true)
+        }
         None => false,
     };
     if !usable {
@@ -61,8 +74,14 @@ fn server(g: &mut Option<Server>) -> Result<&Server, SpawnError> {
 
 /// Starts `req` as a child of the forkserver.
 pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
-    let Request { job, arg_fds, capture, .. } = req;
-    let bytes = postcard::to_stdvec(&ForkRequest { job, capture }).map_err(|e| SpawnError::Encode(e.to_string()))?;
+    let Request {
+        job,
+        arg_fds,
+        capture,
+        ..
+    } = req;
+    let bytes = postcard::to_stdvec(&ForkRequest { job, capture })
+        .map_err(|e| SpawnError::Encode(e.to_string()))?;
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let (status_r, status_w) = socket::pipe().map_err(SpawnError::io("pipe"))?;
     let pipes = capture_pipes(capture)?;
@@ -88,9 +107,10 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
         }
     }
     drop(g);
-    let msg = reply.ok_or_else(|| SpawnError::Forkserver("the forkserver stopped answering".into()))?;
-    let answer: ForkReply =
-        postcard::from_bytes(&msg.bytes).map_err(|e| SpawnError::Forkserver(format!("malformed reply: {e}")))?;
+    let msg =
+        reply.ok_or_else(|| SpawnError::Forkserver("the forkserver stopped answering".into()))?;
+    let answer: ForkReply = postcard::from_bytes(&msg.bytes)
+        .map_err(|e| SpawnError::Forkserver(format!("malformed reply: {e}")))?;
     match answer {
         ForkReply::Started(pid) => {
             let pidfd = msg
@@ -125,7 +145,12 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
             Ok(r) => r,
             Err(_) => os::exit_now(1),
         };
-        let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| r.readable).map(|(i, _)| i).collect();
+        let exited: Vec<usize> = ready[1..]
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.readable)
+            .map(|(i, _)| i)
+            .collect();
         for i in exited.into_iter().rev() {
             let child = children.swap_remove(i);
             if let Ok(Some(exit)) = os::pidfd_reap(child.pidfd.as_fd(), true) {
@@ -153,13 +178,20 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     }
 }
 
-fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<(u32, OwnedFd), String> {
-    let req: ForkRequest = postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
+fn fork_one(
+    msg: crate::codec::Message,
+    children: &mut Vec<Child>,
+) -> Result<(u32, OwnedFd), String> {
+    let req: ForkRequest =
+        postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
     let mut fds = msg.fds.into_iter();
     let control = fds.next().ok_or("request without a control channel")?;
     let status = fds.next().ok_or("request without a status pipe")?;
     let outputs = if req.capture {
-        Some((fds.next().ok_or("request without stdout")?, fds.next().ok_or("request without stderr")?))
+        Some((
+            fds.next().ok_or("request without stdout")?,
+            fds.next().ok_or("request without stderr")?,
+        ))
     } else {
         None
     };

@@ -96,7 +96,9 @@ pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
             }
         }
     };
-    sender.send(work).expect("the mproc launcher thread is gone");
+    sender
+        .send(work)
+        .expect("the mproc launcher thread is gone");
     match rx.recv().expect("the mproc launcher thread is gone") {
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
@@ -117,7 +119,8 @@ fn spawn(req: Request) -> Result<Launched, SpawnError> {
         fd_map.push((err_w.as_fd(), 2));
     }
     let marker = format!("spawn:{}", os::getpid());
-    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &fd_map).map_err(SpawnError::io("posix_spawn"))?;
+    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &fd_map)
+        .map_err(SpawnError::io("posix_spawn"))?;
     drop(fd_map);
     drop(child_end);
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
@@ -132,14 +135,25 @@ fn spawn(req: Request) -> Result<Launched, SpawnError> {
     match sent {
         Ok(()) => {}
         // The child died before reading; `join` reports how it ended.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe || e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e)
+            if e.kind() == std::io::ErrorKind::BrokenPipe
+                || e.kind() == std::io::ErrorKind::ConnectionReset => {}
         Err(e) => {
             let _ = os::pidfd_signal(pidfd.as_fd(), os::SIGKILL);
             let _ = os::pidfd_reap(pidfd.as_fd(), true);
-            return Err(SpawnError::Io { what: "sending the task to the child", source: e });
+            return Err(SpawnError::Io {
+                what: "sending the task to the child",
+                source: e,
+            });
         }
     }
-    Ok(Launched { pid, pidfd, control, exit: ExitSource::Direct, output })
+    Ok(Launched {
+        pid,
+        pidfd,
+        control,
+        exit: ExitSource::Direct,
+        output,
+    })
 }
 
 fn flush_stdio() {
@@ -184,5 +198,11 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
     })
     .map_err(SpawnError::io("fork"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
-    Ok(Launched { pid, pidfd, control, exit: ExitSource::Direct, output })
+    Ok(Launched {
+        pid,
+        pidfd,
+        control,
+        exit: ExitSource::Direct,
+        output,
+    })
 }

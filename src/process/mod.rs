@@ -106,7 +106,11 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// All start methods, for code that tries each.
-    pub const ALL: [StartMethod; 3] = [StartMethod::Forkserver, StartMethod::Spawn, StartMethod::Fork];
+    pub const ALL: [StartMethod; 3] = [
+        StartMethod::Forkserver,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ];
 }
 
 /// How a process ended: Python's `exitcode`, as an enum.
@@ -334,7 +338,10 @@ impl Builder {
             entry,
             name: name.clone(),
             daemon: self.daemon,
-            parent: Origin { pid: me.pid, name: me.name },
+            parent: Origin {
+                pid: me.pid,
+                name: me.name,
+            },
             args: args.bytes,
         };
         let launched = launch::launch(launch::Request {
@@ -378,9 +385,14 @@ fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
     let mut buf = vec![0u8; 64 * 1024];
     while open.iter().any(|o| *o) {
         let pair = [(&out, open[0]), (&err, open[1])];
-        let fds: Vec<(BorrowedFd<'_>, bool)> =
-            pair.iter().filter(|(_, o)| *o).map(|(fd, _)| (fd.as_fd(), false)).collect();
-        let Ok(ready) = socket::poll(&fds, None) else { break };
+        let fds: Vec<(BorrowedFd<'_>, bool)> = pair
+            .iter()
+            .filter(|(_, o)| *o)
+            .map(|(fd, _)| (fd.as_fd(), false))
+            .collect();
+        let Ok(ready) = socket::poll(&fds, None) else {
+            break;
+        };
         let mut k = 0;
         for (i, fd) in [&out, &err].into_iter().enumerate() {
             if !open[i] {
@@ -390,7 +402,11 @@ fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
                 match socket::read(fd.as_fd(), &mut buf) {
                     Ok(0) | Err(_) => open[i] = false,
                     Ok(n) => {
-                        let sink = if i == 0 { &mut captured.stdout } else { &mut captured.stderr };
+                        let sink = if i == 0 {
+                            &mut captured.stdout
+                        } else {
+                            &mut captured.stderr
+                        };
                         sink.extend_from_slice(&buf[..n]);
                     }
                 }
@@ -535,7 +551,8 @@ impl<R> Process<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_alive(&self) -> bool {
-        self.status.is_none() && !os::pidfd_wait_exit(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
+        self.status.is_none()
+            && !os::pidfd_wait_exit(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
     }
 
     /// How the child ended, or `None` while it runs (Python's `exitcode`). Does not
@@ -651,7 +668,11 @@ impl<R> Process<R> {
             Ok(_) => self.take_result(),
             Err(e) => Err(e),
         };
-        let output = self.output.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let output = self
+            .output
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         (result, output)
     }
 
@@ -717,21 +738,29 @@ impl<R> Process<R> {
     }
 
     fn io_error(&self, source: std::io::Error) -> JoinError {
-        JoinError::Io { name: self.name.clone(), pid: self.pid, source }
+        JoinError::Io {
+            name: self.name.clone(),
+            pid: self.pid,
+            source,
+        }
     }
 
     /// Reads reports until there is a result or the channel ends, then reaps.
     /// `Ok(false)`: `deadline` passed first.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, JoinError> {
         while self.report.is_none() && !self.eof {
-            let handshake_deadline = (!self.handshake_done).then(|| self.started_at + self.handshake_timeout);
+            let handshake_deadline =
+                (!self.handshake_done).then(|| self.started_at + self.handshake_timeout);
             let until = match (deadline, handshake_deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             let timeout = until.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = socket::poll(&[(self.control.as_fd(), false), (self.pidfd.as_fd(), false)], timeout)
-                .map_err(|e| self.io_error(e))?;
+            let ready = socket::poll(
+                &[(self.control.as_fd(), false), (self.pidfd.as_fd(), false)],
+                timeout,
+            )
+            .map_err(|e| self.io_error(e))?;
             if ready[0].readable {
                 self.read_report()?;
                 continue;
@@ -769,11 +798,12 @@ impl<R> Process<R> {
     fn read_report(&mut self) -> Result<(), JoinError> {
         match wire::recv(self.control.as_fd(), MAX_FRAME) {
             Ok(Some(msg)) => {
-                let report: Report = postcard::from_bytes(&msg.bytes).map_err(|e| JoinError::Codec {
-                    name: self.name.clone(),
-                    pid: self.pid,
-                    reason: format!("malformed report from the child: {e}"),
-                })?;
+                let report: Report =
+                    postcard::from_bytes(&msg.bytes).map_err(|e| JoinError::Codec {
+                        name: self.name.clone(),
+                        pid: self.pid,
+                        reason: format!("malformed report from the child: {e}"),
+                    })?;
                 match report {
                     Report::Started => self.handshake_done = true,
                     other => {
@@ -787,7 +817,10 @@ impl<R> Process<R> {
                 self.eof = true;
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset || e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionReset
+                    || e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
                 self.eof = true;
                 Ok(())
             }
@@ -800,7 +833,9 @@ impl<R> Process<R> {
         if self.status.is_some() {
             return Ok(true);
         }
-        let Some(source) = &self.exit else { return Ok(true) };
+        let Some(source) = &self.exit else {
+            return Ok(true);
+        };
         match registry::wait_exit(&self.pidfd, source, deadline) {
             Ok(Some(raw)) => {
                 self.status = Some(raw.into());
@@ -821,11 +856,13 @@ impl<R> Process<R> {
     {
         let (name, pid) = (self.name.clone(), self.pid);
         match self.report.take() {
-            Some((Report::Returned(bytes), fds)) => codec::decode_bytes::<R>(&bytes, fds).map_err(|e| JoinError::Codec {
-                name,
-                pid,
-                reason: format!("cannot decode the result in the parent: {e}"),
-            }),
+            Some((Report::Returned(bytes), fds)) => {
+                codec::decode_bytes::<R>(&bytes, fds).map_err(|e| JoinError::Codec {
+                    name,
+                    pid,
+                    reason: format!("cannot decode the result in the parent: {e}"),
+                })
+            }
             Some((Report::Panicked(p), _)) => Err(JoinError::Panicked {
                 name,
                 pid,
@@ -838,7 +875,9 @@ impl<R> Process<R> {
                 let status = self.status.unwrap_or(ExitStatus::Code(-1));
                 Err(match status {
                     ExitStatus::Signal(signal) => JoinError::Signaled { name, pid, signal },
-                    ExitStatus::Code(_) if !self.handshake_done => JoinError::BootstrapMissing { name, pid, status },
+                    ExitStatus::Code(_) if !self.handshake_done => {
+                        JoinError::BootstrapMissing { name, pid, status }
+                    }
                     ExitStatus::Code(code) => JoinError::Exited { name, pid, code },
                 })
             }

@@ -53,11 +53,6 @@ impl SharedRegion {
         SharedRegion { map }
     }
 
-    /// The length of the mapping in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
     fn check(&self, off: usize, len: usize, align: usize) -> *mut u8 {
         let end = off.checked_add(len).expect("offset overflow");
         assert!(
