@@ -193,7 +193,7 @@ pub enum TryPutError<T> {
 /// let q = Queue::bounded(1)?;
 /// q.put('a').unwrap();
 /// let err = q.put_timeout('b', Duration::from_millis(10)).unwrap_err();
-/// assert!(err.is_timeout());
+/// assert!(matches!(err, PutTimeoutError::Timeout('b')));
 /// assert_eq!(err.into_inner(), 'b');
 /// # Ok::<(), std::io::Error>(())
 /// ```
