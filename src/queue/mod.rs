@@ -78,7 +78,7 @@ mod joinable;
 mod ring;
 mod simple;
 
-use std::any::type_name;
+use std::any::{Any, TypeId, type_name};
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -96,10 +96,53 @@ pub use error::{
 pub use joinable::JoinableQueue;
 pub use simple::SimpleQueue;
 
-use ring::{GetFail, Kind, Params, PutFail, Ring};
+use ring::{GetFail, Item, Kind, Params, PutFail, Ring};
 
-pub(crate) fn decode_item<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, MessageError> {
-    crate::codec::decode_bytes(bytes, Vec::new()).map_err(MessageError::decode)
+/// The item as the ring writes it: byte vectors (`Vec<u8>`, [`Bytes`]) go in with
+/// one `memcpy` instead of serde's byte-by-byte sequence (same encoding).
+fn as_item<T: Serialize + 'static>(item: &T) -> Item<'_, T> {
+    let any = item as &dyn Any;
+    if let Some(v) = any.downcast_ref::<Vec<u8>>() {
+        Item::Bytes(v)
+    } else if let Some(b) = any.downcast_ref::<Bytes>() {
+        Item::Bytes(&b.0)
+    } else {
+        Item::Value(item)
+    }
+}
+
+fn is_byte_vec<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<Vec<u8>>() || TypeId::of::<T>() == TypeId::of::<Bytes>()
+}
+
+fn from_byte_vec<T: 'static>(v: Vec<u8>) -> T {
+    let mut out: Option<T> = None;
+    let slot = &mut out as &mut dyn Any;
+    if let Some(s) = slot.downcast_mut::<Option<Vec<u8>>>() {
+        *s = Some(v);
+    } else if let Some(s) = slot.downcast_mut::<Option<Bytes>>() {
+        *s = Some(Bytes(v));
+    }
+    out.expect("from_byte_vec is only called for byte vectors")
+}
+
+/// Takes the next item from `ring`, decoding it as a `T`.
+fn get_item<T: DeserializeOwned + 'static>(
+    ring: &Ring,
+    block: bool,
+    deadline: Option<Instant>,
+) -> Result<T, GetFail> {
+    if is_byte_vec::<T>() {
+        ring.get(block, deadline, ring::read_byte_vec, |v| {
+            Ok(from_byte_vec(v))
+        })
+    } else {
+        ring.get(block, deadline, ring::read_to_scratch, |buf| {
+            let r = crate::codec::decode_bytes(&buf, Vec::new()).map_err(MessageError::decode);
+            ring::return_scratch(buf);
+            r
+        })
+    }
 }
 
 fn far_deadline(timeout: Duration) -> Option<Instant> {
@@ -537,7 +580,7 @@ impl<T> Queue<T> {
     }
 }
 
-impl<T: Serialize> Queue<T> {
+impl<T: Serialize + 'static> Queue<T> {
     /// Puts `item` at the back of the queue, waiting while the queue is full.
     ///
     /// The item is encoded straight into shared memory; when this returns `Ok`, the
@@ -561,7 +604,7 @@ impl<T: Serialize> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        match self.ring.put(&item, true, None) {
+        match self.ring.put(as_item(&item), true, None) {
             Ok(()) => Ok(()),
             Err(PutFail::Invalid(e)) => Err(PutError::Invalid(item, e)),
             Err(_) => Err(PutError::Closed(item)),
@@ -589,7 +632,7 @@ impl<T: Serialize> Queue<T> {
     /// ```
     #[doc(alias = "put_nowait")]
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        match self.ring.put(&item, false, None) {
+        match self.ring.put(as_item(&item), false, None) {
             Ok(()) => Ok(()),
             Err(PutFail::Full | PutFail::Timeout) => Err(TryPutError::Full(item)),
             Err(PutFail::Closed) => Err(TryPutError::Closed(item)),
@@ -643,7 +686,7 @@ impl<T: Serialize> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutTimeoutError<T>> {
-        match self.ring.put(&item, true, Some(deadline)) {
+        match self.ring.put(as_item(&item), true, Some(deadline)) {
             Ok(()) => Ok(()),
             Err(PutFail::Full | PutFail::Timeout) => Err(PutTimeoutError::Timeout(item)),
             Err(PutFail::Closed) => Err(PutTimeoutError::Closed(item)),
@@ -652,7 +695,7 @@ impl<T: Serialize> Queue<T> {
     }
 }
 
-impl<T: DeserializeOwned> Queue<T> {
+impl<T: DeserializeOwned + 'static> Queue<T> {
     /// Takes the item at the front of the queue, waiting while it is empty.
     ///
     /// # Errors
@@ -671,7 +714,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn get(&self) -> Result<T, GetError> {
-        match self.ring.get(true, None, decode_item::<T>) {
+        match get_item::<T>(&self.ring, true, None) {
             Ok(v) => Ok(v),
             Err(GetFail::Invalid(e)) => Err(GetError::Invalid(e)),
             Err(_) => Err(GetError::Closed),
@@ -698,7 +741,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// ```
     #[doc(alias = "get_nowait")]
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        match self.ring.get(false, None, decode_item::<T>) {
+        match get_item::<T>(&self.ring, false, None) {
             Ok(v) => Ok(v),
             Err(GetFail::Empty | GetFail::Timeout) => Err(TryGetError::Empty),
             Err(GetFail::Closed) => Err(TryGetError::Closed),
@@ -751,7 +794,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn get_deadline(&self, deadline: Instant) -> Result<T, GetTimeoutError> {
-        match self.ring.get(true, Some(deadline), decode_item::<T>) {
+        match get_item::<T>(&self.ring, true, Some(deadline)) {
             Ok(v) => Ok(v),
             Err(GetFail::Empty | GetFail::Timeout) => Err(GetTimeoutError::Timeout),
             Err(GetFail::Closed) => Err(GetTimeoutError::Closed),

@@ -73,7 +73,8 @@ use serde::Serialize;
 use super::error::MessageError;
 use crate::sys::futex::{futex_wait, futex_wake};
 use crate::sys::memory::{Mapping, file_len, memfd};
-use crate::sys::shm_region::{Locked, SharedRegion};
+use crate::sys::shm_region::Locked;
+pub(crate) use crate::sys::shm_region::SharedRegion;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocQ01");
 const VERSION: u32 = 1;
@@ -371,6 +372,90 @@ impl Flavor for RingWriter<'_> {
 enum Encoded {
     Done(u64),
     Overflow,
+}
+
+/// What a `put` writes.
+pub(crate) enum Item<'a, T: ?Sized> {
+    /// A serde value, encoded with postcard.
+    Value(&'a T),
+    /// A byte vector, written as postcard encodes `Vec<u8>` and [`Bytes`](super::Bytes)
+    /// (a varint length, then the bytes) with one `memcpy`.
+    Bytes(&'a [u8]),
+}
+
+impl<T: ?Sized> Clone for Item<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Item<'_, T> {}
+
+/// postcard's varint (LEB128) of `v` into `out`; returns its length.
+fn write_varint(mut v: u64, out: &mut [u8; 10]) -> usize {
+    let mut i = 0;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out[i] = b;
+            return i + 1;
+        }
+        out[i] = b | 0x80;
+        i += 1;
+    }
+}
+
+/// Reads a postcard varint from the start of `bytes`: `(value, length)`.
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// Copies a payload into this thread's reusable scratch buffer.
+pub(crate) fn read_to_scratch(
+    region: &SharedRegion,
+    off: usize,
+    len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    let mut buf = SCRATCH.with(Cell::take);
+    buf.clear();
+    region.read_append(off, len, &mut buf);
+    Ok(buf)
+}
+
+/// Gives a scratch buffer back for the next get on this thread (unless it grew
+/// large).
+pub(crate) fn return_scratch(buf: Vec<u8>) {
+    if buf.capacity() <= 4 << 20 {
+        SCRATCH.with(|s| s.set(buf));
+    }
+}
+
+/// Copies a payload written by [`Item::Bytes`] (or by postcard for a `Vec<u8>`)
+/// straight into a vector of its own: one `memcpy`.
+pub(crate) fn read_byte_vec(
+    region: &SharedRegion,
+    off: usize,
+    len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    let mut head = [0u8; 10];
+    let k = len.min(10);
+    region.read(off, &mut head[..k]);
+    match read_varint(&head[..k]) {
+        Some((v, w)) if v == (len - w) as u64 => {
+            let mut out = Vec::with_capacity(len - w);
+            region.read_append(off + w, len - w, &mut out);
+            Ok(out)
+        }
+        _ => Err(MessageError::decode("the record is not a byte vector")),
+    }
 }
 
 impl Ring {
@@ -687,12 +772,12 @@ impl Ring {
 
     fn encode_at<T: Serialize + ?Sized>(
         &self,
-        value: &T,
+        item: Item<'_, T>,
         p: u64,
         limit: u64,
     ) -> Result<Encoded, MessageError> {
         let overflow = Cell::new(false);
-        let writer = RingWriter {
+        let mut writer = RingWriter {
             region: &self.region,
             off: RING_OFF + self.phys(p) + HDR as usize,
             written: 0,
@@ -701,10 +786,33 @@ impl Ring {
             staged: 0,
             stage: [0; STAGE],
         };
-        match crate::codec::encode_plain_into(value, writer) {
+        let r = match item {
+            Item::Value(v) => crate::codec::encode_plain_into(v, writer).map_err(|e| e.to_string()),
+            Item::Bytes(b) => {
+                let mut varint = [0u8; 10];
+                let k = write_varint(b.len() as u64, &mut varint);
+                writer
+                    .try_extend(&varint[..k])
+                    .and_then(|()| writer.try_extend(b))
+                    .and_then(|()| writer.finalize())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match r {
             Ok(n) => Ok(Encoded::Done(n as u64)),
             Err(_) if overflow.get() => Ok(Encoded::Overflow),
             Err(e) => Err(MessageError::encode(e)),
+        }
+    }
+
+    fn encoded_size<T: Serialize + ?Sized>(&self, item: Item<'_, T>) -> Result<u64, MessageError> {
+        match item {
+            Item::Value(v) => {
+                crate::codec::encode_plain_into(v, postcard::ser_flavors::Size::default())
+                    .map(|n| n as u64)
+                    .map_err(MessageError::encode)
+            }
+            Item::Bytes(b) => Ok((write_varint(b.len() as u64, &mut [0; 10]) + b.len()) as u64),
         }
     }
 
@@ -729,7 +837,11 @@ impl Ring {
 
     /// One put attempt under the producer lock. On `Full`, `need` is set to the
     /// record's size once it is known.
-    fn put_locked<T: Serialize + ?Sized>(&self, value: &T, need: &mut u64) -> Result<(), PutFail> {
+    fn put_locked<T: Serialize + ?Sized>(
+        &self,
+        value: Item<'_, T>,
+        need: &mut u64,
+    ) -> Result<(), PutFail> {
         fault::step(1);
         if self.is_closed() {
             return Err(PutFail::Closed);
@@ -790,8 +902,7 @@ impl Ring {
             }
         }
         // Learn the exact size, then try each placement once more.
-        let n = crate::codec::encode_plain_into(value, postcard::ser_flavors::Size::default())
-            .map_err(|e| PutFail::Invalid(MessageError::encode(e)))? as u64;
+        let n = self.encoded_size(value).map_err(PutFail::Invalid)?;
         if n > self.max_message as u64 {
             return Err(PutFail::Invalid(MessageError::too_large(
                 n as usize,
@@ -826,7 +937,7 @@ impl Ring {
     /// Puts `value`, waiting for room until `deadline` when `block`.
     pub(crate) fn put<T: Serialize + ?Sized>(
         &self,
-        value: &T,
+        value: Item<'_, T>,
         block: bool,
         deadline: Option<Instant>,
     ) -> Result<(), PutFail> {
@@ -862,8 +973,13 @@ impl Ring {
 
     // ---- get -----------------------------------------------------------------
 
-    /// One get attempt under the consumer lock; appends the payload to `out`.
-    fn get_locked(&self, out: &mut Vec<u8>) -> Result<bool, MessageError> {
+    /// One get attempt under the consumer lock: `read(region, offset, len)` copies
+    /// the payload out; the record is consumed whether `read` succeeds or not (a
+    /// payload that cannot be read as the expected type is reported, not retried).
+    fn get_locked<X>(
+        &self,
+        read: &mut impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
+    ) -> Result<Option<X>, MessageError> {
         for _ in 0..3 {
             let h = self.u64(C_HEAD).load(Ordering::Relaxed);
             let g = self.u64(C_COUNT).load(Ordering::Relaxed);
@@ -880,14 +996,17 @@ impl Ring {
                     )));
                 }
                 fault::step(11);
-                self.region
-                    .read_append(RING_OFF + self.phys(h) + HDR as usize, n as usize, out);
+                let x = read(
+                    &self.region,
+                    RING_OFF + self.phys(h) + HDR as usize,
+                    n as usize,
+                );
                 fault::step(12);
                 self.u64(C_COUNT).store(g + 1, Ordering::Release);
                 fault::step(13);
                 self.u64(C_HEAD).store(h + rec_size(n), Ordering::Release);
                 fault::step(14);
-                return Ok(true);
+                return x.map(Some);
             }
             if st == g.wrapping_add(1) | PAD && h & self.mask != 0 {
                 fault::step(15);
@@ -895,9 +1014,9 @@ impl Ring {
                 fault::step(16);
                 continue;
             }
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(false)
+        Ok(None)
     }
 
     /// Whether a get would find a message now (lock-free estimate).
@@ -916,49 +1035,51 @@ impl Ring {
         st != 0 && st == self.u64(C_COUNT).load(Ordering::Acquire).wrapping_add(1)
     }
 
-    /// Takes the next message, decoding it with `decode`; waits until `deadline`
-    /// when `block`.
-    pub(crate) fn get<R>(
+    /// Takes the next message: `read` copies it out under the consumer lock, then
+    /// `finish` turns that into the item, outside it. Waits until `deadline` when
+    /// `block`.
+    pub(crate) fn get<X, R>(
         &self,
         block: bool,
         deadline: Option<Instant>,
-        decode: impl Fn(&[u8]) -> Result<R, MessageError>,
+        mut read: impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
+        finish: impl FnOnce(X) -> Result<R, MessageError>,
     ) -> Result<R, GetFail> {
         loop {
-            let mut buf = SCRATCH.with(Cell::take);
-            buf.clear();
-            let r = match self.lock(C_MUTEX, deadline) {
-                Ok(_g) => self.get_locked(&mut buf),
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(GetFail::Timeout),
-                Err(e) => Err(MessageError::corrupt(e)),
-            };
-            match r {
-                Ok(true) => {
-                    self.wake(Wait::Space, true);
-                    let v = decode(&buf);
-                    if buf.capacity() <= 4 << 20 {
-                        SCRATCH.with(|s| s.set(buf));
+            if block || self.has_data() || self.is_closed() {
+                let got = match self.lock(C_MUTEX, deadline) {
+                    Ok(_g) => self.get_locked(&mut read),
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return Err(GetFail::Timeout);
                     }
-                    return v.map_err(GetFail::Invalid);
+                    Err(e) => Err(MessageError::corrupt(e)),
+                };
+                match got {
+                    Ok(Some(x)) => {
+                        self.wake(Wait::Space, true);
+                        return finish(x).map_err(GetFail::Invalid);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.wake(Wait::Space, true);
+                        return Err(GetFail::Invalid(e));
+                    }
                 }
-                Ok(false) => {
-                    SCRATCH.with(|s| s.set(buf));
-                }
-                Err(e) => return Err(GetFail::Invalid(e)),
             }
             if self.is_closed() {
                 // Everything put before `close` is visible now; one more look.
-                let mut buf = SCRATCH.with(Cell::take);
-                buf.clear();
                 let got = match self.lock(C_MUTEX, deadline) {
-                    Ok(_g) => self.get_locked(&mut buf),
-                    Err(_) => Ok(false),
+                    Ok(_g) => self.get_locked(&mut read),
+                    Err(_) => Ok(None),
                 };
-                if let Ok(true) = got {
-                    self.wake(Wait::Space, true);
-                    return decode(&buf).map_err(GetFail::Invalid);
-                }
-                return Err(GetFail::Closed);
+                return match got {
+                    Ok(Some(x)) => {
+                        self.wake(Wait::Space, true);
+                        finish(x).map_err(GetFail::Invalid)
+                    }
+                    Ok(None) => Err(GetFail::Closed),
+                    Err(e) => Err(GetFail::Invalid(e)),
+                };
             }
             if !block {
                 return Err(GetFail::Empty);

@@ -136,7 +136,7 @@ impl<T> SimpleQueue<T> {
     }
 }
 
-impl<T: Serialize> SimpleQueue<T> {
+impl<T: Serialize + 'static> SimpleQueue<T> {
     /// Puts `item` at the back of the queue.
     ///
     /// It waits only if the byte capacity is used up.
@@ -158,7 +158,7 @@ impl<T: Serialize> SimpleQueue<T> {
     }
 }
 
-impl<T: DeserializeOwned> SimpleQueue<T> {
+impl<T: DeserializeOwned + 'static> SimpleQueue<T> {
     /// Takes the front item, waiting while the queue is empty.
     ///
     /// # Errors

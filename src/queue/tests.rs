@@ -219,3 +219,32 @@ fn a_handle_inside_an_item_is_refused_at_put() {
             .is_too_large()
     );
 }
+
+#[test]
+fn byte_vectors_use_postcards_encoding() {
+    // The one-memcpy path writes what postcard writes for a Vec<u8>, and reads what
+    // postcard wrote: the serde path and the fast path agree both ways.
+    let q = Queue::<Vec<u8>>::new().unwrap();
+    for len in [0usize, 1, 127, 128, 300, 16_384, 70_000] {
+        let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        q.put(v.clone()).unwrap(); // fast path in
+        let back: Vec<u8> = q
+            .ring
+            .get(false, None, ring::read_to_scratch, |buf| {
+                assert_eq!(buf, postcard::to_stdvec(&v).unwrap());
+                Ok(crate::codec::decode_bytes::<Vec<u8>>(&buf, Vec::new()).unwrap())
+            })
+            .ok()
+            .unwrap();
+        assert_eq!(back, v);
+        // serde path in, fast path out.
+        q.ring.put(ring::Item::Value(&v), false, None).ok().unwrap();
+        assert_eq!(q.try_get().unwrap(), v);
+        let b = Queue::<Bytes>::new().unwrap();
+        b.ring
+            .put(ring::Item::Value(&Bytes(v.clone())), false, None)
+            .ok()
+            .unwrap();
+        assert_eq!(b.try_get().unwrap().0, v);
+    }
+}
