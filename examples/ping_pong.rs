@@ -44,7 +44,9 @@ fn main() {
     drop(here); // the child's recv now says Closed, and it returns
 
     assert_eq!(n, ROUNDS + 100);
-    let rounds = child.join_timeout(Duration::from_secs(30)).expect("child failed");
+    let rounds = child
+        .join_timeout(Duration::from_secs(30))
+        .expect("child failed");
     assert_eq!(rounds, ROUNDS + 100);
     println!("{ROUNDS} round trips, {per_round:?} each");
 }

@@ -60,7 +60,10 @@ fn run_batch(first: u64, count: u64, stop_with_sentinels: bool) -> u64 {
 
     let mut per_worker = Vec::new();
     for w in workers {
-        per_worker.push(w.join_timeout(Duration::from_secs(60)).expect("worker failed"));
+        per_worker.push(
+            w.join_timeout(Duration::from_secs(60))
+                .expect("worker failed"),
+        );
     }
     let handled: u64 = per_worker.iter().sum();
     assert_eq!(handled, count);
@@ -72,7 +75,11 @@ fn run_batch(first: u64, count: u64, stop_with_sentinels: bool) -> u64 {
     assert!(results.is_empty());
     println!(
         "{count} numbers from {first}: {primes} primes; jobs per worker {per_worker:?} (stopped by {})",
-        if stop_with_sentinels { "sentinels" } else { "close" }
+        if stop_with_sentinels {
+            "sentinels"
+        } else {
+            "close"
+        }
     );
     primes
 }

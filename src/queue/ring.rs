@@ -612,27 +612,33 @@ impl Ring {
         self.size
     }
 
+    #[inline]
     fn u64(&self, off: usize) -> &AtomicU64 {
         self.region.u64_at(off)
     }
 
+    #[inline]
     fn u32(&self, off: usize) -> &AtomicU32 {
         self.region.u32_at(off)
     }
 
+    #[inline]
     fn phys(&self, pos: u64) -> usize {
         (pos & self.mask) as usize
     }
 
+    #[inline]
     fn stamp(&self, pos: u64) -> &AtomicU64 {
         self.u64(RING_OFF + self.phys(pos))
     }
 
+    #[inline]
     fn len_word(&self, pos: u64) -> &AtomicU64 {
         self.u64(RING_OFF + self.phys(pos) + 8)
     }
 
     /// The start of the lap after the one `pos` is in (`pos` itself at a lap start).
+    #[inline]
     fn next_lap(&self, pos: u64) -> u64 {
         let ph = pos & self.mask;
         if ph == 0 { pos } else { pos + (self.size - ph) }
@@ -640,6 +646,7 @@ impl Ring {
 
     /// Bytes a record placed at `p` may occupy, given consumers at `h`: it may not
     /// cross the ring's end and must leave 8 free bytes after it.
+    #[inline]
     fn room(&self, p: u64, h: u64) -> u64 {
         let to_end = self.size - (p & self.mask);
         let free = (h + self.size).saturating_sub(p).saturating_sub(8);
@@ -647,16 +654,19 @@ impl Ring {
     }
 
     /// Whether a record of `n` payload bytes fits at `p`.
+    #[inline]
     fn fits(&self, p: u64, h: u64, n: u64) -> bool {
         rec_size(n) <= self.room(p, h)
     }
 
     /// The most payload bytes a record at `p` may hold (`None`: not even a header).
+    #[inline]
     fn window(&self, p: u64, h: u64) -> Option<u64> {
         let room = self.room(p, h);
         (room >= HDR).then(|| (room - HDR).min(self.max_message as u64))
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.u32(H_CLOSED).load(Ordering::Acquire) != 0
     }
@@ -816,6 +826,7 @@ impl Ring {
         }
     }
 
+    #[inline]
     fn commit(&self, t: u64, c: u64, p: u64, n: u64) {
         fault::step(2);
         let nt = p + rec_size(n);
@@ -962,7 +973,8 @@ impl Ring {
                     return Ok(());
                 }
                 Err(PutFail::Full) if block => {
-                    if !self.wait(Wait::Space, deadline, || self.has_space(need)) {
+                    let ready = || self.has_space(need);
+                    if !self.wait(Wait::Space, deadline, ready, ready) {
                         return Err(PutFail::Timeout);
                     }
                 }
@@ -1019,6 +1031,18 @@ impl Ring {
         Ok(None)
     }
 
+    /// Whether the record at `head` is committed: the spinning check, which reads
+    /// no counter that producers write.
+    #[inline]
+    fn next_is_ready(&self) -> bool {
+        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        if h % 8 != 0 {
+            return true; // let the locked path report it
+        }
+        let g = self.u64(C_COUNT).load(Ordering::Acquire);
+        self.stamp(h).load(Ordering::Acquire) & !PAD == g.wrapping_add(1)
+    }
+
     /// Whether a get would find a message now (lock-free estimate).
     fn has_data(&self) -> bool {
         let g = self.u64(C_COUNT).load(Ordering::Acquire);
@@ -1046,7 +1070,7 @@ impl Ring {
         finish: impl FnOnce(X) -> Result<R, MessageError>,
     ) -> Result<R, GetFail> {
         loop {
-            if block || self.has_data() || self.is_closed() {
+            if block || self.next_is_ready() || self.has_data() || self.is_closed() {
                 let got = match self.lock(C_MUTEX, deadline) {
                     Ok(_g) => self.get_locked(&mut read),
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -1084,7 +1108,9 @@ impl Ring {
             if !block {
                 return Err(GetFail::Empty);
             }
-            if !self.wait(Wait::Data, deadline, || self.has_data() || self.is_closed()) {
+            let spin = || self.next_is_ready() || self.is_closed();
+            let ready = || self.has_data() || self.is_closed();
+            if !self.wait(Wait::Data, deadline, spin, ready) {
                 return Err(GetFail::Timeout);
             }
         }
@@ -1129,11 +1155,13 @@ impl Ring {
 
     /// Waits until every put is matched by a `task_done`; `false` at the deadline.
     pub(crate) fn join(&self, deadline: Option<Instant>) -> bool {
-        self.wait(Wait::Join, deadline, || self.done() >= self.puts())
+        let ready = || self.done() >= self.puts();
+        self.wait(Wait::Join, deadline, ready, ready)
     }
 
     // ---- waiting -------------------------------------------------------------
 
+    #[inline]
     fn wake(&self, w: Wait, all: bool) {
         let (seq_off, waiters_off) = w.offs();
         fence(Ordering::SeqCst);
@@ -1158,26 +1186,39 @@ impl Ring {
 
     /// Spins, then sleeps, until `cond()` or `deadline`. Returns whether `cond()`
     /// held.
-    fn wait(&self, w: Wait, deadline: Option<Instant>, cond: impl Fn() -> bool) -> bool {
+    fn wait(
+        &self,
+        w: Wait,
+        deadline: Option<Instant>,
+        spin_cond: impl Fn() -> bool,
+        cond: impl Fn() -> bool,
+    ) -> bool {
+        // Spin on a cheap check, backing off between looks: a look at a cache line
+        // the other side is writing steals that line from it, and letting it write
+        // several items before we look turns a per-item handoff into a batch.
         let budget = Duration::from_nanos(u64::from(self.spin_ns.load(Ordering::Relaxed)));
         let start = Instant::now();
-        let mut i = 0u32;
+        let mut pause = 1u32;
+        let mut looks = 0u32;
         loop {
-            if cond() {
+            if spin_cond() {
                 self.adapt_spin(true);
                 return true;
             }
-            i = i.wrapping_add(1);
-            if i % 32 == 0 {
+            for _ in 0..pause {
+                std::hint::spin_loop();
+            }
+            pause = (pause * 2).min(64);
+            looks = looks.wrapping_add(1);
+            if looks % 8 == 0 {
                 let now = Instant::now();
                 if now - start >= budget || deadline.is_some_and(|d| now >= d) {
                     break;
                 }
-                if i % 512 == 0 {
+                if looks % 256 == 0 {
                     std::thread::yield_now();
                 }
             }
-            std::hint::spin_loop();
         }
         self.adapt_spin(false);
         let (seq_off, waiters_off) = w.offs();

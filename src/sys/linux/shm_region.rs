@@ -53,6 +53,7 @@ impl SharedRegion {
         SharedRegion { map }
     }
 
+    #[inline]
     fn check(&self, off: usize, len: usize, align: usize) -> *mut u8 {
         let end = off.checked_add(len).expect("offset overflow");
         assert!(
@@ -71,6 +72,7 @@ impl SharedRegion {
     }
 
     /// The `AtomicU32` at `off` (4-aligned, inside the mapping; panics otherwise).
+    #[inline]
     pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
         let p = self.check(off, 4, align_of::<AtomicU32>());
         // SAFETY:
@@ -82,6 +84,7 @@ impl SharedRegion {
     }
 
     /// The `AtomicU64` at `off` (8-aligned, inside the mapping; panics otherwise).
+    #[inline]
     pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
         let p = self.check(off, 8, align_of::<AtomicU64>());
         // SAFETY:
@@ -92,6 +95,7 @@ impl SharedRegion {
     }
 
     /// Copies `src` into the mapping at `off`.
+    #[inline]
     pub(crate) fn write(&self, off: usize, src: &[u8]) {
         let p = self.check(off, src.len(), 1);
         // SAFETY:
@@ -105,6 +109,7 @@ impl SharedRegion {
     }
 
     /// Copies `dst.len()` bytes out of the mapping at `off`.
+    #[inline]
     pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
         let p = self.check(off, dst.len(), 1);
         // SAFETY:
@@ -116,6 +121,7 @@ impl SharedRegion {
 
     /// Appends `len` bytes copied out of the mapping at `off` to `dst`, without
     /// first zero-filling the new space.
+    #[inline]
     pub(crate) fn read_append(&self, off: usize, len: usize, dst: &mut Vec<u8>) {
         let p = self.check(off, len, 1);
         dst.reserve(len);
@@ -131,6 +137,7 @@ impl SharedRegion {
         }
     }
 
+    #[inline]
     fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
         self.check(off, MUTEX_SIZE, 8).cast()
     }
@@ -195,6 +202,7 @@ impl SharedRegion {
 
     /// Tries to lock the robust mutex at `off` without waiting; `None` when it is
     /// held by someone else.
+    #[inline]
     pub(crate) fn mutex_try_lock(&self, off: usize) -> io::Result<Option<Locked>> {
         let m = self.mutex_ptr(off);
         // SAFETY: `m` is an initialised process-shared mutex inside the mapping,
@@ -206,6 +214,7 @@ impl SharedRegion {
         self.locked(m, rc).map(Some)
     }
 
+    #[inline]
     fn locked(&self, m: *mut libc::pthread_mutex_t, rc: i32) -> io::Result<Locked> {
         match rc {
             0 => Ok(Locked::Clean),
@@ -221,6 +230,7 @@ impl SharedRegion {
     }
 
     /// Unlocks the robust mutex at `off`, which this thread holds.
+    #[inline]
     pub(crate) fn mutex_unlock(&self, off: usize) {
         let m = self.mutex_ptr(off);
         // SAFETY: `m` is an initialised mutex inside the mapping, held by this
