@@ -48,8 +48,9 @@
 //! harming the others:
 //!
 //! - a `put` that returned `Ok` has put its item: it will be returned by exactly one
-//!   `get`, unless the consumer running that `get` dies after copying the item out
-//!   (the last step of `get`, after which the item lives only in that process);
+//!   `get`, unless the consumer running that `get` dies after it has copied the item
+//!   out and marked it taken (the last step of `get`, after which the item lives
+//!   only in that process);
 //! - a `put` killed before it returned either put its item whole or not at all; a
 //!   `get` killed before its last step leaves the item at the head of the queue for
 //!   the next consumer;
@@ -151,6 +152,7 @@ fn far_deadline(timeout: Duration) -> Option<Instant> {
 
 /// A multi-producer, multi-consumer FIFO queue shared between processes.
 ///
+/// Items are `'static` serde types (`Serialize` to put, `DeserializeOwned` to get).
 /// See the [module docs](self) for sizes, crash guarantees and caveats.
 ///
 /// # Examples
