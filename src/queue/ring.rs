@@ -877,21 +877,23 @@ impl Ring {
         let seen_head = self.u64(P_SEEN_HEAD);
         let mut h = seen_head.load(Ordering::Relaxed);
         let q = self.next_lap(t);
-        // Past `wrap_at`, look at the real head now and then (every 4 KiB of
-        // progress) to see whether the consumers have left the ring's start free.
+        // Past `wrap_at`, go back to the start of the ring as soon as the consumers
+        // have left enough of it free; look at the real head for that now and then
+        // (every 4 KiB of progress), not on every put.
+        let past = q != t && (t & self.mask) >= self.wrap_at;
+        let wants_wrap =
+            |h: u64| self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096);
         let mark = self.u64(P_WRAP_MARK);
-        let check_wrap = (t & self.mask) >= self.wrap_at && t >= mark.load(Ordering::Relaxed);
-        if h > t || t - h > self.size || (check_wrap && !self.fits(q, h, 0)) {
+        let look = past && !wants_wrap(h) && t >= mark.load(Ordering::Relaxed);
+        if h > t || t - h > self.size || look {
             h = self.u64(C_HEAD).load(Ordering::Acquire);
             seen_head.store(h, Ordering::Relaxed);
-            if check_wrap {
+            if look {
                 mark.store(t + 4096, Ordering::Relaxed);
             }
         }
         for attempt in 0..2 {
-            let prefer_wrap = q != t
-                && (t & self.mask) >= self.wrap_at
-                && self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096);
+            let prefer_wrap = past && wants_wrap(h);
             let p = if prefer_wrap { q } else { t };
             if let Some(win) = self.window(p, h) {
                 match self.encode_at(value, p, win) {
@@ -973,8 +975,22 @@ impl Ring {
                     return Ok(());
                 }
                 Err(PutFail::Full) if block => {
+                    // While spinning, hold out for a quarter of the queue to be free
+                    // (up to 256 items): a batch of puts then runs without touching
+                    // the lines the consumers are writing. Sleeping waits for any room.
+                    let slack = if self.capacity == u64::MAX {
+                        0
+                    } else {
+                        (self.capacity / 4).min(256)
+                    };
+                    let roomy = || {
+                        self.has_space(need)
+                            && (slack == 0
+                                || self.len() + slack <= self.capacity
+                                || self.is_closed())
+                    };
                     let ready = || self.has_space(need);
-                    if !self.wait(Wait::Space, deadline, ready, ready) {
+                    if !self.wait(Wait::Space, deadline, roomy, ready) {
                         return Err(PutFail::Timeout);
                     }
                 }
@@ -1202,7 +1218,6 @@ impl Ring {
         let mut looks = 0u32;
         loop {
             if spin_cond() {
-                self.adapt_spin(true);
                 return true;
             }
             for _ in 0..pause {
@@ -1220,7 +1235,6 @@ impl Ring {
                 }
             }
         }
-        self.adapt_spin(false);
         let (seq_off, waiters_off) = w.offs();
         let seq = self.u32(seq_off);
         let waiters = self.u32(waiters_off);
@@ -1230,6 +1244,7 @@ impl Ring {
             fence(Ordering::SeqCst);
             if cond() {
                 decrement(waiters);
+                self.adapt_spin(start.elapsed(), true);
                 return true;
             }
             let nap = match deadline {
@@ -1246,15 +1261,26 @@ impl Ring {
             let _ = futex_wait(seq, s, Some(nap));
             decrement(waiters);
             if cond() {
+                self.adapt_spin(start.elapsed(), true);
                 return true;
+            }
+            if start.elapsed() > Duration::from_nanos(u64::from(SPIN_MAX_NS)) {
+                self.adapt_spin(start.elapsed(), true);
             }
         }
     }
 
-    fn adapt_spin(&self, success: bool) {
+    /// Tunes the spin budget from how long a wait really took: a wait that needed a
+    /// sleep but was over soon (within [`SPIN_MAX_NS`], wake-up included) would have
+    /// been cheaper as a longer spin; a long one means the other side is idle, and
+    /// spinning for it wastes a CPU.
+    fn adapt_spin(&self, waited: Duration, slept: bool) {
         let cur = self.spin_ns.load(Ordering::Relaxed);
-        let next = if success {
-            cur.saturating_mul(2).min(SPIN_MAX_NS)
+        let waited = waited.as_nanos().min(u128::from(u32::MAX)) as u32;
+        let next = if !slept {
+            cur
+        } else if waited <= SPIN_MAX_NS {
+            cur.max(waited.saturating_add(waited / 4)).min(SPIN_MAX_NS)
         } else {
             (cur / 2).max(SPIN_MIN_NS)
         };

@@ -248,3 +248,39 @@ fn byte_vectors_use_postcards_encoding() {
         assert_eq!(b.try_get().unwrap().0, v);
     }
 }
+
+#[test]
+fn the_working_set_stays_small_in_a_large_ring() {
+    // A queue drained as fast as it is filled wraps back to the start of its
+    // (1 GiB, sparse) ring early instead of touching new pages all the way round.
+    let q = Queue::<Vec<u8>>::new().unwrap();
+    let (q2, done) = (
+        q.clone(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let d2 = done.clone();
+    let consumer = thread::spawn(move || {
+        let mut n = 0u64;
+        while !d2.load(std::sync::atomic::Ordering::Relaxed) || !q2.is_empty() {
+            if q2.get_timeout(Duration::from_millis(10)).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    });
+    let mut most = 0;
+    for i in 0..200_000u32 {
+        q.put(vec![i as u8; 64]).unwrap();
+        let (tail, ..) = q.ring.debug_positions();
+        most = most.max(tail & (q.byte_capacity() as u64 - 1));
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(consumer.join().unwrap(), 200_000);
+    let (tail, ..) = q.ring.debug_positions();
+    assert!(
+        tail > q.byte_capacity() as u64,
+        "never wrapped (tail {tail})"
+    );
+    // 256 KiB before wrapping, plus whatever the consumer was behind by.
+    assert!(most < 8 << 20, "reached {most} bytes into the ring");
+}
