@@ -21,7 +21,7 @@ const HEADER: usize = 12;
 const BUF: usize = 64 << 10;
 /// Default largest message, in bytes.
 pub(crate) const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
-const SPIN_MIN_NS: u32 = 4_000;
+const SPIN_MIN_NS: u32 = 2_000;
 const SPIN_MAX_NS: u32 = 100_000;
 const SPIN_START_NS: u32 = 50_000;
 
@@ -359,8 +359,9 @@ impl Conn {
         if let Wait::No = wait {
             return Err(RecvFail::Empty);
         }
-        // Spin: on these machines waking a sleeping process costs tens of
-        // microseconds, a handoff between two spinning ones well under one.
+        // Poll before sleeping: on these machines waking a sleeping process costs
+        // tens of microseconds, a handoff between two polling ones a few. Between
+        // polls, yield the CPU, so that a peer waiting for this CPU gets it.
         let start = Instant::now();
         let budget = Duration::from_nanos(u64::from(*spin_ns));
         loop {
@@ -373,17 +374,28 @@ impl Conn {
                     return Err(RecvFail::Timeout);
                 }
             }
-            std::hint::spin_loop();
+            std::thread::yield_now();
             if let Some(n) = once(dst, fds, true)? {
-                *spin_ns = spin_ns.saturating_mul(2).min(SPIN_MAX_NS);
                 return Ok(n);
             }
         }
-        *spin_ns = (*spin_ns / 2).max(SPIN_MIN_NS);
+        let adapt = |spin_ns: &mut u32| {
+            // A wait that needed the kernel but was over soon would have been
+            // cheaper polled; a long one means the peer is busy elsewhere.
+            let waited = start.elapsed().as_nanos().min(u128::from(u32::MAX)) as u32;
+            *spin_ns = if waited <= SPIN_MAX_NS {
+                (*spin_ns)
+                    .max(waited.saturating_add(waited / 4))
+                    .min(SPIN_MAX_NS)
+            } else {
+                (*spin_ns / 2).max(SPIN_MIN_NS)
+            };
+        };
         loop {
             match wait {
                 Wait::Forever => {
                     if let Some(n) = once(dst, fds, false)? {
+                        adapt(spin_ns);
                         return Ok(n);
                     }
                 }
@@ -394,6 +406,7 @@ impl Conn {
                     }
                     socket::poll(&[(self.fd(), false)], Some(left)).map_err(RecvFail::Io)?;
                     if let Some(n) = once(dst, fds, true)? {
+                        adapt(spin_ns);
                         return Ok(n);
                     }
                 }

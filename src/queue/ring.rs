@@ -1230,7 +1230,9 @@ impl Ring {
                 if now - start >= budget || deadline.is_some_and(|d| now >= d) {
                     break;
                 }
-                if looks % 256 == 0 {
+                // Past the first few microseconds, let a process that waits for
+                // this CPU (perhaps the very one we wait for) run between looks.
+                if looks >= 32 {
                     std::thread::yield_now();
                 }
             }
