@@ -1214,7 +1214,7 @@ impl Ring {
         // several items before we look turns a per-item handoff into a batch.
         let budget = Duration::from_nanos(u64::from(self.spin_ns.load(Ordering::Relaxed)));
         let start = Instant::now();
-        let mut pause = 1u32;
+        let mut pause = 2u32;
         let mut looks = 0u32;
         loop {
             if spin_cond() {
