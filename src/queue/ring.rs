@@ -24,9 +24,14 @@
 //! 1. encode the value straight into free ring space at `p` (`p = tail`, or the start
 //!    of the next lap), with room left for 8 more bytes after it;
 //! 2. zero the stamp word at the new tail `nt` (free space);
-//! 3. store `len`, then the stamp `c` at `p` (release): **the commit point**;
-//! 4. when wrapping, store the pad stamp at the old tail (release);
+//! 3. store `len`, then the stamp `c` at `p` (release): **the commit point**, unless
+//!    the record wrapped;
+//! 4. when wrapping, store the pad stamp at the old tail (release): the commit point
+//!    of a wrapped record, since consumers only reach `p` through the pad;
 //! 5. store `put_count = c`, then `tail = nt`.
+//!
+//! Past `wrap_at` (256 KiB, or half a smaller ring) a producer wraps early as soon as
+//! the consumers have left the start of the ring free.
 //!
 //! Invariant: *the stamp word at `tail` is 0 unless the record there is committed*
 //! (step 2 keeps it; the ring starts zeroed). Within the consumer lock: read the stamp
@@ -41,9 +46,10 @@
 //! case to repair, and it needs only the stamps:
 //!
 //! - producer side: a nonzero stamp at `tail` means the dead producer committed but
-//!   did not finish steps 4–5; finish them (the stamp gives the count, its `len` the
-//!   new tail). A zero stamp means it committed nothing: its partial bytes are free
-//!   space again.
+//!   did not finish step 5; finish it (the stamp gives the count, the record's `len`
+//!   the new tail). A zero stamp means it committed nothing: its partial bytes are
+//!   free space again, and a record it may have stamped past an unwritten pad is
+//!   unreachable and overwritten later.
 //! - consumer side: a stamp at `head` equal to `get_count` (not `+ 1`) means the dead
 //!   consumer had copied the record out and counted it but not moved `head`; move
 //!   it. Otherwise the record is still there for the next consumer.
