@@ -418,11 +418,18 @@ impl Conn {
     /// Whether a receive would find something without waiting, after waiting up to
     /// `timeout` (`None`: forever). End of stream and errors count as something.
     pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
-        {
-            let rx = lock(&self.rx);
-            if rx.end > rx.pos {
-                return true;
+        // (Another thread may be blocked receiving, holding the buffer: then only
+        // the socket is looked at, so that the timeout holds.)
+        let buffered = match self.rx.try_lock() {
+            Ok(rx) => rx.end > rx.pos,
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let rx = p.into_inner();
+                rx.end > rx.pos
             }
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        };
+        if buffered {
+            return true;
         }
         match socket::poll(&[(self.fd(), false)], timeout) {
             Ok(r) => r.first().is_some_and(|r| r.readable || r.hangup),
