@@ -805,6 +805,15 @@ impl<T: DeserializeOwned + 'static> Queue<T> {
     }
 }
 
+/// Fault injection for the `--cfg mproc_fault` tests: this process aborts (dies
+/// holding whatever queue lock it has) when a put or get reaches protocol `step`
+/// (1–8: put, 11–16: get; see `ring.rs`). Not part of the API.
+#[cfg(all(mproc_fault, not(test)))]
+#[doc(hidden)]
+pub fn __fault_at(step: u32) {
+    ring::fault::ABORT_AT.store(step, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub(crate) fn serialize_ring<S: Serializer>(ring: &Ring, serializer: S) -> Result<S::Ok, S::Error> {
     crate::codec::serialize_fd(ring.fd(), serializer)
 }

@@ -290,9 +290,21 @@ pub(crate) mod fault {
         CRASHED.with(|c| c.get())
     }
 
-    #[cfg(not(test))]
+    #[cfg(not(any(test, mproc_fault)))]
     #[inline(always)]
     pub(crate) fn step(_: u32) {}
+
+    /// Under `--cfg mproc_fault`: the protocol step at which this process aborts
+    /// (0: none), set by the fault tests in a child through `queue::__fault_at`.
+    #[cfg(all(mproc_fault, not(test)))]
+    pub(crate) static ABORT_AT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    #[cfg(all(mproc_fault, not(test)))]
+    pub(crate) fn step(n: u32) {
+        if ABORT_AT.load(std::sync::atomic::Ordering::Relaxed) == n {
+            std::process::abort();
+        }
+    }
 
     #[cfg(not(test))]
     #[inline(always)]

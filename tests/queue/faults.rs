@@ -246,3 +246,102 @@ fn kill_inside_the_lock_is_repaired() {
         q.recoveries()
     );
 }
+
+/// With `RUSTFLAGS="--cfg mproc_fault"`: a child process aborts at every step of
+/// the put and get protocols in turn (a crash exactly there), and the survivor
+/// checks that the queue was repaired: committed items delivered once, in order,
+/// uncommitted ones absent, one repair per death.
+#[cfg(mproc_fault)]
+mod at_every_step {
+    use super::*;
+
+    fn put_then_die((q, step, len): (Queue<Vec<u8>>, u32, usize)) {
+        mproc::queue::__fault_at(step);
+        let _ = q.put(vec![200; len]);
+    }
+
+    fn get_then_die((q, step): (Queue<Vec<u8>>, u32)) {
+        mproc::queue::__fault_at(step);
+        let _ = q.get();
+    }
+
+    fn setup(wrap: bool) -> (Queue<Vec<u8>>, Vec<Vec<u8>>) {
+        let q = Queue::<Vec<u8>>::builder()
+            .byte_capacity(4096)
+            .max_message_size(1000)
+            .build()
+            .unwrap();
+        let mut kept = Vec::new();
+        if wrap {
+            for i in 0..7u8 {
+                q.put(vec![i; 500]).unwrap();
+            }
+            for i in 0..3u8 {
+                assert_eq!(q.get().unwrap(), vec![i; 500]);
+            }
+            kept.extend((3..7u8).map(|i| vec![i; 500]));
+        } else {
+            for i in 0..3u8 {
+                q.put(vec![i; 100]).unwrap();
+                kept.push(vec![i; 100]);
+            }
+        }
+        (q, kept)
+    }
+
+    fn died(r: Result<(), JoinTimeoutError<()>>) -> bool {
+        matches!(r, Err(JoinTimeoutError::Failed(ref e)) if e.signal() == Some(6))
+    }
+
+    #[test]
+    fn producer_aborts_at_every_step() {
+        let _w = watchdog("abort at every put step", Duration::from_secs(120));
+        for wrap in [false, true] {
+            for step in 1..=8u32 {
+                let (q, mut expected) = setup(wrap);
+                let len = if wrap { 600 } else { 100 };
+                let child = Process::start(put_then_die, (q.clone(), step, len)).unwrap();
+                assert!(
+                    died(child.join_timeout(Duration::from_secs(30))),
+                    "step {step}"
+                );
+                q.put_timeout(vec![201; 50], Duration::from_secs(10))
+                    .unwrap();
+                assert_eq!(q.recoveries(), 1, "wrap={wrap} step={step}");
+                if if wrap { step >= 6 } else { step >= 5 } {
+                    expected.push(vec![200; len]);
+                }
+                expected.push(vec![201; 50]);
+                let mut got = Vec::new();
+                while let Ok(v) = q.try_get() {
+                    got.push(v);
+                }
+                assert_eq!(got, expected, "wrap={wrap} step={step}");
+            }
+        }
+    }
+
+    #[test]
+    fn consumer_aborts_at_every_step() {
+        let _w = watchdog("abort at every get step", Duration::from_secs(120));
+        for wrap in [false, true] {
+            for step in 11..=14u32 {
+                let (q, mut expected) = setup(wrap);
+                let child = Process::start(get_then_die, (q.clone(), step)).unwrap();
+                assert!(
+                    died(child.join_timeout(Duration::from_secs(30))),
+                    "step {step}"
+                );
+                if step >= 13 {
+                    expected.remove(0);
+                }
+                let mut got = Vec::new();
+                while let Ok(v) = q.try_get() {
+                    got.push(v);
+                }
+                assert_eq!(q.recoveries(), 1, "wrap={wrap} step={step}");
+                assert_eq!(got, expected, "wrap={wrap} step={step}");
+            }
+        }
+    }
+}
