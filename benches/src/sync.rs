@@ -1,0 +1,79 @@
+//! `Lock` and `Event` latency (issue 4).
+//!
+//! Workloads:
+//! - uncontended `Lock` acquire+release in one process (ns per acquire+release);
+//! - `Event` ping-pong between two processes with two events (parent: `e1.set(); e2.wait();
+//!   e2.clear()`, child: `e1.wait(); e1.clear(); e2.set()`), µs per round trip.
+//!
+//! Contenders: mproc `Lock`/`Event` (pending: `mproc::sync` has not landed; it plugs in as a
+//! [`Local`] with `Role::Mproc`), the process-shared pthread mutex floor (`c/os_lock.c`),
+//! the futex and spinning ping-pong floors (`c/os_futex.c`), Python's `Lock` and `Event`
+//! (`py_sync.py`), and `std::sync::Mutex` in-process for reference.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::anchors::{CAnchor, PyAnchor};
+use crate::{Area, Compare, Config, Local, Result, Role};
+
+/// Acquire+release pairs per lock sample.
+pub const LOCK_OPS: usize = 20_000_000;
+
+/// An uncontended lock: `lock_unlock(n)` returns ns per acquire+release.
+pub trait LockUnlock {
+    /// Runs one sample.
+    fn lock_unlock(&mut self, n: usize) -> Result<f64>;
+}
+
+/// `std::sync::Mutex` (futex-based, process-private): the in-process reference.
+pub struct StdMutex(pub Mutex<u64>);
+
+impl LockUnlock for StdMutex {
+    fn lock_unlock(&mut self, n: usize) -> Result<f64> {
+        let m = &self.0;
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let mut g = std::hint::black_box(m).lock().expect("not poisoned");
+            *g += 1;
+        }
+        Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e9)
+    }
+}
+
+/// The `sync` area.
+pub fn area(_cfg: &Config) -> Result<Area> {
+    let mut std_mutex = StdMutex(Mutex::new(0));
+    Ok(Area {
+        name: "sync",
+        title: "Lock and Event (issue 4)",
+        description: format!(
+            "Uncontended `Lock` acquire+release in one process ({LOCK_OPS} a sample in Rust and C; Python's \
+             loop includes the interpreter, see `py_empty_loop`), ns per pair. `Event` ping-pong between two \
+             processes, µs per round trip. Floors: process-shared pthread mutex (`c/os_lock.c`), futex-only \
+             and spinning ping-pong (`c/os_futex.c`). Python: `py_sync.py`. In-process reference: \
+             `std::sync::Mutex`."
+        ),
+        mproc_pending: Some("mproc::sync has not landed on main"),
+        contenders: vec![
+            Box::new(Local::new("std::sync::Mutex", Role::InProcess).measure(
+                "std_mutex_lock_unlock",
+                "ns/op",
+                move || std_mutex.lock_unlock(LOCK_OPS),
+            )),
+            Box::new(CAnchor::new("os_lock")),
+            Box::new(CAnchor::new("os_futex")),
+            Box::new(PyAnchor::new("py_sync.py")),
+        ],
+        comparisons: vec![
+            Compare::new("mproc_lock_acquire_release", "os_pshared_mutex_lock_unlock")
+                .at_most(1.5, "issue 4: within 1.5× of the pthread floor"),
+            Compare::new("mproc_lock_acquire_release", "py_mp_lock_acquire_release"),
+            Compare::new("mproc_lock_acquire_release", "std_mutex_lock_unlock"),
+            Compare::new("mproc_event_pingpong", "os_futex_pingpong")
+                .at_most(1.0, "issue 4: no slower than the futex floor"),
+            Compare::new("mproc_event_pingpong", "py_mp_event_pingpong")
+                .at_most(1.0 / 3.0, "issue 4: ≥ 3× faster than Python"),
+            Compare::new("mproc_event_pingpong", "os_spin_then_futex_pingpong"),
+        ],
+    })
+}
