@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub mod anchors;
 pub mod pipe;
 pub mod pool;
-//TMP pub mod process;
+pub mod process;
 pub mod queue;
 pub mod sync;
 pub mod units;
@@ -577,7 +577,14 @@ fn in_words(ratio: f64, unit: &str) -> String {
     } else {
         "equal"
     };
-    format!("{}× {noun}", fmt_num(factor))
+    let factor = if factor >= 100.0 {
+        format!("{factor:.0}")
+    } else if factor >= 10.0 {
+        format!("{factor:.1}")
+    } else {
+        format!("{factor:.2}")
+    };
+    format!("{factor}× {noun}")
 }
 
 fn tsv(area: &Area, res: &Results) -> String {
@@ -625,7 +632,7 @@ fn human(area: &Area, res: &Results, cfg: &Config) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<38} {:<32} {:>9} {:<16} {:<8} met",
+        "\n{:<42} {:<52} {:>8} {:<14} {:<8} met",
         "mproc figure", "against", "ratio", "", "target"
     );
     for row in rows(area, res) {
@@ -639,7 +646,7 @@ fn human(area: &Area, res: &Results, cfg: &Config) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<38} {:<32} {:>9} {:<16} {:<8} {}",
+            "{:<42} {:<52} {:>8} {:<14} {:<8} {}",
             row.cmp.mproc,
             against,
             ratio,
@@ -690,7 +697,13 @@ fn markdown(area: &Area, res: &Results, cfg: &Config) -> String {
          Ratio = mproc / the other figure, in the mproc figure's unit.\n",
         cfg.rounds, cfg.repeats, cfg.repeats
     );
-    if area.mproc_pending.is_none() {
+    if let Some(reason) = area.mproc_pending {
+        let _ = writeln!(
+            out,
+            "**mproc side pending** ({reason}): only the comparison sides were measured.\n"
+        );
+    }
+    {
         let _ = writeln!(
             out,
             "| mproc figure | mproc | against | its median | mproc/it | | target | met |"
@@ -727,12 +740,6 @@ fn markdown(area: &Area, res: &Results, cfg: &Config) -> String {
             );
         }
         let _ = writeln!(out);
-    } else {
-        let _ = writeln!(
-            out,
-            "mproc side pending ({}): only the comparison sides were measured.\n",
-            area.mproc_pending.unwrap_or_default()
-        );
     }
     let _ = writeln!(out, "<details><summary>All figures of this run</summary>\n");
     let _ = writeln!(
@@ -832,9 +839,9 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(in_words(0.1, "us/process"), "10.000× better");
-        assert_eq!(in_words(2.0, "us/process"), "2.000× worse");
-        assert_eq!(in_words(50.0, "msgs/s"), "50.000× better");
-        assert_eq!(in_words(0.25, "MB"), "4.000× smaller");
+        assert_eq!(in_words(0.1, "us/process"), "10.0× better");
+        assert_eq!(in_words(2.0, "us/process"), "2.00× worse");
+        assert_eq!(in_words(50.0, "msgs/s"), "50.0× better");
+        assert_eq!(in_words(0.25, "MB"), "4.00× smaller");
     }
 }
