@@ -21,6 +21,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
+# The command as the user gave it (the knobs set in the environment), for the file's header.
+cmd="scripts/bench.sh"
+for v in PYTHON PYFLAGS CC MPROC_ANCHORS BASELINES AREAS REPEATS ROUNDS; do
+    [ -n "${!v+x}" ] && cmd="$v=\"${!v}\" $cmd"
+done
+
 export ROUNDS=${ROUNDS:-3}
 export REPEATS=${REPEATS:-3}
 AREAS=${AREAS:-process_start queue pipe sync pool}
@@ -29,18 +35,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RESULTS=$TARGET/bench-results
 PYTHON=${PYTHON:-python3}
 
-# The command as the user gave it, for the file's header.
-cmd="scripts/bench.sh"
-for v in ROUNDS REPEATS AREAS BASELINES MPROC_ANCHORS PYTHON PYFLAGS CC; do
-    [ -n "${!v+x}" ] || continue
-    case $v in
-        ROUNDS) [ "$ROUNDS" = 3 ] && continue ;;
-        REPEATS) [ "$REPEATS" = 3 ] && continue ;;
-        AREAS) [ "$AREAS" = "process_start queue pipe sync pool" ] && continue ;;
-    esac
-    cmd="$v=\"${!v}\" $cmd"
-done
-
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== building benches (release)" >&2
 cargo build --release -p mproc-benches --bins || { echo "build failed" >&2; exit 1; }
 
@@ -90,6 +85,7 @@ hyp=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p')
     echo "| python | $($PYTHON ${PYFLAGS--S} -c 'import platform; print(platform.python_version())' 2>/dev/null) (\`$PYTHON ${PYFLAGS--S}\`) |"
     echo "| cc | $(${CC:-gcc} --version | head -1), \`-O2\` |"
     echo "| commit | $commit |"
+    echo "| load average | $load_before before the build, $(cut -d' ' -f1-3 /proc/loadavg) at the end (1, 5, 15 min) |"
     echo "| rounds | ROUNDS=$ROUNDS, REPEATS=$REPEATS |"
     echo
     echo "Each table row compares an mproc figure with another figure of the same run: the ratio is"

@@ -706,14 +706,19 @@ fn markdown(area: &Area, res: &Results, cfg: &Config) -> String {
     {
         let _ = writeln!(
             out,
-            "| mproc figure | mproc | against | its median | mproc/it | | target | met |"
+            "| mproc figure | mproc | against | its median | mproc/it | in words | target | met |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let missing = if area.mproc_pending.is_some() {
+            "pending"
+        } else {
+            "not measured"
+        };
         for row in rows(area, res) {
             let m = row
                 .mproc
                 .map(with_spread)
-                .unwrap_or_else(|| "not measured".to_owned());
+                .unwrap_or_else(|| missing.to_owned());
             let o = row
                 .other
                 .map(with_spread)
@@ -735,6 +740,7 @@ fn markdown(area: &Area, res: &Results, cfg: &Config) -> String {
                 row.cmp.other,
                 match met_text(&row) {
                     "" => "–",
+                    "not measured" => missing,
                     t => t,
                 }
             );
