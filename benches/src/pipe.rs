@@ -11,7 +11,7 @@
 //! futex and spinning floors (`c/os_futex.c`).
 
 use crate::anchors::{CAnchor, PyAnchor};
-use crate::{Area, Compare, Config, Result};
+use crate::{Area, Compare, Config, Local, Result, Role};
 
 /// Round trips per sample.
 pub const ROUND_TRIPS: usize = 20_000;
@@ -28,6 +28,18 @@ pub enum Placement {
 }
 
 impl Placement {
+    /// All three, in the anchors' order.
+    pub const ALL: [Placement; 3] = [Placement::Unpinned, Placement::SameCpu, Placement::CrossCpu];
+
+    /// CPUs for (parent, child): `None` leaves a side unpinned.
+    pub fn cpus(self) -> (Option<usize>, Option<usize>) {
+        match self {
+            Placement::Unpinned => (None, None),
+            Placement::SameCpu => (Some(0), Some(0)),
+            Placement::CrossCpu => (Some(0), Some(1)),
+        }
+    }
+
     /// Figure-name suffix, as in the anchors.
     pub fn suffix(self) -> &'static str {
         match self {
@@ -42,6 +54,66 @@ impl Placement {
 pub trait PingPong {
     /// Runs one sample.
     fn round_trips(&mut self, n: usize, placement: Placement) -> Result<f64>;
+}
+
+/// Pins the calling thread to `cpu`, or allows every online CPU for `None` (to undo a pin,
+/// as the anchors' `unpin` does). A child process calls it on itself.
+pub fn pin_to(cpu: Option<usize>) -> Result<()> {
+    // SAFETY: `cpu_set_t` is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let cpus = match cpu {
+        Some(c) => c..c + 1,
+        None => 0..num_online_cpus(),
+    };
+    for c in cpus {
+        // SAFETY: `set` is a valid, initialised set; CPU_SET indexes its bit array with a
+        // bounds check (a CPU number past the set panics, it never writes out of bounds).
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: `set` is a valid `cpu_set_t` of the size passed; pid 0 is the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(format!(
+            "sched_setaffinity({cpu:?}): {}",
+            std::io::Error::last_os_error()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn num_online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1)
+}
+
+/// The standard figures of a [`PingPong`]: `<prefix>`, `<prefix>_samecpu`, `<prefix>_crosscpu`
+/// (µs per round trip), [`ROUND_TRIPS`] a sample.
+pub fn pingpong_contender<W: PingPong + 'static>(
+    label: &str,
+    role: Role,
+    prefix: &str,
+    w: W,
+) -> Local {
+    let w = std::rc::Rc::new(std::cell::RefCell::new(w));
+    let mut c = Local::new(label, role).warmup({
+        let w = w.clone();
+        move || {
+            w.borrow_mut()
+                .round_trips(ROUND_TRIPS / 10, Placement::Unpinned)
+                .map(drop)
+        }
+    });
+    for p in Placement::ALL {
+        let w = w.clone();
+        c = c.measure(
+            format!("{prefix}{}", p.suffix()),
+            "us/roundtrip",
+            move || w.borrow_mut().round_trips(ROUND_TRIPS, p),
+        );
+    }
+    c
 }
 
 /// The `pipe` area.
@@ -76,4 +148,16 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             Compare::new("mproc_pipe_pingpong", "os_spin_then_futex_pingpong"),
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_and_unpin() {
+        pin_to(Some(0)).unwrap();
+        pin_to(None).unwrap();
+        assert_eq!(Placement::CrossCpu.cpus(), (Some(0), Some(1)));
+    }
 }

@@ -25,6 +25,16 @@ pub trait LockUnlock {
     fn lock_unlock(&mut self, n: usize) -> Result<f64>;
 }
 
+/// Round trips per event ping-pong sample (as `py_sync.py`).
+pub const EVENT_ROUND_TRIPS: usize = 10_000;
+
+/// A two-process event ping-pong: `round_trips(n)` returns µs per round trip (parent:
+/// `e1.set(); e2.wait(); e2.clear()`, child: `e1.wait(); e1.clear(); e2.set()`).
+pub trait EventPingPong {
+    /// Runs one sample.
+    fn round_trips(&mut self, n: usize) -> Result<f64>;
+}
+
 /// `std::sync::Mutex` (futex-based, process-private): the in-process reference.
 pub struct StdMutex(pub Mutex<u64>);
 
