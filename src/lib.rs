@@ -4,5 +4,7 @@
 
 pub(crate) mod codec;
 pub mod process;
+pub mod shm;
+pub mod sync;
 pub(crate) mod sys;
 pub(crate) mod wire;

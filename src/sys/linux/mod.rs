@@ -6,5 +6,6 @@ pub(crate) mod code;
 pub(crate) mod futex;
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod pthread;
 pub(crate) mod socket;
 pub(crate) mod startup;

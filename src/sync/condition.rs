@@ -1,0 +1,585 @@
+//! `Condition`: wait for a change announced by another process.
+//!
+//! Waiters register in a shared count before they release the lock; a notify
+//! grants wake-up *tokens* (never more than there are registered waiters without
+//! one), bumps the futex word and wakes that many sleepers. A waiter returns as
+//! notified only by consuming a token, so `notify(n)` ends at most `n` waits, as
+//! in Python. Waiters and tokens share one 64-bit word, changed only by
+//! compare-exchange, so notify does not need the lock for its own correctness.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{CreateError, LockResult, OwnerDied};
+use super::lock::{Lock, LockGuard, Outcome, Wait};
+use super::wait::{self, Sleep};
+use crate::shm::handle::{RegionIn, RegionOut};
+use crate::shm::raw::{ConditionHeader, Shared};
+
+const COND_MAGIC: u64 = u64::from_le_bytes(*b"mprocCV\x01");
+
+const WAITER: u64 = 1 << 32;
+const TOKEN: u64 = 1;
+
+fn waiters(c: u64) -> u32 {
+    (c >> 32) as u32
+}
+
+fn tokens(c: u64) -> u32 {
+    c as u32
+}
+
+/// Whether [`Condition::wait_timeout`] returned because of a notification or
+/// because its time ran out (std's `WaitTimeoutResult`; Python's `wait` returns
+/// `False` on timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitTimeoutResult(bool);
+
+impl WaitTimeoutResult {
+    /// `true` when the wait ended because the time ran out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// let (_g, r) = cond.wait_timeout(g, Duration::from_millis(1)).unwrap();
+    /// assert!(r.timed_out());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn timed_out(&self) -> bool {
+        self.0
+    }
+}
+
+/// A condition variable shared between processes, with its lock (Python's
+/// `multiprocessing.Condition`).
+///
+/// Take the lock with [`lock`](Condition::lock), check the shared state, and if it
+/// is not what you need, [`wait`](Condition::wait): that releases the lock, sleeps
+/// until another process calls [`notify`](Condition::notify) or
+/// [`notify_all`](Condition::notify_all), and takes the lock back. Because a
+/// notification can come before the state you need (or be taken by another
+/// waiter), check in a loop, or use [`wait_for`](Condition::wait_for) with a
+/// predicate. The shared state itself lives elsewhere: a [`Value`](crate::shm::Value)
+/// or [`SharedMemory`](crate::shm::SharedMemory).
+///
+/// Rust differences from Python: the guard is moved into `wait` and handed back
+/// (so the lock cannot be forgotten), the lock is a [`Lock`] (not re-entrant), and
+/// `notify` may be called without holding the lock. If a process dies holding the
+/// lock, the next `lock` or `wait` returns [`OwnerDied`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use mproc::shm::Value;
+/// use mproc::sync::Condition;
+///
+/// let cond = Condition::new()?;
+/// let items = Value::new(0u32)?;
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         // A producer (another process, in real use).
+///         let _g = cond.lock().unwrap();
+///         items.set(items.get() + 1);
+///         cond.notify(1);
+///     });
+///     let g = cond.lock().unwrap();
+///     let (_g, ok) = cond
+///         .wait_for_timeout(g, Duration::from_secs(10), || items.get() > 0)
+///         .unwrap();
+///     assert!(ok);
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Condition {
+    lock: Lock,
+    shared: Arc<Shared<ConditionHeader>>,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.counts().load(Ordering::Relaxed);
+        f.debug_struct("Condition")
+            .field("lock", &self.lock)
+            .field("waiters", &waiters(c))
+            .finish()
+    }
+}
+
+impl Condition {
+    /// A new condition with a new [`Lock`].
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError`] when the system refuses the shared memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = mproc::sync::Condition::new()?;
+    /// drop(cond.lock().unwrap());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn new() -> Result<Condition, CreateError> {
+        Condition::with_lock(Lock::new()?)
+    }
+
+    /// A new condition that uses `lock` (Python's `Condition(lock)`): several
+    /// conditions may share one lock, say "not empty" and "not full" of a buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError`] when the system refuses the shared memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::sync::{Condition, Lock};
+    ///
+    /// let lock = Lock::new()?;
+    /// let not_empty = Condition::with_lock(lock.clone())?;
+    /// let not_full = Condition::with_lock(lock)?;
+    /// let g = not_empty.lock().unwrap();
+    /// not_full.notify_all(); // same lock, held by `g`
+    /// drop(g);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn with_lock(lock: Lock) -> Result<Condition, CreateError> {
+        let shared = Shared::<ConditionHeader>::create(c"mproc-condition", 0, |h, _, _| {
+            h.magic.store(COND_MAGIC, Ordering::Release);
+            Ok(())
+        })
+        .map_err(|e| CreateError::new("condition", e))?;
+        Ok(Condition {
+            lock,
+            shared: Arc::new(shared),
+        })
+    }
+
+    #[inline]
+    fn counts(&self) -> &AtomicU64 {
+        &self.shared.header().counts
+    }
+
+    /// Takes the condition's lock (see [`Lock::lock`]).
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerDied`] when a holder died; the guard inside holds the lock.
+    ///
+    /// # Panics
+    ///
+    /// When the calling thread holds the lock already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// drop(g);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    #[doc(alias = "acquire")]
+    pub fn lock(&self) -> LockResult<LockGuard<'_>> {
+        self.lock.lock()
+    }
+
+    /// The condition's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = mproc::sync::Condition::new()?;
+    /// assert!(!cond.get_lock().is_locked());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn get_lock(&self) -> &Lock {
+        &self.lock
+    }
+
+    /// Releases the lock, waits for a notification, and takes the lock back.
+    /// May return without a notification in rare cases (a spurious wake-up, as in
+    /// every condition variable), so check the state in a loop or use
+    /// [`wait_for`](Condition::wait_for).
+    ///
+    /// # Errors
+    ///
+    /// [`OwnerDied`] (with the guard) when a process died holding the lock while
+    /// this one waited.
+    ///
+    /// # Panics
+    ///
+    /// When `guard` is not a guard of this condition's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::sync::Condition;
+    ///
+    /// let cond = Condition::new()?;
+    /// std::thread::scope(|s| {
+    ///     let g = cond.lock().unwrap();
+    ///     s.spawn(|| {
+    ///         let _g = cond.lock().unwrap(); // waits until `wait` releases it
+    ///         cond.notify_all();
+    ///     });
+    ///     let _g = cond.wait(g).unwrap();
+    /// });
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn wait<'a>(&self, guard: LockGuard<'a>) -> LockResult<LockGuard<'a>> {
+        match self.wait_until(guard, None) {
+            Ok((g, _)) => Ok(g),
+            Err(died) => Err(died.map(|(g, _)| g)),
+        }
+    }
+
+    /// As [`wait`](Condition::wait), for at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// let (g, r) = cond.wait_timeout(g, Duration::from_millis(5)).unwrap();
+    /// assert!(r.timed_out());
+    /// drop(g);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn wait_timeout<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        timeout: Duration,
+    ) -> LockResult<(LockGuard<'a>, WaitTimeoutResult)> {
+        self.wait_until(guard, wait::deadline_after(timeout))
+    }
+
+    /// As [`wait`](Condition::wait), until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// let (_g, r) = cond
+    ///     .wait_deadline(g, Instant::now() + Duration::from_millis(5))
+    ///     .unwrap();
+    /// assert!(r.timed_out());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn wait_deadline<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        deadline: Instant,
+    ) -> LockResult<(LockGuard<'a>, WaitTimeoutResult)> {
+        self.wait_until(guard, Some(deadline))
+    }
+
+    /// Waits until `predicate()` is true (checked with the lock held, first
+    /// before any wait), as Python's `wait_for(predicate)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// let g = cond.wait_for(g, || true).unwrap(); // already true: no wait
+    /// # drop(g);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn wait_for<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        predicate: impl FnMut() -> bool,
+    ) -> LockResult<LockGuard<'a>> {
+        match self.wait_for_until(guard, None, predicate) {
+            Ok((g, _)) => Ok(g),
+            Err(died) => Err(died.map(|(g, _)| g)),
+        }
+    }
+
+    /// Waits until `predicate()` is true or `timeout` passes, and returns the
+    /// predicate's last value (Python's `wait_for(predicate, timeout)`).
+    ///
+    /// # Errors
+    ///
+    /// As [`wait`](Condition::wait); the value inside is the predicate's last
+    /// value.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// let (_g, ok) = cond
+    ///     .wait_for_timeout(g, Duration::from_millis(5), || false)
+    ///     .unwrap();
+    /// assert!(!ok);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn wait_for_timeout<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        timeout: Duration,
+        predicate: impl FnMut() -> bool,
+    ) -> LockResult<(LockGuard<'a>, bool)> {
+        self.wait_for_until(guard, wait::deadline_after(timeout), predicate)
+    }
+
+    /// As [`wait_for_timeout`](Condition::wait_for_timeout), until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`wait_for_timeout`](Condition::wait_for_timeout).
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let cond = mproc::sync::Condition::new()?;
+    /// let g = cond.lock().unwrap();
+    /// let at = Instant::now() + Duration::from_millis(5);
+    /// let (_g, ok) = cond.wait_for_deadline(g, at, || false).unwrap();
+    /// assert!(!ok);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn wait_for_deadline<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        deadline: Instant,
+        predicate: impl FnMut() -> bool,
+    ) -> LockResult<(LockGuard<'a>, bool)> {
+        self.wait_for_until(guard, Some(deadline), predicate)
+    }
+
+    fn wait_for_until<'a>(
+        &self,
+        mut guard: LockGuard<'a>,
+        deadline: Option<Instant>,
+        mut predicate: impl FnMut() -> bool,
+    ) -> LockResult<(LockGuard<'a>, bool)> {
+        let mut died: Option<Option<u32>> = None;
+        loop {
+            let ok = predicate();
+            if ok || wait::expired(deadline) {
+                return match died {
+                    None => Ok((guard, ok)),
+                    Some(pid) => Err(OwnerDied::new((guard, ok), pid)),
+                };
+            }
+            guard = match self.wait_until(guard, deadline) {
+                Ok((g, _)) => g,
+                Err(e) => {
+                    died = Some(e.pid());
+                    e.into_inner().0
+                }
+            };
+        }
+    }
+
+    /// Wakes up to `n` waiters (Python's `notify(n)`). Each wait ends for at most
+    /// one notification, and a notification with nobody waiting is lost (as in
+    /// Python). Usually called with the lock held, after changing the state the
+    /// waiters check, but that is not required.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = mproc::sync::Condition::new()?;
+    /// cond.notify(1); // nobody waits: nothing happens
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn notify(&self, n: u32) {
+        let counts = self.counts();
+        let mut cur = counts.load(Ordering::Relaxed);
+        let granted = loop {
+            let free = waiters(cur).saturating_sub(tokens(cur));
+            let k = free.min(n);
+            if k == 0 {
+                return;
+            }
+            match counts.compare_exchange_weak(
+                cur,
+                cur + k as u64 * TOKEN,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break k,
+                Err(now) => cur = now,
+            }
+        };
+        let seq = &self.shared.header().seq;
+        seq.fetch_add(1, Ordering::Release);
+        wait::wake(seq, granted);
+    }
+
+    /// Wakes every waiter (Python's `notify_all`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = mproc::sync::Condition::new()?;
+    /// cond.notify_all();
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn notify_all(&self) {
+        self.notify(u32::MAX);
+    }
+
+    /// Consumes a token if one is granted: `Some(true)`. When `leaving`, a waiter
+    /// without a token unregisters: `Some(false)`. Otherwise `None`.
+    fn take_token(&self, leaving: bool) -> Option<bool> {
+        let counts = self.counts();
+        let mut cur = counts.load(Ordering::Acquire);
+        loop {
+            let new = if tokens(cur) > 0 && waiters(cur) > 0 {
+                cur - TOKEN - WAITER
+            } else if leaving && waiters(cur) > 0 {
+                cur - WAITER
+            } else if leaving {
+                // The count was corrupted (or reset by a peer): nothing to undo.
+                return Some(false);
+            } else {
+                return None;
+            };
+            match counts.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(tokens(cur) > 0),
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    fn wait_until<'a>(
+        &self,
+        guard: LockGuard<'a>,
+        deadline: Option<Instant>,
+    ) -> LockResult<(LockGuard<'a>, WaitTimeoutResult)> {
+        let state = guard.state();
+        assert!(
+            std::ptr::eq(state, self.lock.state()),
+            "Condition::wait called with the guard of a different lock"
+        );
+        let seq = &self.shared.header().seq;
+        // Register, and read the futex word, while still holding the lock: a
+        // notify after this point either finds us counted or changes the word.
+        self.counts().fetch_add(WAITER, Ordering::AcqRel);
+        let mut s = seq.load(Ordering::Acquire);
+        drop(guard);
+
+        let notified = if wait::spin_until(deadline, || {
+            self.counts().load(Ordering::Relaxed) as u32 > 0 && self.take_token(false) == Some(true)
+        }) {
+            true
+        } else {
+            loop {
+                let r = wait::sleep(seq, s, deadline, None);
+                if let Some(true) = self.take_token(false) {
+                    break true;
+                }
+                if r == Sleep::TimedOut || wait::expired(deadline) {
+                    break self.take_token(true) == Some(true);
+                }
+                s = seq.load(Ordering::Acquire);
+                if let Some(true) = self.take_token(false) {
+                    break true;
+                }
+            }
+        };
+        let result = WaitTimeoutResult(!notified);
+        match state.acquire(Wait::Until(None)) {
+            Outcome::Locked => Ok((LockGuard::new(state), result)),
+            Outcome::OwnerDied(pid) => Err(OwnerDied::new((LockGuard::new(state), result), pid)),
+            other => unreachable!("re-locking after a wait: {other:?}"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConditionOut<'a> {
+    lock: &'a Lock,
+    region: RegionOut<'a>,
+}
+
+#[derive(Deserialize)]
+struct ConditionIn {
+    lock: Lock,
+    region: RegionIn,
+}
+
+impl Serialize for Condition {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ConditionOut {
+            lock: &self.lock,
+            region: RegionOut::new(self.shared.region()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let wire = ConditionIn::deserialize(d)?;
+        let shared = wire
+            .region
+            .into_shared::<ConditionHeader, D::Error>(|_| Ok(0))?;
+        if shared.header().magic.load(Ordering::Acquire) != COND_MAGIC {
+            return Err(serde::de::Error::custom(
+                "received descriptor is not an mproc condition",
+            ));
+        }
+        Ok(Condition {
+            lock: wire.lock,
+            shared: Arc::new(shared),
+        })
+    }
+}
