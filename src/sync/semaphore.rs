@@ -242,7 +242,7 @@ impl Semaphore {
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         self.core
             .try_take()
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` on timeout.
@@ -261,7 +261,7 @@ impl Semaphore {
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.core
             .take_until(wait::deadline_after(timeout))
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
@@ -278,7 +278,7 @@ impl Semaphore {
     pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
         self.core
             .take_until(Some(deadline))
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Adds one permit, waking one waiter.
@@ -443,7 +443,7 @@ impl BoundedSemaphore {
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
         self.core
             .try_take()
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` on timeout.
@@ -462,7 +462,7 @@ impl BoundedSemaphore {
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.core
             .take_until(wait::deadline_after(timeout))
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
@@ -479,7 +479,7 @@ impl BoundedSemaphore {
     pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
         self.core
             .take_until(Some(deadline))
-            .then_some(SemaphoreGuard { core: &self.core })
+            .then(|| SemaphoreGuard { core: &self.core })
     }
 
     /// Gives back one permit, waking one waiter.
