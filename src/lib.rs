@@ -1,6 +1,30 @@
-//! mproc: Python's multiprocessing for Rust.
+//! mproc: Python's `multiprocessing` for Rust.
+//!
+//! Processes that run Rust functions and hand back their results — or say exactly
+//! why they could not: a panic with its backtrace, a signal, a timeout — never a hang.
+//!
+//! ```
+//! use mproc::process::Process;
+//!
+//! let child = Process::start(|n: u64| (1..=n).product::<u64>(), 10)?;
+//! assert_eq!(child.join()?, 3_628_800);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//!
+//! - [`process`]: child processes (`multiprocessing.Process`), start methods,
+//!   `current_process`, `active_children`.
+//!
+//! # Supported platforms
+//!
+//! Linux (kernel 5.4 or newer: pidfds, memfd). Every system call is behind one
+//! internal `sys` module so that other Unix systems can follow.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![doc(test(attr(deny(warnings))))]
 
 pub(crate) mod codec;
 pub mod process;

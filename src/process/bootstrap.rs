@@ -1,2 +1,144 @@
-//! Child side start-up.
-pub(crate) fn on_load() {}
+//! The child's side: taking over a freshly started process and running its task.
+//!
+//! A `Spawn` child is this executable started again with [`BOOTSTRAP_ENV`] set. The
+//! load hook (`sys::startup`) calls [`on_load`] before `main`; it removes the marker
+//! (so the child's own children start clean), ties the child's life to its parent,
+//! reads the [`Job`] and runs it, and the process ends without ever entering `main`.
+//! The forkserver is started the same way with another mode. `Fork` and forkserver
+//! children enter at [`run_job`] directly.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use crate::codec::Message;
+use crate::process::protocol::{BOOTSTRAP_ENV, CHANNEL_FD, Job, MAX_FRAME, PanicReport, Report};
+use crate::process::{forkserver, info};
+use crate::sys::process as os;
+use crate::wire;
+
+/// Called by the load hook in every process that links mproc, before `main`.
+pub(crate) fn on_load() {
+    let Some(value) = std::env::var_os(BOOTSTRAP_ENV) else { return };
+    os::remove_env_single_threaded(BOOTSTRAP_ENV);
+    let value = value.to_string_lossy().into_owned();
+    let (mode, parent) = value.split_once(':').unwrap_or((value.as_str(), "0"));
+    let parent: u32 = parent.parse().unwrap_or(0);
+    os::ignore_sigpipe();
+    if !os::die_with_parent(parent) {
+        // The parent is already gone; nobody is waiting for this process.
+        os::exit_now(1);
+    }
+    let Some(channel) = os::take_inherited_fd(CHANNEL_FD) else {
+        let _ = writeln!(std::io::stderr(), "mproc: started as a child but descriptor {CHANNEL_FD} is not open");
+        os::exit_now(1);
+    };
+    match mode {
+        "spawn" => {
+            let msg = match wire::recv(channel.as_fd(), MAX_FRAME) {
+                Ok(Some(msg)) => msg,
+                // The parent went away before sending the task.
+                _ => os::exit_now(1),
+            };
+            let job: Job = match crate::codec::decode_bytes(&msg.bytes, Vec::new()) {
+                Ok(job) => job,
+                Err(e) => {
+                    let _ = send_report(&channel, &Report::Failed(format!("cannot decode the job: {e}")), &[]);
+                    os::exit_now(1);
+                }
+            };
+            run_job(channel, job, msg.fds)
+        }
+        "forkserver" => forkserver::serve(channel),
+        other => {
+            let _ = writeln!(std::io::stderr(), "mproc: unknown bootstrap mode {other:?}");
+            os::exit_now(1);
+        }
+    }
+}
+
+fn send_report(channel: &OwnedFd, report: &Report, fds: &[std::os::fd::BorrowedFd<'_>]) -> std::io::Result<()> {
+    let bytes = postcard::to_stdvec(report).map_err(std::io::Error::other)?;
+    wire::send(channel.as_fd(), &bytes, fds)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// Runs `job` in this process, reports its outcome on `channel`, and exits.
+pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
+    let channel = Arc::new(channel);
+    info::set_current(&job.name, job.daemon, Some(job.parent.clone()));
+
+    // A panic on the task's thread is reported with its location and backtrace. Under
+    // `panic = "abort"` there is no unwinding to come back from, so the hook sends the
+    // report itself.
+    let caught: Arc<Mutex<Option<PanicReport>>> = Arc::default();
+    let task_thread = std::thread::current().id();
+    {
+        let caught = Arc::clone(&caught);
+        let channel = Arc::clone(&channel);
+        std::panic::set_hook(Box::new(move |info| {
+            let report = PanicReport {
+                message: panic_message(info.payload()),
+                location: info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+                backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            };
+            if std::thread::current().id() != task_thread {
+                let name = std::thread::current().name().unwrap_or("<unnamed>").to_string();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "thread '{name}' panicked at {}:\n{}",
+                    report.location.as_deref().unwrap_or("?"),
+                    report.message
+                );
+                return;
+            }
+            if cfg!(panic = "abort") {
+                let _ = send_report(&channel, &Report::Panicked(report), &[]);
+            } else if let Ok(mut slot) = caught.lock() {
+                *slot = Some(report);
+            }
+        }));
+    }
+
+    if send_report(&channel, &Report::Started, &[]).is_err() {
+        // The parent is gone (or closed the channel): nobody wants the result.
+        os::exit_now(1);
+    }
+    let entry = job.entry;
+    let input = Message { bytes: job.args, fds: arg_fds };
+    let outcome = std::panic::catch_unwind(move || entry.invoke(input));
+    let code = match outcome {
+        Ok(Ok(result)) => {
+            let fds: Vec<_> = result.fds.iter().map(|f| f.as_fd()).collect();
+            match send_report(&channel, &Report::Returned(result.bytes), &fds) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            }
+        }
+        Ok(Err(reason)) => {
+            let _ = send_report(&channel, &Report::Failed(reason), &[]);
+            1
+        }
+        Err(payload) => {
+            let report = caught.lock().ok().and_then(|mut s| s.take()).unwrap_or_else(|| PanicReport {
+                message: panic_message(&*payload),
+                location: None,
+                backtrace: String::new(),
+            });
+            let _ = send_report(&channel, &Report::Panicked(report), &[]);
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    os::exit_now(code)
+}

@@ -1,2 +1,896 @@
-//! Child processes that run Rust functions.
-pub(crate) mod bootstrap;
+//! Child processes that run Rust functions: the counterpart of
+//! `multiprocessing.Process`.
+//!
+//! A [`Process`] runs a function `fn(A) -> R` (a plain `fn` or a closure that
+//! captures nothing) in a new process, and [`Process::join`] hands back its `R`, or
+//! a [`JoinError`] that says exactly what happened instead: a panic (with message,
+//! location and backtrace), a signal, an early exit, a child that never confirmed
+//! its start. Arguments and results are serde types; a capturing closure does not
+//! compile, which is the Rust answer to Python's `PicklingError`. Types that run
+//! themselves implement [`Task`], the counterpart of subclassing `Process` and
+//! overriding `run`.
+//!
+//! ```
+//! use mproc::process::Process;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let child = Process::start(square, 12)?;
+//! assert_eq!(child.join()?, 144);
+//!
+//! // A closure works too, as long as it captures nothing.
+//! let child = Process::start(|(a, b): (i32, i32)| a - b, (50, 8))?;
+//! assert_eq!(child.join()?, 42);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Use a [`Pool`](https://docs.rs/mproc) of long-lived workers instead when there
+//! are many small tasks: a process per task pays a start-up each time.
+//!
+//! # Start methods
+//!
+//! - [`StartMethod::Forkserver`] (the default): a clean single-threaded server,
+//!   started once per parent, forks each child. Fast and safe whatever threads the
+//!   parent runs.
+//! - [`StartMethod::Spawn`]: runs this executable again. The new process is taken
+//!   over by mproc before `main` by a load-time hook (an `.init_array` entry), so
+//!   binaries, examples, unit and integration tests and doc tests need no set-up.
+//!   If a child reports that the bootstrap did not run ([`JoinError::BootstrapMissing`]),
+//!   the executable was linked without mproc's hook; that is a bug to report.
+//! - [`StartMethod::Fork`]: forks the calling process directly. Fastest, and the
+//!   child sees the parent's memory, but it is unsafe to combine with threads (a
+//!   lock held by another thread at the fork stays locked in the child forever);
+//!   mproc logs a warning when the parent has other threads.
+//!
+//! # Caveats
+//!
+//! - **Parent death.** Every child gets `PR_SET_PDEATHSIG(SIGKILL)`: when the
+//!   parent dies for any reason, including `SIGKILL`, its children are killed by
+//!   the kernel. Children are started from the main thread or from one long-lived
+//!   launcher thread, because the kernel ties the death signal to the creating thread.
+//! - **Normal exit.** When the parent returns from `main` or calls
+//!   `std::process::exit`, mproc sends `SIGTERM` to daemon children (then `SIGKILL`
+//!   after one second) and waits for non-daemon children to finish, as Python does.
+//! - **Drop.** Dropping a [`Process`] without joining it does not stop the child;
+//!   a reaper thread reaps it when it ends, so no zombie is left.
+//! - **Signals** go through a pidfd, so a recycled pid is never signalled.
+//! - **Output.** Children share the parent's stdout and stderr unless
+//!   [`Builder::capture_output`] is set.
+//! - **Child code runs before `main`** in `Spawn` children: `main`'s own set-up
+//!   (a logger, say) has not run there.
+
+mod bootstrap;
+mod error;
+mod forkserver;
+mod info;
+mod launch;
+mod protocol;
+mod registry;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::{JoinError, JoinTimeoutError, SpawnError};
+pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
+
+pub(crate) use bootstrap::on_load;
+
+use crate::codec;
+use crate::process::protocol::{Job, MAX_FRAME, Origin, Report};
+use crate::process::registry::ExitSource;
+use crate::sys::code::{EntryPoint, SelfRunning};
+use crate::sys::process::{self as os, RawExit};
+use crate::sys::socket;
+use crate::wire;
+
+/// How a child process is created. See the [module docs](self#start-methods).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StartMethod {
+    /// Fork from a clean single-threaded server started once (the default).
+    #[default]
+    Forkserver,
+    /// Run this executable again; the child is taken over before `main`.
+    Spawn,
+    /// Fork the calling process. Unsafe to mix with threads; see the module docs.
+    Fork,
+}
+
+impl StartMethod {
+    /// All start methods, for code that tries each.
+    pub const ALL: [StartMethod; 3] = [StartMethod::Forkserver, StartMethod::Spawn, StartMethod::Fork];
+}
+
+/// How a process ended: Python's `exitcode`, as an enum.
+///
+/// # Examples
+///
+/// ```
+/// use mproc::process::ExitStatus;
+///
+/// assert!(ExitStatus::Code(0).success());
+/// assert_eq!(ExitStatus::Signal(9).python_exitcode(), -9);
+/// assert_eq!(ExitStatus::Signal(9).to_string(), "killed by signal 9 (SIGKILL)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExitStatus {
+    /// The process exited with this code.
+    Code(i32),
+    /// The process was killed by this signal.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// Whether the process exited with code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+
+    /// The exit code, if the process exited.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(c) => Some(c),
+            ExitStatus::Signal(_) => None,
+        }
+    }
+
+    /// The signal, if one killed the process.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(_) => None,
+            ExitStatus::Signal(s) => Some(s),
+        }
+    }
+
+    /// Python's convention: the exit code, or minus the signal number.
+    pub fn python_exitcode(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal(s) => -s,
+        }
+    }
+}
+
+impl From<RawExit> for ExitStatus {
+    fn from(raw: RawExit) -> Self {
+        match raw {
+            RawExit::Code(c) => ExitStatus::Code(c),
+            RawExit::Signal(s) => ExitStatus::Signal(s),
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "killed by {}", error::describe_signal(*s)),
+        }
+    }
+}
+
+/// A value that runs itself in a child process: the counterpart of subclassing
+/// `multiprocessing.Process` and overriding `run`.
+///
+/// # Examples
+///
+/// ```
+/// use mproc::process::{Process, Task};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Countdown {
+///     from: u32,
+/// }
+///
+/// impl Task for Countdown {
+///     type Output = Vec<u32>;
+///     fn run(self) -> Vec<u32> {
+///         (0..=self.from).rev().collect()
+///     }
+/// }
+///
+/// let child = Process::start_task(Countdown { from: 3 })?;
+/// assert_eq!(child.join()?, vec![3, 2, 1, 0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Task: Serialize + DeserializeOwned + 'static {
+    /// What the task hands back to the parent.
+    type Output: Serialize + DeserializeOwned + 'static;
+
+    /// Runs the task in the child.
+    fn run(self) -> Self::Output;
+}
+
+impl<T: Task> SelfRunning for T {
+    type Output = T::Output;
+    fn run_self(self) -> T::Output {
+        self.run()
+    }
+}
+
+/// Output a child wrote to its stdout and stderr, when captured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CapturedOutput {
+    /// Everything written to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything written to stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// Options for starting a process: name, daemon flag, start method, output capture.
+///
+/// # Examples
+///
+/// ```
+/// use mproc::process::{Process, StartMethod};
+///
+/// let child = Process::builder()
+///     .name("adder")
+///     .daemon(true)
+///     .start_method(StartMethod::Spawn)
+///     .start(|(a, b): (u8, u8)| a + b, (2, 3))?;
+/// assert_eq!(child.name(), "adder");
+/// assert_eq!(child.join()?, 5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    name: Option<String>,
+    daemon: bool,
+    method: StartMethod,
+    capture: bool,
+    handshake_timeout: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            name: None,
+            daemon: false,
+            method: StartMethod::default(),
+            capture: false,
+            handshake_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Builder {
+    /// The process's name (default `Process-N`), seen by [`current_process`] in the child.
+    pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether the child is a daemon: terminated, not waited for, when the parent
+    /// exits normally. Default `false`.
+    pub fn daemon(&mut self, daemon: bool) -> &mut Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// The start method. Default [`StartMethod::Forkserver`].
+    pub fn start_method(&mut self, method: StartMethod) -> &mut Self {
+        self.method = method;
+        self
+    }
+
+    /// Captures the child's stdout and stderr instead of sharing the parent's; read
+    /// them with [`Process::join_with_output`].
+    pub fn capture_output(&mut self, capture: bool) -> &mut Self {
+        self.capture = capture;
+        self
+    }
+
+    /// How long a child may take to confirm that it started (default 30 s). A child
+    /// that does not is killed and reported as [`JoinError::HandshakeTimeout`].
+    pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Starts `f(arg)` in a new process.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] when the argument cannot be serialized or the process cannot
+    /// be created.
+    pub fn start<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Process<R>, SpawnError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let msg = codec::encode(&arg).map_err(|e| SpawnError::Encode(e.to_string()))?;
+        self.launch(EntryPoint::for_fn(f), msg)
+    }
+
+    /// Starts `task.run()` in a new process.
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::start`].
+    pub fn start_task<T: Task>(&self, task: T) -> Result<Process<T::Output>, SpawnError> {
+        let msg = codec::encode(&task).map_err(|e| SpawnError::Encode(e.to_string()))?;
+        self.launch(EntryPoint::for_task::<T>(), msg)
+    }
+
+    fn launch<R>(&self, entry: EntryPoint, args: codec::Message) -> Result<Process<R>, SpawnError> {
+        let name = match &self.name {
+            Some(n) => n.clone(),
+            None => format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+        };
+        let me = current_process();
+        let job = Job {
+            entry,
+            name: name.clone(),
+            daemon: self.daemon,
+            parent: Origin { pid: me.pid, name: me.name },
+            args: args.bytes,
+        };
+        let launched = launch::launch(launch::Request {
+            job,
+            arg_fds: args.fds,
+            capture: self.capture,
+            method: self.method,
+            handshake_timeout: self.handshake_timeout,
+        })?;
+        let pidfd = Arc::new(launched.pidfd);
+        registry::register(launched.pid, &name, self.daemon, Arc::clone(&pidfd));
+        let output = launched.output.map(|(out, err)| {
+            std::thread::Builder::new()
+                .name(format!("mproc-output-{}", launched.pid))
+                .spawn(move || read_output(out, err))
+                .expect("cannot start a thread to collect a child's output")
+        });
+        Ok(Process {
+            pid: launched.pid,
+            name,
+            daemon: self.daemon,
+            method: self.method,
+            pidfd,
+            control: launched.control,
+            exit: Some(launched.exit),
+            started_at: Instant::now(),
+            handshake_timeout: self.handshake_timeout,
+            handshake_done: false,
+            report: None,
+            eof: false,
+            status: None,
+            output,
+            _result: PhantomData,
+        })
+    }
+}
+
+fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
+    let mut captured = CapturedOutput::default();
+    let mut open = [true, true];
+    let mut buf = vec![0u8; 64 * 1024];
+    while open.iter().any(|o| *o) {
+        let pair = [(&out, open[0]), (&err, open[1])];
+        let fds: Vec<(BorrowedFd<'_>, bool)> =
+            pair.iter().filter(|(_, o)| *o).map(|(fd, _)| (fd.as_fd(), false)).collect();
+        let Ok(ready) = socket::poll(&fds, None) else { break };
+        let mut k = 0;
+        for (i, fd) in [&out, &err].into_iter().enumerate() {
+            if !open[i] {
+                continue;
+            }
+            if ready[k].readable {
+                match socket::read(fd.as_fd(), &mut buf) {
+                    Ok(0) | Err(_) => open[i] = false,
+                    Ok(n) => {
+                        let sink = if i == 0 { &mut captured.stdout } else { &mut captured.stderr };
+                        sink.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+            k += 1;
+        }
+    }
+    captured
+}
+
+/// A running (or finished) child process that will hand back an `R`.
+///
+/// Made by [`Process::start`], [`Process::start_task`] or a [`Builder`].
+pub struct Process<R> {
+    pid: u32,
+    name: String,
+    daemon: bool,
+    method: StartMethod,
+    pidfd: Arc<OwnedFd>,
+    control: OwnedFd,
+    exit: Option<ExitSource>,
+    started_at: Instant,
+    handshake_timeout: Duration,
+    handshake_done: bool,
+    report: Option<(Report, Vec<OwnedFd>)>,
+    eof: bool,
+    status: Option<ExitStatus>,
+    output: Option<std::thread::JoinHandle<CapturedOutput>>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("pid", &self.pid)
+            .field("name", &self.name)
+            .field("daemon", &self.daemon)
+            .field("start_method", &self.method)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Process<()> {
+    /// A [`Builder`] for setting the name, daemon flag, start method or output capture.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let child = mproc::process::Process::builder().name("quiet").start(|x: u8| x, 7)?;
+    /// assert_eq!(child.join()?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl<R> Process<R> {
+    /// Starts `f(arg)` in a new process with the default options.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] when the argument cannot be serialized or the process cannot
+    /// be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::start(|name: String| format!("hello, {name}"), "world".to_string())?;
+    /// assert_eq!(child.join()?, "hello, world");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start<A>(f: fn(A) -> R, arg: A) -> Result<Process<R>, SpawnError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        Builder::default().start(f, arg)
+    }
+
+    /// Starts `task.run()` in a new process with the default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Task`].
+    pub fn start_task<T: Task<Output = R>>(task: T) -> Result<Process<R>, SpawnError> {
+        Builder::default().start_task(task)
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the child is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+
+    /// The start method it was started with.
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// A pidfd for the child: it polls readable once the child has exited
+    /// (Python's `sentinel`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    ///
+    /// let child = mproc::process::Process::start(|x: u8| x, 1)?;
+    /// assert!(child.sentinel().as_raw_fd() >= 0);
+    /// child.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sentinel(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// Whether the child is still running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let child = mproc::process::Process::start(|x: u8| x, 1)?;
+    /// child.kill()?;
+    /// assert!(child.join().unwrap_err().is_signaled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        self.status.is_none() && !os::pidfd_wait_exit(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
+    }
+
+    /// How the child ended, or `None` while it runs (Python's `exitcode`). Does not
+    /// block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::{ExitStatus, Process};
+    ///
+    /// let mut child = Process::start(|x: u8| x, 1)?;
+    /// child.kill()?;
+    /// while child.exit_status().is_none() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(child.exit_status(), Some(ExitStatus::Signal(9)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() && !self.is_alive() {
+            let _ = self.reap(Some(Instant::now() + Duration::from_secs(5)));
+        }
+        self.status
+    }
+
+    /// Asks the child to stop: `SIGTERM` (Python's `terminate`).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error; a child that already exited is not an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let child = mproc::process::Process::start(|_: ()| std::thread::sleep(std::time::Duration::from_secs(60)), ())?;
+    /// child.terminate()?;
+    /// assert_eq!(child.join().unwrap_err().signal(), Some(15));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn terminate(&self) -> std::io::Result<()> {
+        self.signal(os::SIGTERM)
+    }
+
+    /// Kills the child: `SIGKILL` (Python's `kill`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Process::terminate`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let child = mproc::process::Process::start(|_: ()| std::thread::sleep(std::time::Duration::from_secs(60)), ())?;
+    /// child.kill()?;
+    /// assert_eq!(child.join().unwrap_err().signal(), Some(9));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn kill(&self) -> std::io::Result<()> {
+        self.signal(os::SIGKILL)
+    }
+
+    fn signal(&self, sig: i32) -> std::io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        os::pidfd_signal(self.pidfd.as_fd(), sig)
+    }
+
+    /// Waits for the child and returns its result.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError`] says why there is no result: a panic, a signal, an exit, a
+    /// child that never started, a result that could not be decoded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::start(|_: ()| -> u8 { panic!("out of cheese") }, ())?;
+    /// let err = child.join().unwrap_err();
+    /// assert!(err.is_panic());
+    /// assert_eq!(err.panic_message(), Some("out of cheese"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join(self) -> Result<R, JoinError>
+    where
+        R: DeserializeOwned,
+    {
+        self.join_with_output().0
+    }
+
+    /// Like [`join`](Process::join), and also returns what the child wrote to stdout
+    /// and stderr when [`Builder::capture_output`] was set (empty otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::builder().capture_output(true).start(|x: u32| { println!("got {x}"); x + 1 }, 41)?;
+    /// let (result, output) = child.join_with_output();
+    /// assert_eq!(result?, 42);
+    /// assert_eq!(output.stdout, b"got 41\n");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_with_output(mut self) -> (Result<R, JoinError>, CapturedOutput)
+    where
+        R: DeserializeOwned,
+    {
+        let result = match self.wait(None) {
+            Ok(_) => self.take_result(),
+            Err(e) => Err(e),
+        };
+        let output = self.output.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        (result, output)
+    }
+
+    /// Waits at most `timeout` for the child's result.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinTimeoutError::Timeout`] with the handle back when the child is still
+    /// running; [`JoinTimeoutError::Failed`] as [`join`](Process::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::start(|_: ()| std::thread::sleep(Duration::from_secs(60)), ())?;
+    /// let err = child.join_timeout(Duration::from_millis(50)).unwrap_err();
+    /// assert!(err.is_timeout());
+    /// let child = err.into_inner().unwrap();
+    /// child.kill()?;
+    /// assert!(child.join().unwrap_err().is_signaled());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_timeout(self, timeout: Duration) -> Result<R, JoinTimeoutError<R>>
+    where
+        R: DeserializeOwned,
+    {
+        self.join_deadline(Instant::now() + timeout)
+    }
+
+    /// Waits until `deadline` at most for the child's result.
+    ///
+    /// # Errors
+    ///
+    /// As [`join_timeout`](Process::join_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let child = mproc::process::Process::start(|x: u8| x * 2, 4)?;
+    /// assert_eq!(child.join_deadline(Instant::now() + Duration::from_secs(30))?, 8);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn join_deadline(mut self, deadline: Instant) -> Result<R, JoinTimeoutError<R>>
+    where
+        R: DeserializeOwned,
+    {
+        match self.wait(Some(deadline)) {
+            Ok(true) => {
+                let result = self.take_result();
+                // The output thread ends with the child; collect it so it does not linger.
+                if let Some(h) = self.output.take() {
+                    let _ = h.join();
+                }
+                result.map_err(JoinTimeoutError::Failed)
+            }
+            Ok(false) => Err(JoinTimeoutError::Timeout(self)),
+            Err(e) => Err(JoinTimeoutError::Failed(e)),
+        }
+    }
+
+    fn io_error(&self, source: std::io::Error) -> JoinError {
+        JoinError::Io { name: self.name.clone(), pid: self.pid, source }
+    }
+
+    /// Reads reports until there is a result or the channel ends, then reaps.
+    /// `Ok(false)`: `deadline` passed first.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, JoinError> {
+        while self.report.is_none() && !self.eof {
+            let handshake_deadline = (!self.handshake_done).then(|| self.started_at + self.handshake_timeout);
+            let until = match (deadline, handshake_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = until.map(|d| d.saturating_duration_since(Instant::now()));
+            let ready = socket::poll(&[(self.control.as_fd(), false), (self.pidfd.as_fd(), false)], timeout)
+                .map_err(|e| self.io_error(e))?;
+            if ready[0].readable {
+                self.read_report()?;
+                continue;
+            }
+            if ready[1].readable {
+                // The child is gone; take what it managed to send.
+                let more = socket::poll(&[(self.control.as_fd(), false)], Some(Duration::ZERO))
+                    .map_err(|e| self.io_error(e))?;
+                if more[0].readable {
+                    self.read_report()?;
+                } else {
+                    self.eof = true;
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(h) = handshake_deadline {
+                if now >= h {
+                    let _ = os::pidfd_signal(self.pidfd.as_fd(), os::SIGKILL);
+                    let _ = self.reap(None);
+                    return Err(JoinError::HandshakeTimeout {
+                        name: self.name.clone(),
+                        pid: self.pid,
+                        waited: self.handshake_timeout,
+                    });
+                }
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+        }
+        self.reap(deadline)
+    }
+
+    fn read_report(&mut self) -> Result<(), JoinError> {
+        match wire::recv(self.control.as_fd(), MAX_FRAME) {
+            Ok(Some(msg)) => {
+                let report: Report = postcard::from_bytes(&msg.bytes).map_err(|e| JoinError::Codec {
+                    name: self.name.clone(),
+                    pid: self.pid,
+                    reason: format!("malformed report from the child: {e}"),
+                })?;
+                match report {
+                    Report::Started => self.handshake_done = true,
+                    other => {
+                        self.handshake_done = true;
+                        self.report = Some((other, msg.fds));
+                    }
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                self.eof = true;
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset || e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.eof = true;
+                Ok(())
+            }
+            Err(e) => Err(self.io_error(e)),
+        }
+    }
+
+    /// Waits for the exit status. `Ok(false)` when `deadline` passed first.
+    fn reap(&mut self, deadline: Option<Instant>) -> Result<bool, JoinError> {
+        if self.status.is_some() {
+            return Ok(true);
+        }
+        let Some(source) = &self.exit else { return Ok(true) };
+        match registry::wait_exit(&self.pidfd, source, deadline) {
+            Ok(Some(raw)) => {
+                self.status = Some(raw.into());
+                registry::forget(self.pid);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                registry::forget(self.pid);
+                Err(self.io_error(e))
+            }
+        }
+    }
+
+    fn take_result(&mut self) -> Result<R, JoinError>
+    where
+        R: DeserializeOwned,
+    {
+        let (name, pid) = (self.name.clone(), self.pid);
+        match self.report.take() {
+            Some((Report::Returned(bytes), fds)) => codec::decode_bytes::<R>(&bytes, fds).map_err(|e| JoinError::Codec {
+                name,
+                pid,
+                reason: format!("cannot decode the result in the parent: {e}"),
+            }),
+            Some((Report::Panicked(p), _)) => Err(JoinError::Panicked {
+                name,
+                pid,
+                message: p.message,
+                location: p.location,
+                backtrace: p.backtrace,
+            }),
+            Some((Report::Failed(reason), _)) => Err(JoinError::Codec { name, pid, reason }),
+            Some((Report::Started, _)) | None => {
+                let status = self.status.unwrap_or(ExitStatus::Code(-1));
+                Err(match status {
+                    ExitStatus::Signal(signal) => JoinError::Signaled { name, pid, signal },
+                    ExitStatus::Code(_) if !self.handshake_done => JoinError::BootstrapMissing { name, pid, status },
+                    ExitStatus::Code(code) => JoinError::Exited { name, pid, code },
+                })
+            }
+        }
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            if let Some(source) = self.exit.take() {
+                registry::detach(self.pid, source);
+            }
+        }
+    }
+}
+
+/// The children of this process that are still running (Python's
+/// `active_children`), sorted by pid.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use mproc::process::{active_children, Process};
+///
+/// let child = Process::start(|_: ()| std::thread::sleep(Duration::from_secs(60)), ())?;
+/// assert!(active_children().iter().any(|c| c.pid() == child.pid()));
+/// child.kill()?;
+/// let pid = child.pid();
+/// let _ = child.join();
+/// assert!(!active_children().iter().any(|c| c.pid() == pid));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn active_children() -> Vec<ProcessInfo> {
+    registry::active()
+}
+
+/// Starts the forkserver now, so that the first [`StartMethod::Forkserver`] child
+/// does not pay for it. Optional: it starts by itself when first needed.
+///
+/// # Errors
+///
+/// [`SpawnError`] when the server cannot be started.
+///
+/// # Examples
+///
+/// ```
+/// mproc::process::start_forkserver()?;
+/// # Ok::<(), mproc::process::SpawnError>(())
+/// ```
+pub fn start_forkserver() -> Result<(), SpawnError> {
+    crate::sys::startup::linked();
+    forkserver::ensure_started()
+}

@@ -316,3 +316,21 @@ pub(crate) fn open_fd_count() -> io::Result<usize> {
         .count()
         .saturating_sub(1))
 }
+
+/// Removes `key` from the environment.
+///
+/// Must only be called while the process has a single thread: from the load hook,
+/// before `main`.
+pub(crate) fn remove_env_single_threaded(key: &str) {
+    // SAFETY: the only caller is the load hook, which runs before `main` and before
+    // any thread is started, so no other thread can read or write the environment
+    // concurrently (the requirement of `remove_var` in edition 2024).
+    unsafe { std::env::remove_var(key) };
+}
+
+/// Registers `f` to run at normal process exit (`exit()` or a return from `main`).
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain C-ABI function with no arguments, valid for the whole
+    // life of the program (it is a function item, not a closure).
+    unsafe { libc::atexit(f) };
+}

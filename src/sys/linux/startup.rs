@@ -21,7 +21,7 @@
 static ON_LOAD: extern "C" fn() = on_load;
 
 extern "C" fn on_load() {
-    let _ = std::panic::catch_unwind(crate::process::bootstrap::on_load);
+    let _ = std::panic::catch_unwind(crate::process::on_load);
 }
 
 /// Makes sure the load hook is linked into the executable.

@@ -1,0 +1,270 @@
+//! Errors of starting and joining processes.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::process::ExitStatus;
+
+/// A process could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The arguments (or the task value) could not be serialized, for example
+    /// because they hold a handle that cannot travel.
+    #[error("cannot send the arguments to the child: {0}")]
+    Encode(String),
+    /// A system call failed while starting the child.
+    #[error("cannot start the child: {what} failed: {source}")]
+    Io {
+        /// The step that failed.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// This process was started by mproc but its bootstrap did not run, so it is
+    /// running `main` as a stray copy of its parent; it refuses to start children to
+    /// avoid starting copies without end.
+    #[error(
+        "this process was started by mproc but the mproc bootstrap did not run in it; \
+         see \"Start methods\" in the process docs"
+    )]
+    BootstrapMissing,
+    /// The forkserver could not start a child.
+    #[error("the forkserver could not start the child: {0}")]
+    Forkserver(String),
+}
+
+impl SpawnError {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> SpawnError {
+        move |source| SpawnError::Io { what, source }
+    }
+}
+
+/// Why a process did not hand back a result.
+///
+/// Every variant names the process and its pid first. Ask with the `is_*` methods
+/// or match on the variant.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task panicked.
+    Panicked {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The panic message.
+        message: String,
+        /// Where it panicked (`file:line:column`), when known.
+        location: Option<String>,
+        /// The backtrace captured in the child.
+        backtrace: String,
+    },
+    /// The process was killed by a signal before it returned a result.
+    Signaled {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The signal number.
+        signal: i32,
+    },
+    /// The process exited with this code without returning a result.
+    Exited {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The exit code.
+        code: i32,
+    },
+    /// The process ended before the mproc bootstrap ran in it (for example, the
+    /// executable was built without mproc's load hook).
+    BootstrapMissing {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// The child did not confirm its start in time; it was killed.
+    HandshakeTimeout {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// How long the parent waited.
+        waited: Duration,
+    },
+    /// The task could not run or its result could not travel: the arguments or the
+    /// result failed to (de)serialize.
+    Codec {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Talking to the child failed.
+    Io {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl JoinError {
+    /// The pid of the process.
+    pub fn pid(&self) -> u32 {
+        match self {
+            JoinError::Panicked { pid, .. }
+            | JoinError::Signaled { pid, .. }
+            | JoinError::Exited { pid, .. }
+            | JoinError::BootstrapMissing { pid, .. }
+            | JoinError::HandshakeTimeout { pid, .. }
+            | JoinError::Codec { pid, .. }
+            | JoinError::Io { pid, .. } => *pid,
+        }
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked { .. })
+    }
+
+    /// The panic message, if the task panicked.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Whether a signal killed the process.
+    pub fn is_signaled(&self) -> bool {
+        matches!(self, JoinError::Signaled { .. })
+    }
+
+    /// The signal that killed the process, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            JoinError::Signaled { signal, .. } => Some(*signal),
+            JoinError::BootstrapMissing { status: ExitStatus::Signal(s), .. } => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn describe_signal(signal: i32) -> String {
+    match crate::sys::process::signal_name(signal) {
+        Some(name) => format!("signal {signal} ({name})"),
+        None => format!("signal {signal}"),
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked { name, pid, message, location, .. } => {
+                write!(f, "process '{name}' (pid {pid}) panicked")?;
+                if let Some(at) = location {
+                    write!(f, " at {at}")?;
+                }
+                write!(f, ": {message}")
+            }
+            JoinError::Signaled { name, pid, signal } => {
+                write!(f, "process '{name}' (pid {pid}) was killed by {}", describe_signal(*signal))
+            }
+            JoinError::Exited { name, pid, code } => {
+                write!(f, "process '{name}' (pid {pid}) exited with code {code} before returning a result")
+            }
+            JoinError::BootstrapMissing { name, pid, status } => write!(
+                f,
+                "process '{name}' (pid {pid}) ended ({status}) before the mproc bootstrap ran; \
+                 see \"Start methods\" in the process docs"
+            ),
+            JoinError::HandshakeTimeout { name, pid, waited } => write!(
+                f,
+                "process '{name}' (pid {pid}) did not confirm its start within {waited:?} and was killed; \
+                 raise `handshake_timeout` if the machine is very loaded"
+            ),
+            JoinError::Codec { name, pid, reason } => write!(f, "process '{name}' (pid {pid}): {reason}"),
+            JoinError::Io { name, pid, source } => {
+                write!(f, "lost contact with process '{name}' (pid {pid}): {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JoinError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// [`Process::join_timeout`](crate::process::Process::join_timeout) did not get a result.
+pub enum JoinTimeoutError<R> {
+    /// The process is still running; here is its handle back.
+    Timeout(crate::process::Process<R>),
+    /// The process ended without a result.
+    Failed(JoinError),
+}
+
+impl<R> JoinTimeoutError<R> {
+    /// Whether the wait timed out (the process may still finish).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, JoinTimeoutError::Timeout(_))
+    }
+
+    /// The handle back, after a timeout.
+    pub fn into_inner(self) -> Option<crate::process::Process<R>> {
+        match self {
+            JoinTimeoutError::Timeout(p) => Some(p),
+            JoinTimeoutError::Failed(_) => None,
+        }
+    }
+}
+
+impl<R> fmt::Debug for JoinTimeoutError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Timeout(p) => write!(f, "Timeout(pid {})", p.pid()),
+            JoinTimeoutError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl<R> fmt::Display for JoinTimeoutError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Timeout(p) => write!(f, "process '{}' (pid {}) is still running", p.name(), p.pid()),
+            JoinTimeoutError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<R> std::error::Error for JoinTimeoutError<R> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JoinTimeoutError::Timeout(_) => None,
+            JoinTimeoutError::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl<R> From<JoinError> for JoinTimeoutError<R> {
+    fn from(e: JoinError) -> Self {
+        JoinTimeoutError::Failed(e)
+    }
+}
+

@@ -1,0 +1,187 @@
+//! The forkserver: one clean, single-threaded process that forks children on request.
+//!
+//! It is this executable started once (like a `Spawn` child) in "forkserver" mode,
+//! before `main` and before any user state exists, so forking from it is safe
+//! whatever threads the user's process has. Each request carries the job and the
+//! child's descriptors; the server forks, answers with the child's pid and a pidfd,
+//! and later writes the child's exit status to a pipe the request supplied. The
+//! server dies with the process that started it, and its children die with it.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
+
+use crate::process::launch::{Launched, Request, capture_pipes, on_launcher};
+use crate::process::protocol::{BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, encode_status};
+use crate::process::registry::ExitSource;
+use crate::process::{SpawnError, bootstrap};
+use crate::sys::process as os;
+use crate::sys::socket;
+use crate::wire;
+
+struct Server {
+    owner: u32,
+    sock: OwnedFd,
+    pidfd: OwnedFd,
+}
+
+static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+fn start_server() -> Result<Server, SpawnError> {
+    let (sock, server_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
+    let marker = format!("forkserver:{}", os::getpid());
+    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &[(server_end.as_fd(), CHANNEL_FD)])
+        .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
+    let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
+    Ok(Server { owner: os::getpid(), sock, pidfd })
+}
+
+/// Starts the forkserver now instead of at the first `Forkserver` start, so that
+/// its start-up cost is not paid by the first child.
+pub(crate) fn ensure_started() -> Result<(), SpawnError> {
+    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    server(&mut g).map(|_| ())
+}
+
+fn server(g: &mut Option<Server>) -> Result<&Server, SpawnError> {
+    let me = os::getpid();
+    let usable = match &*g {
+        Some(s) => s.owner == me && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO)).unwrap_or(true),
+        None => false,
+    };
+    if !usable {
+        if let Some(old) = g.take() {
+            if old.owner == me {
+                let _ = os::pidfd_reap(old.pidfd.as_fd(), false);
+            }
+        }
+        *g = Some(on_launcher(start_server)?);
+    }
+    Ok(g.as_ref().expect("just set"))
+}
+
+/// Starts `req` as a child of the forkserver.
+pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
+    let Request { job, arg_fds, capture, .. } = req;
+    let bytes = postcard::to_stdvec(&ForkRequest { job, capture }).map_err(|e| SpawnError::Encode(e.to_string()))?;
+    let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
+    let (status_r, status_w) = socket::pipe().map_err(SpawnError::io("pipe"))?;
+    let pipes = capture_pipes(capture)?;
+    let mut fds: Vec<BorrowedFd<'_>> = vec![child_end.as_fd(), status_w.as_fd()];
+    if let Some((_, (out_w, err_w))) = &pipes {
+        fds.push(out_w.as_fd());
+        fds.push(err_w.as_fd());
+    }
+    fds.extend(arg_fds.iter().map(|f| f.as_fd()));
+
+    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut reply = None;
+    for _attempt in 0..2 {
+        let srv = server(&mut g)?;
+        let sent = wire::send(srv.sock.as_fd(), &bytes, &fds);
+        match sent.and_then(|()| wire::recv(srv.sock.as_fd(), MAX_FRAME)) {
+            Ok(Some(msg)) => {
+                reply = Some(msg);
+                break;
+            }
+            // The server died (for example, it was killed): start a new one, once.
+            Ok(None) | Err(_) => *g = None,
+        }
+    }
+    drop(g);
+    let msg = reply.ok_or_else(|| SpawnError::Forkserver("the forkserver stopped answering".into()))?;
+    let answer: ForkReply =
+        postcard::from_bytes(&msg.bytes).map_err(|e| SpawnError::Forkserver(format!("malformed reply: {e}")))?;
+    match answer {
+        ForkReply::Started(pid) => {
+            let pidfd = msg
+                .fds
+                .into_iter()
+                .next()
+                .ok_or_else(|| SpawnError::Forkserver("the reply carried no pidfd".into()))?;
+            Ok(Launched {
+                pid,
+                pidfd,
+                control,
+                exit: ExitSource::Server(status_r),
+                output: pipes.map(|(r, _)| r),
+            })
+        }
+        ForkReply::Failed(why) => Err(SpawnError::Forkserver(why)),
+    }
+}
+
+struct Child {
+    pidfd: OwnedFd,
+    status: OwnedFd,
+}
+
+/// The server's loop; runs in the forkserver process until its client goes away.
+pub(crate) fn serve(sock: OwnedFd) -> ! {
+    let mut children: Vec<Child> = Vec::new();
+    loop {
+        let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(sock.as_fd(), false)];
+        fds.extend(children.iter().map(|c| (c.pidfd.as_fd(), false)));
+        let ready = match socket::poll(&fds, None) {
+            Ok(r) => r,
+            Err(_) => os::exit_now(1),
+        };
+        let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| r.readable).map(|(i, _)| i).collect();
+        for i in exited.into_iter().rev() {
+            let child = children.swap_remove(i);
+            if let Ok(Some(exit)) = os::pidfd_reap(child.pidfd.as_fd(), true) {
+                let _ = socket::write(child.status.as_fd(), &encode_status(exit));
+            }
+        }
+        if ready[0].readable {
+            match wire::recv(sock.as_fd(), MAX_FRAME) {
+                Ok(Some(msg)) => {
+                    let reply = fork_one(msg, &mut children);
+                    let (answer, pidfd) = match reply {
+                        Ok((pid, pidfd)) => (ForkReply::Started(pid), Some(pidfd)),
+                        Err(why) => (ForkReply::Failed(why), None),
+                    };
+                    let bytes = postcard::to_stdvec(&answer).unwrap_or_default();
+                    let extra: Vec<BorrowedFd<'_>> = pidfd.iter().map(|f| f.as_fd()).collect();
+                    if wire::send(sock.as_fd(), &bytes, &extra).is_err() {
+                        os::exit_now(0);
+                    }
+                }
+                // The client is gone: so is the reason to exist. Children die with us.
+                Ok(None) | Err(_) => os::exit_now(0),
+            }
+        }
+    }
+}
+
+fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<(u32, OwnedFd), String> {
+    let req: ForkRequest = postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
+    let mut fds = msg.fds.into_iter();
+    let control = fds.next().ok_or("request without a control channel")?;
+    let status = fds.next().ok_or("request without a status pipe")?;
+    let outputs = if req.capture {
+        Some((fds.next().ok_or("request without stdout")?, fds.next().ok_or("request without stderr")?))
+    } else {
+        None
+    };
+    let arg_fds: Vec<OwnedFd> = fds.collect();
+    let server_pid = os::getpid();
+    let job = req.job;
+    let pid = os::fork_child(|| {
+        // Other children's status pipes are not this child's business.
+        children.clear();
+        if !os::die_with_parent(server_pid) {
+            return 1;
+        }
+        if let Some((out, err)) = &outputs {
+            if os::dup_to(out.as_fd(), 1).is_err() || os::dup_to(err.as_fd(), 2).is_err() {
+                return 1;
+            }
+        }
+        bootstrap::run_job(control, job, arg_fds)
+    })
+    .map_err(|e| format!("fork failed: {e}"))?;
+    let pidfd = os::pidfd_open(pid).map_err(|e| format!("pidfd_open failed: {e}"))?;
+    let reply_fd = socket::dup(&pidfd).map_err(|e| format!("dup failed: {e}"))?;
+    children.push(Child { pidfd, status });
+    Ok((pid, reply_fd))
+}

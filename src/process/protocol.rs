@@ -1,0 +1,95 @@
+//! Messages between a parent, its children and the forkserver.
+//!
+//! All travel as [`crate::wire`] frames; descriptors ride beside the bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sys::code::EntryPoint;
+
+/// The environment variable that marks a process started by mproc. Its value is
+/// `<mode>:<parent pid>`; the bootstrap channel is descriptor [`CHANNEL_FD`].
+pub(crate) const BOOTSTRAP_ENV: &str = "__MPROC_BOOTSTRAP";
+
+/// The descriptor number of the bootstrap channel in a spawned process.
+pub(crate) const CHANNEL_FD: i32 = 3;
+
+/// Largest frame accepted on a control channel (a task's arguments or result).
+pub(crate) const MAX_FRAME: usize = u32::MAX as usize;
+
+/// Who started a process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Origin {
+    pub(crate) pid: u32,
+    pub(crate) name: String,
+}
+
+/// Everything a child needs to run one task. The arguments' descriptors travel in
+/// the frame, after any the frame's own protocol puts first.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Job {
+    pub(crate) entry: EntryPoint,
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pub(crate) parent: Origin,
+    pub(crate) args: Vec<u8>,
+}
+
+/// What a child tells its parent over the control channel.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Report {
+    /// The bootstrap ran and the task is about to run.
+    Started,
+    /// The task returned; the bytes are its encoded result (descriptors in the frame).
+    Returned(Vec<u8>),
+    /// The task panicked.
+    Panicked(PanicReport),
+    /// The task could not run or its result could not be sent.
+    Failed(String),
+}
+
+/// A panic, as the child saw it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PanicReport {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+    pub(crate) backtrace: String,
+}
+
+/// A request to the forkserver: run `job` in a fresh child. Descriptors: the
+/// child's control channel, the exit-status pipe's write end, then stdout and
+/// stderr when `capture`, then the arguments' descriptors.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ForkRequest {
+    pub(crate) job: Job,
+    pub(crate) capture: bool,
+}
+
+/// The forkserver's answer: the child's pid (with its pidfd in the frame) or why not.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ForkReply {
+    Started(u32),
+    Failed(String),
+}
+
+/// Encodes an exit status for the forkserver's status pipe.
+pub(crate) fn encode_status(exit: crate::sys::process::RawExit) -> [u8; 8] {
+    let (tag, value) = match exit {
+        crate::sys::process::RawExit::Code(c) => (0u32, c),
+        crate::sys::process::RawExit::Signal(s) => (1u32, s),
+    };
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&tag.to_le_bytes());
+    out[4..].copy_from_slice(&value.to_le_bytes());
+    out
+}
+
+/// Decodes what [`encode_status`] wrote.
+pub(crate) fn decode_status(bytes: [u8; 8]) -> Option<crate::sys::process::RawExit> {
+    let tag = u32::from_le_bytes(bytes[..4].try_into().ok()?);
+    let value = i32::from_le_bytes(bytes[4..].try_into().ok()?);
+    match tag {
+        0 => Some(crate::sys::process::RawExit::Code(value)),
+        1 => Some(crate::sys::process::RawExit::Signal(value)),
+        _ => None,
+    }
+}
