@@ -261,8 +261,9 @@ impl ReleaseError {
     }
 }
 
-/// Why a [`Barrier`](super::Barrier) is broken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a [`Barrier`](super::Barrier) is broken. (Serializable, so that a task can
+/// return it from a child process.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum BrokenReason {
     /// [`Barrier::abort`](super::Barrier::abort) was called.
@@ -330,7 +331,9 @@ impl fmt::Display for BrokenReason {
 /// every later [`wait`](super::Barrier::wait) until
 /// [`reset`](super::Barrier::reset). [`reason`](BrokenBarrierError::reason) says
 /// why, which Python does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
 #[error("barrier is broken: {reason}")]
 pub struct BrokenBarrierError {
     pub(crate) reason: BrokenReason,

@@ -270,3 +270,27 @@ impl<'de> Deserialize<'de> for Event {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleeping_waiter_is_woken_by_a_set_followed_by_a_clear() {
+        let e = Event::new().unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| e.wait_timeout(Duration::from_secs(20)));
+            // Until the waiter has announced that it sleeps (past its spin).
+            let end = Instant::now() + Duration::from_secs(20);
+            while e.word().load(Ordering::Acquire) & WAITERS == 0 && Instant::now() < end {
+                std::thread::yield_now();
+            }
+            assert_ne!(e.word().load(Ordering::Acquire) & WAITERS, 0);
+            e.set();
+            e.clear();
+            assert!(waiter.join().unwrap(), "the waiter missed the set");
+        });
+        // The set cleared the waiters bit; the generation moved on.
+        assert_eq!(e.word().load(Ordering::Acquire), GEN_ONE);
+    }
+}
