@@ -15,6 +15,9 @@
 //!
 //! - [`process`]: child processes (`multiprocessing.Process`), start methods,
 //!   `current_process`, `active_children`.
+//! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
+//! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
+//!   `Condition`, `Barrier` across processes; locks report a dead holder.
 //!
 //! # Supported platforms
 //!

@@ -62,8 +62,9 @@
 //!   of them exits.
 //! - **Fork.** A forked child inherits the mappings and handles, and shares the
 //!   memory with its parent, as a spawned child that received the handles does.
-//! - **Layout.** A [`ShmSafe`] type must have the same layout in every process: all
-//!   processes run the same executable, which mproc checks when handles travel.
+//! - **Layout.** A [`ShmSafe`] type must have the same layout in every process that
+//!   maps it; processes started by mproc run the same executable, so it does. A
+//!   received `Value` or `Array` checks the element size, not the type.
 
 mod atomic;
 mod error;

@@ -2,9 +2,11 @@
 //!
 //! On the machines mproc targets, waking a process asleep on the other CPU costs
 //! about 30 µs, while a hand-over between two spinning processes takes about 60 ns.
-//! So a waiter first spins for a short, fixed budget (far below the wake-up cost),
-//! watching the shared word with plain loads; only then does it sleep in the
-//! kernel. An idle waiter therefore burns at most one budget of CPU per wait. On a
+//! So a waiter first spins for a short, fixed budget, watching the shared word
+//! with plain loads; only then does it sleep in the kernel. The budget is about
+//! twice the cost of a wake-up (the classic bound for competitive spinning: a
+//! waiter never wastes more than about twice what sleeping at once would have
+//! cost). An idle waiter therefore burns at most one budget of CPU per wait. On a
 //! single CPU there is nobody to spin for, and the spin is skipped.
 
 use std::hint;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::sys::futex;
 
 /// How long a waiter spins before it sleeps.
-const SPIN_BUDGET: Duration = Duration::from_micros(20);
+const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 fn may_spin() -> bool {
     static MULTI_CPU: OnceLock<bool> = OnceLock::new();

@@ -31,7 +31,10 @@ fn counter_across_processes() {
 fn std_atomic_api() {
     let a = SharedAtomicI32::new(-1).unwrap();
     assert_eq!(a.fetch_sub(1, Ordering::SeqCst), -1);
-    assert_eq!(a.compare_exchange(-2, 10, Ordering::SeqCst, Ordering::SeqCst), Ok(-2));
+    assert_eq!(
+        a.compare_exchange(-2, 10, Ordering::SeqCst, Ordering::SeqCst),
+        Ok(-2)
+    );
     assert_eq!(a.fetch_max(3, Ordering::SeqCst), 10);
     assert_eq!(format!("{a:?}"), "SharedAtomic(10)");
 }

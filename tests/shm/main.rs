@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 /// A generous bound for waits that should end quickly.
 pub const LONG: Duration = Duration::from_secs(20);
 
-
 /// Aborts the test binary (with a message naming the test) when a test runs past
 /// its limit, so a hang fails loudly instead of eating CI's time. Disarmed on drop.
 pub struct Watchdog {

@@ -11,7 +11,11 @@ use crate::{LONG, watchdog};
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("mproc-test-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "mproc-test-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn in_dev_shm(name: &str) -> bool {
@@ -45,7 +49,10 @@ fn zero_size_and_bad_names_are_errors() {
     assert!(matches!(SharedMemory::new(0), Err(ShmError::Size { .. })));
     for bad in ["", "/", "a/b", "..", "nul\0"] {
         assert!(
-            matches!(SharedMemory::create(bad, 8), Err(ShmError::InvalidName { .. })),
+            matches!(
+                SharedMemory::create(bad, 8),
+                Err(ShmError::InvalidName { .. })
+            ),
             "{bad:?}"
         );
     }
@@ -76,7 +83,10 @@ fn open_and_write(name: String) -> Option<String> {
 
 #[test]
 fn named_block_is_found_by_name_and_removed_by_its_creator() {
-    let _w = watchdog("named_block_is_found_by_name_and_removed_by_its_creator", LONG);
+    let _w = watchdog(
+        "named_block_is_found_by_name_and_removed_by_its_creator",
+        LONG,
+    );
     let name = unique("named");
     let shm = SharedMemory::create(&name, 32).unwrap();
     assert!(in_dev_shm(&name));
@@ -108,7 +118,10 @@ fn receive_named(shm: SharedMemory) -> Option<String> {
 
 #[test]
 fn a_named_handle_sent_to_a_child_does_not_remove_the_name() {
-    let _w = watchdog("a_named_handle_sent_to_a_child_does_not_remove_the_name", LONG);
+    let _w = watchdog(
+        "a_named_handle_sent_to_a_child_does_not_remove_the_name",
+        LONG,
+    );
     let name = unique("sent");
     let shm = SharedMemory::create(&name, 8).unwrap();
     let child = Process::start(receive_named, shm.clone()).unwrap();
@@ -141,14 +154,20 @@ fn create_named_and_hang((name, ready): (String, Event)) -> u8 {
 
 #[test]
 fn a_killed_creator_leaves_the_name_which_can_be_cleaned_up() {
-    let _w = watchdog("a_killed_creator_leaves_the_name_which_can_be_cleaned_up", LONG);
+    let _w = watchdog(
+        "a_killed_creator_leaves_the_name_which_can_be_cleaned_up",
+        LONG,
+    );
     let name = unique("killed");
     let ready = Event::new().unwrap();
     let child = Process::start(create_named_and_hang, (name.clone(), ready.clone())).unwrap();
     assert!(ready.wait_timeout(LONG));
     child.kill().unwrap();
     assert!(child.join().unwrap_err().is_signaled());
-    assert!(in_dev_shm(&name), "documented: the name outlives a killed creator");
+    assert!(
+        in_dev_shm(&name),
+        "documented: the name outlives a killed creator"
+    );
     SharedMemory::open(&name).unwrap().unlink().unwrap();
     assert!(!in_dev_shm(&name));
 }
@@ -167,7 +186,10 @@ fn open_fds() -> usize {
 #[test]
 fn anonymous_blocks_leave_nothing_behind() {
     let _w = watchdog("anonymous_blocks_leave_nothing_behind", LONG);
-    let before_shm: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().map(|e| e.unwrap().file_name()).collect();
+    let before_shm: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let ready = Event::new().unwrap();
     let shm = SharedMemory::new(4096).unwrap();
     let child = Process::start(hold_anonymous, (shm.clone(), ready.clone())).unwrap();
@@ -176,12 +198,22 @@ fn anonymous_blocks_leave_nothing_behind() {
     assert!(child.join().unwrap_err().is_signaled());
     assert_eq!(shm.load::<u8>(0), 1);
     drop(shm);
-    let after_shm: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().map(|e| e.unwrap().file_name()).collect();
+    let after_shm: Vec<_> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     let new: Vec<_> = after_shm
         .iter()
-        .filter(|n| !before_shm.contains(n) && n.to_string_lossy().contains(&std::process::id().to_string()))
+        .filter(|n| {
+            !before_shm.contains(n)
+                && n.to_string_lossy()
+                    .contains(&std::process::id().to_string())
+        })
         .collect();
-    assert!(new.is_empty(), "anonymous memory left names behind: {new:?}");
+    assert!(
+        new.is_empty(),
+        "anonymous memory left names behind: {new:?}"
+    );
 }
 
 fn count_fds_around_200_blocks(_: ()) -> (usize, usize, usize) {

@@ -11,8 +11,8 @@ struct Particle {
     pos: [f32; 3],
     id: u32,
 }
-// SAFETY: repr(C); an array of f32 and a u32: no padding, every bit pattern valid.
 #[allow(unsafe_code)] // a user type opting in, as users do
+// SAFETY: repr(C); an array of f32 and a u32: no padding, every bit pattern valid.
 unsafe impl ShmSafe for Particle {}
 
 #[test]
@@ -22,7 +22,11 @@ fn values_of_many_types() {
     let b = Value::with_lock(2.5f64).unwrap();
     b.set(b.get() * 2.0);
     assert_eq!(b.get(), 5.0);
-    let p = Value::new(Particle { pos: [1.0, 2.0, 3.0], id: 9 }).unwrap();
+    let p = Value::new(Particle {
+        pos: [1.0, 2.0, 3.0],
+        id: 9,
+    })
+    .unwrap();
     assert_eq!(p.get().id, 9);
     let big = Value::new([7u64; 100]).unwrap();
     assert_eq!(big.get()[99], 7);
@@ -96,13 +100,22 @@ fn scale((a, k): (Array<Particle>, f32)) -> u32 {
 fn array_of_structs_travels_to_a_child() {
     let _w = watchdog("array_of_structs_travels_to_a_child", LONG);
     let ps: Vec<Particle> = (0..100)
-        .map(|i| Particle { pos: [i as f32, 1.0, -1.0], id: i })
+        .map(|i| Particle {
+            pos: [i as f32, 1.0, -1.0],
+            id: i,
+        })
         .collect();
     let a = Array::from_slice(&ps).unwrap();
     let child = Process::start(scale, (a.clone(), 2.0)).unwrap();
     assert_eq!(child.join().unwrap(), 100);
     let back = a.to_vec();
-    assert_eq!(back[10], Particle { pos: [20.0, 2.0, -2.0], id: 10 });
+    assert_eq!(
+        back[10],
+        Particle {
+            pos: [20.0, 2.0, -2.0],
+            id: 10
+        }
+    );
 }
 
 fn child_sees_lock(v: Value<u32>) -> (bool, u32) {
@@ -113,7 +126,19 @@ fn child_sees_lock(v: Value<u32>) -> (bool, u32) {
 fn the_lock_travels_with_the_value() {
     let _w = watchdog("the_lock_travels_with_the_value", LONG);
     let v = Value::with_lock(3u32).unwrap();
-    assert_eq!(Process::start(child_sees_lock, v.clone()).unwrap().join().unwrap(), (true, 3));
+    assert_eq!(
+        Process::start(child_sees_lock, v.clone())
+            .unwrap()
+            .join()
+            .unwrap(),
+        (true, 3)
+    );
     let raw = Value::new(4u32).unwrap();
-    assert_eq!(Process::start(child_sees_lock, raw).unwrap().join().unwrap(), (false, 4));
+    assert_eq!(
+        Process::start(child_sees_lock, raw)
+            .unwrap()
+            .join()
+            .unwrap(),
+        (false, 4)
+    );
 }

@@ -78,9 +78,15 @@ fn abort_breaks_waiters_and_later_waits() {
         let t = s.spawn(|| b.wait_timeout(LONG));
         assert!(eventually(LONG, || b.n_waiting() == 1));
         b.abort();
-        assert_eq!(t.join().unwrap().unwrap_err().reason(), BrokenReason::Aborted);
+        assert_eq!(
+            t.join().unwrap().unwrap_err().reason(),
+            BrokenReason::Aborted
+        );
     });
-    assert_eq!(b.wait_timeout(LONG).unwrap_err().reason(), BrokenReason::Aborted);
+    assert_eq!(
+        b.wait_timeout(LONG).unwrap_err().reason(),
+        BrokenReason::Aborted
+    );
     b.reset();
     std::thread::scope(|s| {
         let t = s.spawn(|| b.wait_timeout(LONG));
@@ -186,12 +192,18 @@ fn a_child_timeout_breaks_the_barrier_for_the_parent() {
     let child = Process::start(wait_once, (b.clone(), 50)).unwrap();
     assert_eq!(child.join().unwrap(), Err("TimedOut".to_string()));
     assert!(b.is_broken());
-    assert_eq!(b.wait_timeout(LONG).unwrap_err().reason(), BrokenReason::TimedOut);
+    assert_eq!(
+        b.wait_timeout(LONG).unwrap_err().reason(),
+        BrokenReason::TimedOut
+    );
 }
 
 #[test]
 fn abort_and_reset_from_the_parent_reach_a_waiting_child() {
-    let _w = watchdog("abort_and_reset_from_the_parent_reach_a_waiting_child", LONG * 2);
+    let _w = watchdog(
+        "abort_and_reset_from_the_parent_reach_a_waiting_child",
+        LONG * 2,
+    );
     let b = Barrier::new(2).unwrap();
     let long = LONG.as_millis() as u64;
     let child = Process::start(wait_once, (b.clone(), long)).unwrap();

@@ -89,7 +89,11 @@ fn notify_n_wakes_at_most_n_processes() {
     let woken = SharedAtomicU32::new(0).unwrap();
     let children: Vec<_> = (0..3)
         .map(|_| {
-            Process::start(cond_waiter, (cond.clone(), registered.clone(), woken.clone())).unwrap()
+            Process::start(
+                cond_waiter,
+                (cond.clone(), registered.clone(), woken.clone()),
+            )
+            .unwrap()
         })
         .collect();
     // A child registers as a waiter before it releases the lock in `wait`, so once
@@ -108,7 +112,10 @@ fn notify_n_wakes_at_most_n_processes() {
     assert_eq!(woken.load(Ordering::SeqCst), 2);
     cond.notify_all();
     for c in children {
-        assert!(c.join().unwrap(), "every child was notified, none timed out");
+        assert!(
+            c.join().unwrap(),
+            "every child was notified, none timed out"
+        );
     }
     assert_eq!(woken.load(Ordering::SeqCst), 3);
 }

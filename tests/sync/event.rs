@@ -62,7 +62,12 @@ fn wait_for_event((e, ms): (Event, u64)) -> bool {
 fn child_wait_times_out_and_sees_set() {
     let _w = watchdog("child_wait_times_out_and_sees_set", LONG);
     let e = Event::new().unwrap();
-    assert!(!Process::start(wait_for_event, (e.clone(), 30)).unwrap().join().unwrap());
+    assert!(
+        !Process::start(wait_for_event, (e.clone(), 30))
+            .unwrap()
+            .join()
+            .unwrap()
+    );
     let child = Process::start(wait_for_event, (e.clone(), LONG.as_millis() as u64)).unwrap();
     e.set();
     assert!(child.join().unwrap());

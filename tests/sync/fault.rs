@@ -84,7 +84,10 @@ fn wait_for_lock(lock: Lock) -> Option<u32> {
 
 #[test]
 fn lock_holder_killed_repeatedly_with_a_waiter_blocked() {
-    let _w = watchdog("lock_holder_killed_repeatedly_with_a_waiter_blocked", LONG * 4);
+    let _w = watchdog(
+        "lock_holder_killed_repeatedly_with_a_waiter_blocked",
+        LONG * 4,
+    );
     let lock = Lock::new().unwrap();
     let held = Event::new().unwrap();
     for round in 0..4 {
@@ -202,7 +205,8 @@ fn value_lock_holder_killed_repeatedly() {
 }
 
 fn wait_at_barrier((b, ms): (Barrier, u64)) -> Result<usize, BrokenReason> {
-    b.wait_timeout(Duration::from_millis(ms)).map_err(|e| e.reason())
+    b.wait_timeout(Duration::from_millis(ms))
+        .map_err(|e| e.reason())
 }
 
 fn hang_at_barrier(b: Barrier) -> u8 {
@@ -221,7 +225,11 @@ fn party_killed_while_waiting_breaks_the_barrier() {
         assert!(eventually(LONG, || b.n_waiting() == 2));
         let pid = kill(victim);
         let reason = survivor.join().unwrap().unwrap_err();
-        assert_eq!(reason, BrokenReason::PartyDied { pid: Some(pid) }, "round {round}");
+        assert_eq!(
+            reason,
+            BrokenReason::PartyDied { pid: Some(pid) },
+            "round {round}"
+        );
         assert!(b.is_broken());
         assert_eq!(b.wait_timeout(LONG).unwrap_err().reason(), reason);
         b.reset();
@@ -245,7 +253,10 @@ fn last_party_hangs_in_action((b, in_action): (Barrier, Event)) -> u8 {
 #[test]
 fn party_killed_in_the_action_breaks_the_barrier() {
     let _w = watchdog("party_killed_in_the_action_breaks_the_barrier", LONG * 2);
-    let b = Barrier::builder(2).action(announce_and_hang).build().unwrap();
+    let b = Barrier::builder(2)
+        .action(announce_and_hang)
+        .build()
+        .unwrap();
     let in_action = Event::new().unwrap();
     let long = LONG.as_millis() as u64;
     let survivor = Process::start(wait_at_barrier, (b.clone(), long)).unwrap();

@@ -117,8 +117,11 @@ fn lock_records_its_holder_across_processes() {
     let _w = watchdog("lock_records_its_holder_across_processes", LONG * 2);
     let lock = Lock::new().unwrap();
     let (held, release) = (Event::new().unwrap(), Event::new().unwrap());
-    let child =
-        Process::start(hold_then_report, (lock.clone(), held.clone(), release.clone())).unwrap();
+    let child = Process::start(
+        hold_then_report,
+        (lock.clone(), held.clone(), release.clone()),
+    )
+    .unwrap();
     assert!(held.wait_timeout(LONG));
     assert_eq!(lock.holder_pid(), Some(child.pid()));
     assert!(matches!(lock.try_lock(), Err(TryLockError::WouldBlock)));

@@ -65,7 +65,9 @@ fn plain_semaphore_overflow_panics() {
 
 fn limited_worker((sem, inside, max): (Semaphore, SharedAtomicU32, SharedAtomicU32)) -> u32 {
     for _ in 0..200 {
-        let _permit = sem.acquire_timeout(LONG).expect("a permit within the timeout");
+        let _permit = sem
+            .acquire_timeout(LONG)
+            .expect("a permit within the timeout");
         let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
         max.fetch_max(now, Ordering::SeqCst);
         std::hint::spin_loop();
@@ -125,5 +127,8 @@ fn release_in_parent_wakes_child() {
     sem.release();
     assert!(child.join().unwrap());
     let child = Process::start(take_one, (sem.clone(), 30)).unwrap();
-    assert!(!child.join().unwrap(), "no permit: the child's wait times out");
+    assert!(
+        !child.join().unwrap(),
+        "no permit: the child's wait times out"
+    );
 }
