@@ -695,6 +695,9 @@ pub(crate) struct LockState {
     pub(crate) owner_died: AtomicU32,
     /// The pid of the holder that died (valid while `owner_died` is 1).
     pub(crate) dead_pid: AtomicU32,
+    /// A number that tells this lock apart from others, even when one process maps
+    /// it twice (at two addresses).
+    pub(crate) id: AtomicU64,
 }
 
 // SAFETY: `repr(C)`: a `ShmMutex` and atomics.

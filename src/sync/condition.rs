@@ -1,11 +1,15 @@
 //! `Condition`: wait for a change announced by another process.
 //!
-//! Waiters register in a shared count before they release the lock; a notify
-//! grants wake-up *tokens* (never more than there are registered waiters without
-//! one), bumps the futex word and wakes that many sleepers. A waiter returns as
-//! notified only by consuming a token, so `notify(n)` ends at most `n` waits, as
-//! in Python. Waiters and tokens share one 64-bit word, changed only by
-//! compare-exchange, so notify does not need the lock for its own correctness.
+//! One 64-bit word holds three counters: registered waiters, granted wake-up
+//! *tokens*, and a notify generation. A waiter registers (remembering the
+//! generation) before it releases the lock. A notify grants tokens, never more
+//! than there are registered waiters without one, and moves the generation on in
+//! the same compare-exchange; then it bumps the futex word and wakes that many
+//! sleepers. A waiter returns as notified only by consuming a token, and only a
+//! waiter that registered *before* some notify (its generation is old) may take
+//! one, so `notify(n)` ends at most `n` waits and a waiter that arrives later
+//! cannot steal a notification meant for one already waiting. The word changes
+//! only by compare-exchange, so notify does not need the lock for correctness.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,15 +26,22 @@ use crate::shm::raw::{ConditionHeader, Shared};
 
 const COND_MAGIC: u64 = u64::from_le_bytes(*b"mprocCV\x01");
 
-const WAITER: u64 = 1 << 32;
-const TOKEN: u64 = 1;
+// counts: waiters in bits 0..20, tokens in bits 20..40, generation in bits 40..64.
+const WAITER: u64 = 1;
+const TOKEN: u64 = 1 << 20;
+const GENERATION: u64 = 1 << 40;
+const FIELD: u64 = (1 << 20) - 1;
 
-fn waiters(c: u64) -> u32 {
-    (c >> 32) as u32
+fn waiters(c: u64) -> u64 {
+    c & FIELD
 }
 
-fn tokens(c: u64) -> u32 {
-    c as u32
+fn tokens(c: u64) -> u64 {
+    (c >> 20) & FIELD
+}
+
+fn generation(c: u64) -> u64 {
+    c >> 40
 }
 
 /// Whether [`Condition::wait_timeout`] returned because of a notification or
@@ -111,6 +122,7 @@ impl fmt::Debug for Condition {
         f.debug_struct("Condition")
             .field("lock", &self.lock)
             .field("waiters", &waiters(c))
+            .field("pending_notifications", &tokens(c))
             .finish()
     }
 }
@@ -444,23 +456,19 @@ impl Condition {
         let mut cur = counts.load(Ordering::Relaxed);
         let granted = loop {
             let free = waiters(cur).saturating_sub(tokens(cur));
-            let k = free.min(n);
+            let k = free.min(u64::from(n));
             if k == 0 {
                 return;
             }
-            match counts.compare_exchange_weak(
-                cur,
-                cur + k as u64 * TOKEN,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            let new = (cur + k * TOKEN).wrapping_add(GENERATION);
+            match counts.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break k,
                 Err(now) => cur = now,
             }
         };
         let seq = &self.shared.header().seq;
         seq.fetch_add(1, Ordering::Release);
-        wait::wake(seq, granted);
+        wait::wake(seq, granted as u32);
     }
 
     /// Wakes every waiter (Python's `notify_all`).
@@ -476,24 +484,26 @@ impl Condition {
         self.notify(u32::MAX);
     }
 
-    /// Consumes a token if one is granted: `Some(true)`. When `leaving`, a waiter
+    /// Consumes a token if one is granted and this waiter (registered in
+    /// generation `mine`) may take it: `Some(true)`. When `leaving`, a waiter
     /// without a token unregisters: `Some(false)`. Otherwise `None`.
-    fn take_token(&self, leaving: bool) -> Option<bool> {
+    fn take_token(&self, mine: u64, leaving: bool) -> Option<bool> {
         let counts = self.counts();
         let mut cur = counts.load(Ordering::Acquire);
         loop {
-            let new = if tokens(cur) > 0 && waiters(cur) > 0 {
-                cur - TOKEN - WAITER
+            let eligible = generation(cur) != mine;
+            let (new, took) = if eligible && tokens(cur) > 0 && waiters(cur) > 0 {
+                (cur - TOKEN - WAITER, true)
             } else if leaving && waiters(cur) > 0 {
-                cur - WAITER
+                (cur - WAITER, false)
             } else if leaving {
-                // The count was corrupted (or reset by a peer): nothing to undo.
+                // The count was corrupted: nothing to undo.
                 return Some(false);
             } else {
                 return None;
             };
             match counts.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(tokens(cur) > 0),
+                Ok(_) => return Some(took),
                 Err(now) => cur = now,
             }
         }
@@ -506,31 +516,32 @@ impl Condition {
     ) -> LockResult<(LockGuard<'a>, WaitTimeoutResult)> {
         let state = guard.state();
         assert!(
-            std::ptr::eq(state, self.lock.state()),
+            state.is_same(self.lock.state()),
             "Condition::wait called with the guard of a different lock"
         );
         let seq = &self.shared.header().seq;
         // Register, and read the futex word, while still holding the lock: a
         // notify after this point either finds us counted or changes the word.
-        self.counts().fetch_add(WAITER, Ordering::AcqRel);
+        let mine = generation(self.counts().fetch_add(WAITER, Ordering::AcqRel));
         let mut s = seq.load(Ordering::Acquire);
         drop(guard);
 
         let notified = if wait::spin_until(deadline, || {
-            self.counts().load(Ordering::Relaxed) as u32 > 0 && self.take_token(false) == Some(true)
+            let c = self.counts().load(Ordering::Relaxed);
+            generation(c) != mine && tokens(c) > 0 && self.take_token(mine, false) == Some(true)
         }) {
             true
         } else {
             loop {
                 let r = wait::sleep(seq, s, deadline, None);
-                if let Some(true) = self.take_token(false) {
+                if let Some(true) = self.take_token(mine, false) {
                     break true;
                 }
                 if r == Sleep::TimedOut || wait::expired(deadline) {
-                    break self.take_token(true) == Some(true);
+                    break self.take_token(mine, true) == Some(true);
                 }
                 s = seq.load(Ordering::Acquire);
-                if let Some(true) = self.take_token(false) {
+                if let Some(true) = self.take_token(mine, false) {
                     break true;
                 }
             }
@@ -581,5 +592,43 @@ impl<'de> Deserialize<'de> for Condition {
             lock: wire.lock,
             shared: Arc::new(shared),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A waiter that registers after a `notify_all` must not take the
+    /// notification of a waiter that was already waiting.
+    #[test]
+    fn a_late_waiter_cannot_steal_an_earlier_waiters_notification() {
+        let cond = Condition::new().unwrap();
+        // Register an early waiter by hand (as `wait` does, without sleeping).
+        let early = generation(cond.counts().fetch_add(WAITER, Ordering::AcqRel));
+        cond.notify_all();
+        // A late waiter registers after the notify.
+        let late = generation(cond.counts().fetch_add(WAITER, Ordering::AcqRel));
+        assert_eq!(cond.take_token(late, false), None, "the late waiter is not eligible");
+        assert_eq!(cond.take_token(early, false), Some(true));
+        assert_eq!(cond.take_token(early, false), None, "one token only");
+        assert_eq!(cond.take_token(late, true), Some(false), "leaves on timeout");
+        let c = cond.counts().load(Ordering::Relaxed);
+        assert_eq!((waiters(c), tokens(c)), (0, 0));
+    }
+
+    #[test]
+    fn notify_grants_no_more_tokens_than_waiters() {
+        let cond = Condition::new().unwrap();
+        cond.notify(5);
+        assert_eq!(tokens(cond.counts().load(Ordering::Relaxed)), 0);
+        let a = generation(cond.counts().fetch_add(WAITER, Ordering::AcqRel));
+        let _b = generation(cond.counts().fetch_add(WAITER, Ordering::AcqRel));
+        cond.notify(5);
+        cond.notify(5);
+        let c = cond.counts().load(Ordering::Relaxed);
+        assert_eq!((waiters(c), tokens(c)), (2, 2));
+        // A waiter whose time ran out while a token was pending takes it.
+        assert_eq!(cond.take_token(a, true), Some(true));
     }
 }

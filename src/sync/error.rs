@@ -17,7 +17,7 @@ use std::io;
 /// # Examples
 ///
 /// ```
-/// use mproc::sync::{Lock, OwnerDied};
+/// use mproc::sync::Lock;
 ///
 /// let lock = Lock::new()?;
 /// let guard = match lock.lock() {

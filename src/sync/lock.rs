@@ -50,7 +50,21 @@ pub(crate) enum Wait {
 impl LockState {
     /// Initialises a lock in a fresh mapping.
     pub(crate) fn init(&self, fresh: &Fresh, kind: MutexKind) -> std::io::Result<()> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let id = (u64::from(cached_pid()) << 40)
+            ^ nanos.rotate_left(20)
+            ^ NEXT.fetch_add(1, Ordering::Relaxed);
+        self.id.store(id, Ordering::Relaxed);
         self.mutex.init(fresh, kind)
+    }
+
+    /// Whether `self` and `other` are the same lock (possibly mapped twice).
+    pub(crate) fn is_same(&self, other: &LockState) -> bool {
+        std::ptr::eq(self, other)
+            || self.id.load(Ordering::Relaxed) == other.id.load(Ordering::Relaxed)
     }
 
     /// Books an acquisition: records the holder, turns `EOWNERDEAD` into the

@@ -161,3 +161,19 @@ fn conditions_can_share_a_lock() {
     assert!(r.timed_out());
     drop(g);
 }
+
+fn wait_with_separately_sent_lock((cond, lock): (Condition, Lock)) -> bool {
+    // `lock` and `cond`'s own lock arrive as two mappings of the same lock.
+    let g = lock.lock().unwrap();
+    let (_g, r) = cond.wait_timeout(g, Duration::from_millis(1)).unwrap();
+    r.timed_out()
+}
+
+#[test]
+fn a_lock_received_twice_is_still_the_conditions_lock() {
+    let _w = watchdog("a_lock_received_twice_is_still_the_conditions_lock", LONG);
+    let lock = Lock::new().unwrap();
+    let cond = Condition::with_lock(lock.clone()).unwrap();
+    let child = Process::start(wait_with_separately_sent_lock, (cond, lock)).unwrap();
+    assert!(child.join().unwrap());
+}
