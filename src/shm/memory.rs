@@ -203,6 +203,7 @@ impl SharedMemory {
     /// shm.persist();
     /// drop(shm);
     /// let again = SharedMemory::open(&name)?; // still there
+    /// assert_eq!(again.name(), Some(name.as_str()));
     /// again.unlink()?;
     /// # Ok::<(), mproc::shm::ShmError>(())
     /// ```

@@ -138,7 +138,9 @@ impl Condition {
     ///
     /// ```
     /// let cond = mproc::sync::Condition::new()?;
-    /// drop(cond.lock().unwrap());
+    /// let g = cond.lock().unwrap();
+    /// assert!(cond.get_lock().is_locked());
+    /// drop(g);
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn new() -> Result<Condition, CreateError> {
@@ -161,7 +163,9 @@ impl Condition {
     /// let not_empty = Condition::with_lock(lock.clone())?;
     /// let not_full = Condition::with_lock(lock)?;
     /// let g = not_empty.lock().unwrap();
-    /// not_full.notify_all(); // same lock, held by `g`
+    /// assert!(not_full.get_lock().is_locked()); // the same lock, held by `g`
+    /// let (g, r) = not_full.wait_timeout(g, std::time::Duration::from_millis(1)).unwrap();
+    /// assert!(r.timed_out());
     /// drop(g);
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -197,6 +201,7 @@ impl Condition {
     /// ```
     /// let cond = mproc::sync::Condition::new()?;
     /// let g = cond.lock().unwrap();
+    /// assert!(cond.get_lock().try_lock().is_err());
     /// drop(g);
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -244,7 +249,9 @@ impl Condition {
     ///         let _g = cond.lock().unwrap(); // waits until `wait` releases it
     ///         cond.notify_all();
     ///     });
-    ///     let _g = cond.wait(g).unwrap();
+    ///     let g = cond.wait(g).unwrap();
+    ///     assert!(cond.get_lock().is_locked()); // ours again
+    ///     drop(g);
     /// });
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -334,7 +341,9 @@ impl Condition {
     /// ```
     /// let cond = mproc::sync::Condition::new()?;
     /// let g = cond.lock().unwrap();
-    /// let g = cond.wait_for(g, || true).unwrap(); // already true: no wait
+    /// let mut checks = 0;
+    /// let g = cond.wait_for(g, || { checks += 1; true }).unwrap(); // already true: no wait
+    /// assert_eq!(checks, 1);
     /// # drop(g);
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -447,8 +456,13 @@ impl Condition {
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// let cond = mproc::sync::Condition::new()?;
-    /// cond.notify(1); // nobody waits: nothing happens
+    /// cond.notify(1); // nobody waits: the notification is lost...
+    /// let g = cond.lock().unwrap();
+    /// let (_g, r) = cond.wait_timeout(g, Duration::from_millis(1)).unwrap();
+    /// assert!(r.timed_out()); // ...so a later wait is not ended by it
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn notify(&self, n: u32) {
@@ -476,8 +490,24 @@ impl Condition {
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
+    ///
     /// let cond = mproc::sync::Condition::new()?;
-    /// cond.notify_all();
+    /// std::thread::scope(|s| {
+    ///     let waiters: Vec<_> = (0..2)
+    ///         .map(|_| s.spawn(|| {
+    ///             let g = cond.lock().unwrap();
+    ///             let (_g, r) = cond.wait_timeout(g, Duration::from_secs(10)).unwrap();
+    ///             !r.timed_out()
+    ///         }))
+    ///         .collect();
+    ///     // Keep notifying until both are done: a notify before a thread waits is lost.
+    ///     while !waiters.iter().all(|w| w.is_finished()) {
+    ///         cond.notify_all();
+    ///         std::thread::yield_now();
+    ///     }
+    ///     assert!(waiters.into_iter().all(|w| w.join().unwrap()));
+    /// });
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn notify_all(&self) {

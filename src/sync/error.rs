@@ -17,20 +17,26 @@ use std::io;
 /// # Examples
 ///
 /// ```
+/// use mproc::process::Process;
 /// use mproc::sync::Lock;
 ///
+/// fn exit_holding(lock: Lock) {
+///     std::mem::forget(lock.lock()); // the process ends with the lock held
+/// }
+///
 /// let lock = Lock::new()?;
-/// let guard = match lock.lock() {
-///     Ok(guard) => guard,
-///     Err(died) => {
-///         eprintln!("{died}; repairing");
-///         let guard = died.into_inner();
-///         guard.mark_consistent();
-///         guard
-///     }
-/// };
+/// let child = Process::start(exit_holding, lock.clone())?;
+/// let pid = child.pid();
+/// child.join()?;
+///
+/// let died = lock.lock().unwrap_err();
+/// assert_eq!(died.pid(), Some(pid));
+/// let guard = died.into_inner(); // we hold the lock
+/// // ... repair what the lock protects ...
+/// guard.mark_consistent();
 /// drop(guard);
-/// # Ok::<(), mproc::sync::CreateError>(())
+/// assert!(lock.lock().is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct OwnerDied<G> {
     guard: G,
@@ -47,10 +53,15 @@ impl<G> OwnerDied<G> {
     /// # Examples
     ///
     /// ```
-    /// # let lock = mproc::sync::Lock::new()?;
-    /// let guard = lock.lock().unwrap_or_else(mproc::sync::OwnerDied::into_inner);
+    /// use mproc::sync::{Lock, OwnerDied};
+    /// # fn exit_holding(lock: Lock) { std::mem::forget(lock.lock()); }
+    /// # let lock = Lock::new()?;
+    /// # mproc::process::Process::start(exit_holding, lock.clone())?.join()?;
+    /// // `lock`'s last holder died holding it (see `OwnerDied`).
+    /// let guard = lock.lock().unwrap_or_else(OwnerDied::into_inner);
+    /// assert_eq!(lock.holder_pid(), Some(std::process::id()));
     /// # drop(guard);
-    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn into_inner(self) -> G {
         self.guard
@@ -60,14 +71,16 @@ impl<G> OwnerDied<G> {
     ///
     /// # Examples
     ///
-    /// See [`OwnerDied`]; `get_ref` gives access without taking the guard out.
-    ///
     /// ```
-    /// # let lock = mproc::sync::Lock::new()?;
-    /// if let Err(died) = lock.lock() {
-    ///     died.get_ref().mark_consistent();
-    /// }
-    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// # use mproc::sync::Lock;
+    /// # fn exit_holding(lock: Lock) { std::mem::forget(lock.lock()); }
+    /// # let lock = Lock::new()?;
+    /// # mproc::process::Process::start(exit_holding, lock.clone())?.join()?;
+    /// let died = lock.lock().unwrap_err();
+    /// died.get_ref().mark_consistent();
+    /// drop(died); // releases the lock
+    /// assert!(!lock.is_owner_died());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_ref(&self) -> &G {
         &self.guard
@@ -78,11 +91,15 @@ impl<G> OwnerDied<G> {
     /// # Examples
     ///
     /// ```
-    /// # let lock = mproc::sync::Lock::new()?;
-    /// if let Err(mut died) = lock.lock() {
-    ///     let _guard = died.get_mut();
-    /// }
-    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// # use mproc::sync::Lock;
+    /// # fn exit_holding(lock: Lock) { std::mem::forget(lock.lock()); }
+    /// # let lock = Lock::new()?;
+    /// # mproc::process::Process::start(exit_holding, lock.clone())?.join()?;
+    /// let mut died = lock.lock().unwrap_err();
+    /// died.get_mut().mark_consistent();
+    /// drop(died);
+    /// assert!(!lock.is_owner_died());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_mut(&mut self) -> &mut G {
         &mut self.guard
@@ -93,11 +110,14 @@ impl<G> OwnerDied<G> {
     /// # Examples
     ///
     /// ```
-    /// # let lock = mproc::sync::Lock::new()?;
-    /// if let Err(died) = lock.lock() {
-    ///     println!("process {:?} died holding the lock", died.pid());
-    /// }
-    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// # use mproc::sync::Lock;
+    /// # fn exit_holding(lock: Lock) { std::mem::forget(lock.lock()); }
+    /// # let lock = Lock::new()?;
+    /// let child = mproc::process::Process::start(exit_holding, lock.clone())?;
+    /// let pid = child.pid();
+    /// child.join()?;
+    /// assert_eq!(lock.lock().unwrap_err().pid(), Some(pid));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pid(&self) -> Option<u32> {
         self.pid
@@ -108,10 +128,13 @@ impl<G> OwnerDied<G> {
     /// # Examples
     ///
     /// ```
-    /// # let lock = mproc::sync::Lock::new()?;
-    /// let r = lock.lock().map_err(|died| died.map(|g| (g, "context")));
-    /// # drop(r);
-    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// # use mproc::sync::Lock;
+    /// # fn exit_holding(lock: Lock) { std::mem::forget(lock.lock()); }
+    /// # let lock = Lock::new()?;
+    /// # mproc::process::Process::start(exit_holding, lock.clone())?.join()?;
+    /// let died = lock.lock().unwrap_err().map(|g| (g, "context"));
+    /// assert_eq!(died.get_ref().1, "context");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn map<U>(self, f: impl FnOnce(G) -> U) -> OwnerDied<U> {
         OwnerDied {

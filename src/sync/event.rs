@@ -168,8 +168,11 @@ impl Event {
     ///
     /// ```
     /// let e = mproc::sync::Event::new()?;
-    /// e.set();
-    /// e.wait(); // returns at once
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| e.set());
+    ///     e.wait();
+    /// });
+    /// assert!(e.is_set());
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn wait(&self) {

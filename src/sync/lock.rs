@@ -315,7 +315,9 @@ impl Lock {
     /// ```
     /// let lock = mproc::sync::Lock::new()?;
     /// let guard = lock.lock().unwrap();
+    /// assert_eq!(lock.holder_pid(), Some(std::process::id()));
     /// drop(guard);
+    /// assert!(!lock.is_locked());
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     #[doc(alias = "acquire")]
@@ -403,6 +405,7 @@ impl Lock {
     ///
     /// let lock = mproc::sync::Lock::new()?;
     /// let g = lock.lock_deadline(Instant::now() + Duration::from_secs(1)).unwrap();
+    /// assert!(lock.is_locked());
     /// drop(g);
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -616,7 +619,10 @@ impl RLock {
     /// let rlock = mproc::sync::RLock::new()?;
     /// let a = rlock.lock().unwrap();
     /// let b = rlock.lock().unwrap();
-    /// drop((b, a));
+    /// drop(b);
+    /// assert!(rlock.is_locked()); // still held once
+    /// drop(a);
+    /// assert!(!rlock.is_locked());
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     #[doc(alias = "acquire")]
@@ -643,6 +649,9 @@ impl RLock {
     /// let rlock = mproc::sync::RLock::new()?;
     /// let a = rlock.try_lock().unwrap();
     /// let b = rlock.try_lock().unwrap(); // re-entered
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| assert!(rlock.try_lock().is_err())); // another thread: held
+    /// });
     /// drop((b, a));
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -695,6 +704,7 @@ impl RLock {
     ///
     /// let rlock = mproc::sync::RLock::new()?;
     /// let g = rlock.lock_deadline(Instant::now() + Duration::from_secs(1)).unwrap();
+    /// assert!(rlock.is_locked());
     /// drop(g);
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
@@ -801,6 +811,7 @@ impl<'a> RLockGuard<'a> {
     ///     g
     /// });
     /// drop(g);
+    /// assert!(!rlock.is_owner_died());
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn mark_consistent(&self) {
