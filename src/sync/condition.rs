@@ -639,10 +639,18 @@ mod tests {
         cond.notify_all();
         // A late waiter registers after the notify.
         let late = generation(cond.counts().fetch_add(WAITER, Ordering::AcqRel));
-        assert_eq!(cond.take_token(late, false), None, "the late waiter is not eligible");
+        assert_eq!(
+            cond.take_token(late, false),
+            None,
+            "the late waiter is not eligible"
+        );
         assert_eq!(cond.take_token(early, false), Some(true));
         assert_eq!(cond.take_token(early, false), None, "one token only");
-        assert_eq!(cond.take_token(late, true), Some(false), "leaves on timeout");
+        assert_eq!(
+            cond.take_token(late, true),
+            Some(false),
+            "leaves on timeout"
+        );
         let c = cond.counts().load(Ordering::Relaxed);
         assert_eq!((waiters(c), tokens(c)), (0, 0));
     }
