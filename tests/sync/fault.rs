@@ -327,3 +327,26 @@ fn killed_waiters_leave_nothing_behind() {
     assert!(!lock.is_owner_died(), "a killed waiter never held the lock");
     drop(lock.lock_timeout(LONG).unwrap());
 }
+
+#[test]
+fn lock_holder_killed_under_every_start_method() {
+    use mproc::process::StartMethod;
+    let _w = watchdog("lock_holder_killed_under_every_start_method", LONG * 3);
+    let lock = Lock::new().unwrap();
+    let held = Event::new().unwrap();
+    for method in StartMethod::ALL {
+        let holder = Process::builder()
+            .start_method(method)
+            .start(hold_lock, (lock.clone(), held.clone()))
+            .unwrap();
+        assert!(held.wait_timeout(LONG), "{method:?}: the holder never took the lock");
+        held.clear();
+        let pid = kill(holder);
+        let died = match lock.lock_timeout(LONG) {
+            Err(LockTimeoutError::OwnerDied(d)) => d,
+            other => panic!("{method:?}: expected OwnerDied, got {other:?}"),
+        };
+        assert_eq!(died.pid(), Some(pid), "{method:?}");
+        died.into_inner().mark_consistent();
+    }
+}
