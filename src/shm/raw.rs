@@ -176,6 +176,7 @@ impl ShmMutex {
     }
 
     /// See `RobustMutex::lock`.
+    #[inline]
     pub(crate) fn lock(&self) -> io::Result<Acquire> {
         // SAFETY:
         // - the mutex was initialised by its creator before the mapping was
@@ -187,6 +188,7 @@ impl ShmMutex {
     }
 
     /// See `RobustMutex::try_lock`.
+    #[inline]
     pub(crate) fn try_lock(&self) -> io::Result<Acquire> {
         // SAFETY: as in `lock`.
         unsafe { self.0.try_lock() }
@@ -204,11 +206,13 @@ impl ShmMutex {
     }
 
     /// See `RobustMutex::unlock`.
+    #[inline]
     pub(crate) fn unlock(&self) -> io::Result<()> {
         self.0.unlock()
     }
 
     /// Whether some thread holds the mutex now (a snapshot).
+    #[inline]
     pub(crate) fn is_locked(&self) -> bool {
         self.0.holder_tid().is_some()
     }

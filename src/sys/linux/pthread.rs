@@ -92,6 +92,7 @@ unsafe extern "C" {
 }
 
 impl RobustMutex {
+    #[inline]
     fn ptr(&self) -> *mut libc::pthread_mutex_t {
         self.inner.get()
     }
@@ -136,6 +137,7 @@ impl RobustMutex {
         result
     }
 
+    #[inline]
     fn acquire_result(rc: libc::c_int) -> io::Result<Acquire> {
         match rc {
             0 => Ok(Acquire::Locked),
@@ -156,6 +158,7 @@ impl RobustMutex {
     ///
     /// The mutex was initialised with [`RobustMutex::init`], and the memory stays
     /// mapped in this process for as long as the calling thread holds it.
+    #[inline]
     pub(crate) unsafe fn lock(&self) -> io::Result<Acquire> {
         // SAFETY:
         // - the pointer is valid for the call (it comes from `&self`);
@@ -168,6 +171,7 @@ impl RobustMutex {
     /// # Safety
     ///
     /// As for [`RobustMutex::lock`].
+    #[inline]
     pub(crate) unsafe fn try_lock(&self) -> io::Result<Acquire> {
         // SAFETY: as in `lock`.
         Self::acquire_result(unsafe { libc::pthread_mutex_trylock(self.ptr()) })
@@ -214,6 +218,7 @@ impl RobustMutex {
 
     /// Unlocks the mutex (once, for a recursive one). Fails with `EPERM` when the
     /// calling thread does not hold it: glibc checks the owner of robust mutexes.
+    #[inline]
     pub(crate) fn unlock(&self) -> io::Result<()> {
         // SAFETY: the pointer is valid for the call. Unlocking removes the mutex from
         // the caller's robust list; glibc refuses (EPERM) when the caller is not the
@@ -257,27 +262,32 @@ impl RobustMutex {
 
 /// This process's id, cached: `getpid` is a system call in glibc, and lock fast
 /// paths record the holder's pid. A fork handler clears the cache in the child.
+#[inline]
 pub(crate) fn cached_pid() -> u32 {
-    static PID: AtomicU32 = AtomicU32::new(0);
+    match PID.load(Ordering::Relaxed) {
+        0 => cache_pid(),
+        pid => pid,
+    }
+}
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
+#[cold]
+fn cache_pid() -> u32 {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn forget_pid() {
         // Async-signal-safe: one atomic store.
         PID.store(0, Ordering::Relaxed);
     }
-    match PID.load(Ordering::Relaxed) {
-        0 => {
-            ONCE.call_once(|| {
-                // SAFETY: `forget_pid` is an `extern "C" fn()` that only does an atomic
-                // store, which is async-signal-safe, so it may run in a forked child;
-                // null prepare/parent handlers are allowed.
-                unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
-            });
-            let pid = super::process::getpid();
-            PID.store(pid, Ordering::Relaxed);
-            pid
-        }
-        pid => pid,
-    }
+    ONCE.call_once(|| {
+        // SAFETY: `forget_pid` is an `extern "C" fn()` that only does an atomic store,
+        // which is async-signal-safe, so it may run in a forked child; null
+        // prepare/parent handlers are allowed.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    let pid = super::process::getpid();
+    PID.store(pid, Ordering::Relaxed);
+    pid
 }
 
 #[cfg(test)]
