@@ -185,11 +185,21 @@ impl RobustMutex {
     /// As for [`RobustMutex::lock`].
     pub(crate) unsafe fn lock_timeout(&self, timeout: Duration) -> io::Result<Acquire> {
         #[cfg(target_env = "gnu")]
-        let clock = rustix::time::ClockId::Monotonic;
+        let clock = libc::CLOCK_MONOTONIC;
         #[cfg(not(target_env = "gnu"))]
-        let clock = rustix::time::ClockId::Realtime;
-        let now = rustix::time::clock_gettime(clock);
-        let now = Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec as u32);
+        let clock = libc::CLOCK_REALTIME;
+        // libc's clock (not rustix's vDSO lookup) so that the clock matches the one
+        // glibc's timed lock reads, and tools such as valgrind can follow it.
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec; the clock id is supported.
+        unsafe { libc::clock_gettime(clock, &mut now) };
+        let now = Duration::new(
+            now.tv_sec.max(0) as u64,
+            now.tv_nsec.clamp(0, 999_999_999) as u32,
+        );
         let at = now.saturating_add(timeout);
         let abstime = libc::timespec {
             tv_sec: at.as_secs().min(i64::MAX as u64) as libc::time_t,
