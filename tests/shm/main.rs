@@ -12,7 +12,7 @@ mod value;
 #[path = "../common/mod.rs"]
 mod common;
 
-pub use common::{eventually, watchdog};
+use common::watchdog;
 
 use std::time::Duration;
 

@@ -339,7 +339,10 @@ fn lock_holder_killed_under_every_start_method() {
             .start_method(method)
             .start(hold_lock, (lock.clone(), held.clone()))
             .unwrap();
-        assert!(held.wait_timeout(LONG), "{method:?}: the holder never took the lock");
+        assert!(
+            held.wait_timeout(LONG),
+            "{method:?}: the holder never took the lock"
+        );
         held.clear();
         let pid = kill(holder);
         let died = match lock.lock_timeout(LONG) {

@@ -16,7 +16,7 @@ mod semaphore;
 #[path = "../common/mod.rs"]
 mod common;
 
-pub use common::{eventually, watchdog};
+use common::{eventually, watchdog};
 
 use std::time::Duration;
 
