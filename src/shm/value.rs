@@ -171,6 +171,10 @@ impl<'de, T: ShmSafe> Deserialize<'de> for Data<T> {
 /// interleave, and a read-modify-write (`v.set(v.get() + 1)`) loses updates. For
 /// counters, prefer a lock-free [`SharedAtomicU64`](super::SharedAtomicU64).
 ///
+/// `get` and `set` take the lock even when a previous holder died (a single copy
+/// is whole either way) and leave the owner-died state for [`lock`](Value::lock)
+/// to report.
+///
 /// A handle: clone it, or pass it to a child as a task argument; all copies refer
 /// to the same memory.
 ///

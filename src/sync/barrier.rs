@@ -70,6 +70,10 @@ fn broken_state(reason: BrokenReason) -> u32 {
 /// A party that dies *before* reaching the barrier is not detected: the others
 /// wait for it until their timeout, as in Python. Give waits a timeout.
 ///
+/// The action runs while the barrier's internal lock is held (as in Python, where
+/// it runs under the barrier's condition lock): a `wait` that times out during a
+/// long action, an `abort` or a `reset` waits for the action to finish first.
+///
 /// A handle: clone it, or pass it to a child as a task argument.
 ///
 /// # Examples
