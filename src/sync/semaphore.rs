@@ -163,7 +163,8 @@ impl Core {
 /// Python's behaviour too. Size the semaphore with that in mind, wait with
 /// [`acquire_timeout`](Semaphore::acquire_timeout), or use a [`Lock`](super::Lock)
 /// (which reports a dead holder) where ownership matters. A process killed while
-/// *waiting* leaves nothing behind.
+/// *waiting* takes nothing with it; it only leaves its mark in the count of
+/// sleepers, which costs later releases a (harmless) wake-up system call.
 ///
 /// # Examples
 ///
