@@ -9,5 +9,6 @@ pub(crate) mod futex;
 #[allow(dead_code)]
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod pthread;
 pub(crate) mod socket;
 pub(crate) mod startup;
