@@ -15,6 +15,9 @@
 //!
 //! - [`process`]: child processes (`multiprocessing.Process`), start methods,
 //!   `current_process`, `active_children`.
+//! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
+//! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
+//!   `Condition`, `Barrier` across processes; locks report a dead holder.
 //!
 //! # Supported platforms
 //!
@@ -28,5 +31,7 @@
 
 pub(crate) mod codec;
 pub mod process;
+pub mod shm;
+pub mod sync;
 pub(crate) mod sys;
 pub(crate) mod wire;

@@ -12,14 +12,18 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use crate::codec::Message;
-use crate::process::protocol::{BOOTSTRAP_ENV, CHANNEL_FD, Job, MAX_FRAME, PanicReport, Report};
-use crate::process::{forkserver, info};
+use crate::process::protocol::{
+    BOOTSTRAP_ENV, CHANNEL_FD, Job, MAX_FRAME, PanicReport, Report, StartFault,
+};
+use crate::process::{forkserver, info, registry};
 use crate::sys::process as os;
 use crate::wire;
 
 /// Called by the load hook in every process that links mproc, before `main`.
 pub(crate) fn on_load() {
-    let Some(value) = std::env::var_os(BOOTSTRAP_ENV) else { return };
+    let Some(value) = std::env::var_os(BOOTSTRAP_ENV) else {
+        return;
+    };
     os::remove_env_single_threaded(BOOTSTRAP_ENV);
     let value = value.to_string_lossy().into_owned();
     let (mode, parent) = value.split_once(':').unwrap_or((value.as_str(), "0"));
@@ -30,7 +34,10 @@ pub(crate) fn on_load() {
         os::exit_now(1);
     }
     let Some(channel) = os::take_inherited_fd(CHANNEL_FD) else {
-        let _ = writeln!(std::io::stderr(), "mproc: started as a child but descriptor {CHANNEL_FD} is not open");
+        let _ = writeln!(
+            std::io::stderr(),
+            "mproc: started as a child but descriptor {CHANNEL_FD} is not open"
+        );
         os::exit_now(1);
     };
     match mode {
@@ -43,7 +50,11 @@ pub(crate) fn on_load() {
             let job: Job = match crate::codec::decode_bytes(&msg.bytes, Vec::new()) {
                 Ok(job) => job,
                 Err(e) => {
-                    let _ = send_report(&channel, &Report::Failed(format!("cannot decode the job: {e}")), &[]);
+                    let _ = send_report(
+                        &channel,
+                        &Report::Failed(format!("cannot decode the job: {e}")),
+                        &[],
+                    );
                     os::exit_now(1);
                 }
             };
@@ -57,7 +68,11 @@ pub(crate) fn on_load() {
     }
 }
 
-fn send_report(channel: &OwnedFd, report: &Report, fds: &[std::os::fd::BorrowedFd<'_>]) -> std::io::Result<()> {
+fn send_report(
+    channel: &OwnedFd,
+    report: &Report,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> std::io::Result<()> {
     let bytes = postcard::to_stdvec(report).map_err(std::io::Error::other)?;
     wire::send(channel.as_fd(), &bytes, fds)
 }
@@ -88,11 +103,16 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         std::panic::set_hook(Box::new(move |info| {
             let report = PanicReport {
                 message: panic_message(info.payload()),
-                location: info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+                location: info
+                    .location()
+                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
                 backtrace: std::backtrace::Backtrace::force_capture().to_string(),
             };
             if std::thread::current().id() != task_thread {
-                let name = std::thread::current().name().unwrap_or("<unnamed>").to_string();
+                let name = std::thread::current()
+                    .name()
+                    .unwrap_or("<unnamed>")
+                    .to_string();
                 let _ = writeln!(
                     std::io::stderr(),
                     "thread '{name}' panicked at {}:\n{}",
@@ -109,35 +129,47 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         }));
     }
 
-    if send_report(&channel, &Report::Started, &[]).is_err() {
-        // The parent is gone (or closed the channel): nobody wants the result.
-        os::exit_now(1);
+    match job.fault {
+        StartFault::None => {}
+        StartFault::ExitBeforeHandshake => os::exit_now(3),
+        StartFault::StallHandshake(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
     }
+    // A parent that dropped its handle no longer listens; the task runs anyway,
+    // as a Python process whose object was discarded does.
+    let _ = send_report(&channel, &Report::Started, &[]);
     let entry = job.entry;
-    let input = Message { bytes: job.args, fds: arg_fds };
+    let input = Message {
+        bytes: job.args,
+        fds: arg_fds,
+    };
     let outcome = std::panic::catch_unwind(move || entry.invoke(input));
     let code = match outcome {
         Ok(Ok(result)) => {
             let fds: Vec<_> = result.fds.iter().map(|f| f.as_fd()).collect();
-            match send_report(&channel, &Report::Returned(result.bytes), &fds) {
-                Ok(()) => 0,
-                Err(_) => 1,
-            }
+            let _ = send_report(&channel, &Report::Returned(result.bytes), &fds);
+            0
         }
         Ok(Err(reason)) => {
             let _ = send_report(&channel, &Report::Failed(reason), &[]);
             1
         }
         Err(payload) => {
-            let report = caught.lock().ok().and_then(|mut s| s.take()).unwrap_or_else(|| PanicReport {
-                message: panic_message(&*payload),
-                location: None,
-                backtrace: String::new(),
-            });
+            let report = caught
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+                .unwrap_or_else(|| PanicReport {
+                    message: panic_message(&*payload),
+                    location: None,
+                    backtrace: String::new(),
+                });
             let _ = send_report(&channel, &Report::Panicked(report), &[]);
             1
         }
     };
+    // As at the normal exit of any process: daemon children are terminated,
+    // the others waited for.
+    registry::shutdown_children();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     os::exit_now(code)

@@ -156,7 +156,10 @@ impl JoinError {
     pub fn signal(&self) -> Option<i32> {
         match self {
             JoinError::Signaled { signal, .. } => Some(*signal),
-            JoinError::BootstrapMissing { status: ExitStatus::Signal(s), .. } => Some(*s),
+            JoinError::BootstrapMissing {
+                status: ExitStatus::Signal(s),
+                ..
+            } => Some(*s),
             _ => None,
         }
     }
@@ -172,7 +175,13 @@ pub(crate) fn describe_signal(signal: i32) -> String {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinError::Panicked { name, pid, message, location, .. } => {
+            JoinError::Panicked {
+                name,
+                pid,
+                message,
+                location,
+                ..
+            } => {
                 write!(f, "process '{name}' (pid {pid}) panicked")?;
                 if let Some(at) = location {
                     write!(f, " at {at}")?;
@@ -180,10 +189,17 @@ impl fmt::Display for JoinError {
                 write!(f, ": {message}")
             }
             JoinError::Signaled { name, pid, signal } => {
-                write!(f, "process '{name}' (pid {pid}) was killed by {}", describe_signal(*signal))
+                write!(
+                    f,
+                    "process '{name}' (pid {pid}) was killed by {}",
+                    describe_signal(*signal)
+                )
             }
             JoinError::Exited { name, pid, code } => {
-                write!(f, "process '{name}' (pid {pid}) exited with code {code} before returning a result")
+                write!(
+                    f,
+                    "process '{name}' (pid {pid}) exited with code {code} before returning a result"
+                )
             }
             JoinError::BootstrapMissing { name, pid, status } => write!(
                 f,
@@ -195,9 +211,14 @@ impl fmt::Display for JoinError {
                 "process '{name}' (pid {pid}) did not confirm its start within {waited:?} and was killed; \
                  raise `handshake_timeout` if the machine is very loaded"
             ),
-            JoinError::Codec { name, pid, reason } => write!(f, "process '{name}' (pid {pid}): {reason}"),
+            JoinError::Codec { name, pid, reason } => {
+                write!(f, "process '{name}' (pid {pid}): {reason}")
+            }
             JoinError::Io { name, pid, source } => {
-                write!(f, "lost contact with process '{name}' (pid {pid}): {source}")
+                write!(
+                    f,
+                    "lost contact with process '{name}' (pid {pid}): {source}"
+                )
             }
         }
     }
@@ -215,7 +236,7 @@ impl std::error::Error for JoinError {
 /// [`Process::join_timeout`](crate::process::Process::join_timeout) did not get a result.
 pub enum JoinTimeoutError<R> {
     /// The process is still running; here is its handle back.
-    Timeout(crate::process::Process<R>),
+    Timeout(Box<crate::process::Process<R>>),
     /// The process ended without a result.
     Failed(JoinError),
 }
@@ -229,7 +250,7 @@ impl<R> JoinTimeoutError<R> {
     /// The handle back, after a timeout.
     pub fn into_inner(self) -> Option<crate::process::Process<R>> {
         match self {
-            JoinTimeoutError::Timeout(p) => Some(p),
+            JoinTimeoutError::Timeout(p) => Some(*p),
             JoinTimeoutError::Failed(_) => None,
         }
     }
@@ -247,7 +268,12 @@ impl<R> fmt::Debug for JoinTimeoutError<R> {
 impl<R> fmt::Display for JoinTimeoutError<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinTimeoutError::Timeout(p) => write!(f, "process '{}' (pid {}) is still running", p.name(), p.pid()),
+            JoinTimeoutError::Timeout(p) => write!(
+                f,
+                "process '{}' (pid {}) is still running",
+                p.name(),
+                p.pid()
+            ),
             JoinTimeoutError::Failed(e) => e.fmt(f),
         }
     }
@@ -267,4 +293,3 @@ impl<R> From<JoinError> for JoinTimeoutError<R> {
         JoinTimeoutError::Failed(e)
     }
 }
-

@@ -8,10 +8,12 @@
 //! server dies with the process that started it, and its children die with it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::process::launch::{Launched, Request, capture_pipes, on_launcher};
-use crate::process::protocol::{BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, encode_status};
+use crate::process::protocol::{
+    BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, encode_status,
+};
 use crate::process::registry::ExitSource;
 use crate::process::{SpawnError, bootstrap};
 use crate::sys::process as os;
@@ -29,40 +31,86 @@ static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 fn start_server() -> Result<Server, SpawnError> {
     let (sock, server_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let marker = format!("forkserver:{}", os::getpid());
-    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &[(server_end.as_fd(), CHANNEL_FD)])
-        .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
+    let pid = os::spawn_self(
+        &[(BOOTSTRAP_ENV, &marker)],
+        &[(server_end.as_fd(), CHANNEL_FD)],
+    )
+    .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
-    Ok(Server { owner: os::getpid(), sock, pidfd })
+    Ok(Server {
+        owner: os::getpid(),
+        sock,
+        pidfd,
+    })
 }
 
 /// Starts the forkserver now instead of at the first `Forkserver` start, so that
 /// its start-up cost is not paid by the first child.
 pub(crate) fn ensure_started() -> Result<(), SpawnError> {
-    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    server(&mut g).map(|_| ())
+    server(lock()).map(|_| ())
 }
 
-fn server(g: &mut Option<Server>) -> Result<&Server, SpawnError> {
+/// Whether `s` is a live server started by this process.
+fn usable(s: &Option<Server>) -> bool {
     let me = os::getpid();
-    let usable = match &*g {
-        Some(s) => s.owner == me && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO)).unwrap_or(true),
-        None => false,
-    };
-    if !usable {
-        if let Some(old) = g.take() {
-            if old.owner == me {
-                let _ = os::pidfd_reap(old.pidfd.as_fd(), false);
-            }
+    match s {
+        Some(s) => {
+            s.owner == me
+                && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO))
+                    .unwrap_or(true)
         }
-        *g = Some(on_launcher(start_server)?);
+        None => false,
     }
-    Ok(g.as_ref().expect("just set"))
+}
+
+/// Makes sure `SERVER` holds a live server. The lock is not held while a new server
+/// starts: starting runs on the launcher thread, which itself takes this lock
+/// before a `fork` (see `fork_guard`).
+fn server(
+    mut g: MutexGuard<'static, Option<Server>>,
+) -> Result<MutexGuard<'static, Option<Server>>, SpawnError> {
+    if usable(&g) {
+        return Ok(g);
+    }
+    let stale = g.take();
+    drop(g);
+    if let Some(old) = stale {
+        if old.owner == os::getpid() {
+            let _ = os::pidfd_signal(old.pidfd.as_fd(), os::SIGKILL);
+            let _ = os::pidfd_reap(old.pidfd.as_fd(), true);
+        }
+    }
+    let fresh = on_launcher(start_server)?;
+    let mut g = lock();
+    if usable(&g) {
+        // Another thread started one meanwhile: keep theirs.
+        let _ = os::pidfd_signal(fresh.pidfd.as_fd(), os::SIGKILL);
+        let _ = os::pidfd_reap(fresh.pidfd.as_fd(), true);
+    } else {
+        *g = Some(fresh);
+    }
+    Ok(g)
+}
+
+fn lock() -> MutexGuard<'static, Option<Server>> {
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds the server's lock across a `fork` (see `info::fork_guard`).
+pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
+    lock()
 }
 
 /// Starts `req` as a child of the forkserver.
 pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
-    let Request { job, arg_fds, capture, .. } = req;
-    let bytes = postcard::to_stdvec(&ForkRequest { job, capture }).map_err(|e| SpawnError::Encode(e.to_string()))?;
+    let Request {
+        job,
+        arg_fds,
+        capture,
+        ..
+    } = req;
+    let bytes = postcard::to_stdvec(&ForkRequest { job, capture })
+        .map_err(|e| SpawnError::Encode(e.to_string()))?;
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let (status_r, status_w) = socket::pipe().map_err(SpawnError::io("pipe"))?;
     let pipes = capture_pipes(capture)?;
@@ -73,10 +121,11 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
     }
     fds.extend(arg_fds.iter().map(|f| f.as_fd()));
 
-    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = lock();
     let mut reply = None;
     for _attempt in 0..2 {
-        let srv = server(&mut g)?;
+        g = server(g)?;
+        let srv = g.as_ref().expect("server() installs one");
         let sent = wire::send(srv.sock.as_fd(), &bytes, &fds);
         match sent.and_then(|()| wire::recv(srv.sock.as_fd(), MAX_FRAME)) {
             Ok(Some(msg)) => {
@@ -88,9 +137,10 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
         }
     }
     drop(g);
-    let msg = reply.ok_or_else(|| SpawnError::Forkserver("the forkserver stopped answering".into()))?;
-    let answer: ForkReply =
-        postcard::from_bytes(&msg.bytes).map_err(|e| SpawnError::Forkserver(format!("malformed reply: {e}")))?;
+    let msg =
+        reply.ok_or_else(|| SpawnError::Forkserver("the forkserver stopped answering".into()))?;
+    let answer: ForkReply = postcard::from_bytes(&msg.bytes)
+        .map_err(|e| SpawnError::Forkserver(format!("malformed reply: {e}")))?;
     match answer {
         ForkReply::Started(pid) => {
             let pidfd = msg
@@ -125,7 +175,12 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
             Ok(r) => r,
             Err(_) => os::exit_now(1),
         };
-        let exited: Vec<usize> = ready[1..].iter().enumerate().filter(|(_, r)| r.readable).map(|(i, _)| i).collect();
+        let exited: Vec<usize> = ready[1..]
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.readable)
+            .map(|(i, _)| i)
+            .collect();
         for i in exited.into_iter().rev() {
             let child = children.swap_remove(i);
             if let Ok(Some(exit)) = os::pidfd_reap(child.pidfd.as_fd(), true) {
@@ -153,13 +208,20 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     }
 }
 
-fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<(u32, OwnedFd), String> {
-    let req: ForkRequest = postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
+fn fork_one(
+    msg: crate::codec::Message,
+    children: &mut Vec<Child>,
+) -> Result<(u32, OwnedFd), String> {
+    let req: ForkRequest =
+        postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
     let mut fds = msg.fds.into_iter();
     let control = fds.next().ok_or("request without a control channel")?;
     let status = fds.next().ok_or("request without a status pipe")?;
     let outputs = if req.capture {
-        Some((fds.next().ok_or("request without stdout")?, fds.next().ok_or("request without stderr")?))
+        Some((
+            fds.next().ok_or("request without stdout")?,
+            fds.next().ok_or("request without stderr")?,
+        ))
     } else {
         None
     };

@@ -50,7 +50,12 @@ static CURRENT: Mutex<Option<Current>> = Mutex::new(None);
 /// Records who this process is; called once by the child bootstrap.
 pub(crate) fn set_current(name: &str, daemon: bool, parent: Option<Origin>) {
     let mut c = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
-    *c = Some(Current { pid: os::getpid(), name: name.to_string(), daemon, parent });
+    *c = Some(Current {
+        pid: os::getpid(),
+        name: name.to_string(),
+        daemon,
+        parent,
+    });
 }
 
 /// Holds the lock of this module's state across a `fork`, so that the child never
@@ -81,8 +86,16 @@ pub fn current_process() -> ProcessInfo {
     let pid = os::getpid();
     let c = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     match &*c {
-        Some(c) if c.pid == pid => ProcessInfo { pid, name: c.name.clone(), daemon: c.daemon },
-        _ => ProcessInfo { pid, name: "MainProcess".to_string(), daemon: false },
+        Some(c) if c.pid == pid => ProcessInfo {
+            pid,
+            name: c.name.clone(),
+            daemon: c.daemon,
+        },
+        _ => ProcessInfo {
+            pid,
+            name: "MainProcess".to_string(),
+            daemon: false,
+        },
     }
 }
 
@@ -107,10 +120,11 @@ pub fn parent_process() -> Option<ProcessInfo> {
     let pid = os::getpid();
     let c = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     match &*c {
-        Some(c) if c.pid == pid => c
-            .parent
-            .as_ref()
-            .map(|p| ProcessInfo { pid: p.pid, name: p.name.clone(), daemon: false }),
+        Some(c) if c.pid == pid => c.parent.as_ref().map(|p| ProcessInfo {
+            pid: p.pid,
+            name: p.name.clone(),
+            daemon: false,
+        }),
         _ => None,
     }
 }

@@ -96,11 +96,17 @@ pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
             }
         }
     };
-    sender.send(work).expect("the mproc launcher thread is gone");
+    sender
+        .send(work)
+        .expect("the mproc launcher thread is gone");
     match rx.recv().expect("the mproc launcher thread is gone") {
         Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+fn launcher_fork_guard() -> std::sync::MutexGuard<'static, impl Sized> {
+    LAUNCHER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn encode_job(job: &Job) -> Result<Vec<u8>, SpawnError> {
@@ -117,7 +123,8 @@ fn spawn(req: Request) -> Result<Launched, SpawnError> {
         fd_map.push((err_w.as_fd(), 2));
     }
     let marker = format!("spawn:{}", os::getpid());
-    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &fd_map).map_err(SpawnError::io("posix_spawn"))?;
+    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &fd_map)
+        .map_err(SpawnError::io("posix_spawn"))?;
     drop(fd_map);
     drop(child_end);
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
@@ -132,14 +139,25 @@ fn spawn(req: Request) -> Result<Launched, SpawnError> {
     match sent {
         Ok(()) => {}
         // The child died before reading; `join` reports how it ended.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe || e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e)
+            if e.kind() == std::io::ErrorKind::BrokenPipe
+                || e.kind() == std::io::ErrorKind::ConnectionReset => {}
         Err(e) => {
             let _ = os::pidfd_signal(pidfd.as_fd(), os::SIGKILL);
             let _ = os::pidfd_reap(pidfd.as_fd(), true);
-            return Err(SpawnError::Io { what: "sending the task to the child", source: e });
+            return Err(SpawnError::Io {
+                what: "sending the task to the child",
+                source: e,
+            });
         }
     }
-    Ok(Launched { pid, pidfd, control, exit: ExitSource::Direct, output })
+    Ok(Launched {
+        pid,
+        pidfd,
+        control,
+        exit: ExitSource::Direct,
+        output,
+    })
 }
 
 fn flush_stdio() {
@@ -149,13 +167,15 @@ fn flush_stdio() {
 
 fn fork(req: Request) -> Result<Launched, SpawnError> {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    // The launcher thread itself does not count: it only ever waits for work.
-    let others = os::thread_count().saturating_sub(if os::is_main_thread() { 1 } else { 2 });
-    if others > 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        log::warn!(
-            "mproc: StartMethod::Fork with {others} other thread(s) running: the child inherits any lock \
-             they held at the fork and may deadlock; prefer Forkserver or Spawn"
-        );
+    if !WARNED.load(std::sync::atomic::Ordering::Relaxed) {
+        // The launcher thread itself does not count: it only ever waits for work.
+        let others = os::thread_count().saturating_sub(if os::is_main_thread() { 1 } else { 2 });
+        if others > 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            log::warn!(
+                "mproc: StartMethod::Fork with {others} other thread(s) running: the child inherits any lock \
+                 they held at the fork and may deadlock; prefer Forkserver or Spawn"
+            );
+        }
     }
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let pipes = capture_pipes(req.capture)?;
@@ -165,12 +185,19 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
     };
     flush_stdio();
     let parent = os::getpid();
-    let info_guard = info::fork_guard();
-    let registry_guard = registry::fork_guard();
+    // Every lock of ours (and stdio's) is taken across the fork, in one order, so
+    // that the child never inherits one held by a thread that does not exist there.
+    let guards = (
+        forkserver::fork_guard(),
+        launcher_fork_guard(),
+        registry::fork_guard(),
+        info::fork_guard(),
+        std::io::stdout().lock(),
+        std::io::stderr().lock(),
+    );
     let Request { job, arg_fds, .. } = req;
     let pid = os::fork_child(move || {
-        drop(registry_guard);
-        drop(info_guard);
+        drop(guards);
         if !os::die_with_parent(parent) {
             return 1;
         }
@@ -184,5 +211,11 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
     })
     .map_err(SpawnError::io("fork"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
-    Ok(Launched { pid, pidfd, control, exit: ExitSource::Direct, output })
+    Ok(Launched {
+        pid,
+        pidfd,
+        control,
+        exit: ExitSource::Direct,
+        output,
+    })
 }

@@ -66,7 +66,7 @@ mod error;
 mod forkserver;
 mod info;
 mod launch;
-mod protocol;
+pub(crate) mod protocol;
 mod registry;
 
 use std::fmt;
@@ -85,6 +85,8 @@ pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub(crate) use bootstrap::on_load;
 
 use crate::codec;
+#[doc(hidden)]
+pub use crate::process::protocol::StartFault;
 use crate::process::protocol::{Job, MAX_FRAME, Origin, Report};
 use crate::process::registry::ExitSource;
 use crate::sys::code::{EntryPoint, SelfRunning};
@@ -93,7 +95,9 @@ use crate::sys::socket;
 use crate::wire;
 
 /// How a child process is created. See the [module docs](self#start-methods).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum StartMethod {
     /// Fork from a clean single-threaded server started once (the default).
     #[default]
@@ -106,7 +110,11 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// All start methods, for code that tries each.
-    pub const ALL: [StartMethod; 3] = [StartMethod::Forkserver, StartMethod::Spawn, StartMethod::Fork];
+    pub const ALL: [StartMethod; 3] = [
+        StartMethod::Forkserver,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ];
 }
 
 /// How a process ended: Python's `exitcode`, as an enum.
@@ -249,6 +257,7 @@ pub struct Builder {
     method: StartMethod,
     capture: bool,
     handshake_timeout: Duration,
+    fault: StartFault,
 }
 
 impl Default for Builder {
@@ -259,6 +268,7 @@ impl Default for Builder {
             method: StartMethod::default(),
             capture: false,
             handshake_timeout: Duration::from_secs(30),
+            fault: StartFault::None,
         }
     }
 }
@@ -299,6 +309,13 @@ impl Builder {
         self
     }
 
+    /// Makes the child simulate a start failure (tests of error reporting only).
+    #[doc(hidden)]
+    pub fn simulate_start_fault(&mut self, fault: StartFault) -> &mut Self {
+        self.fault = fault;
+        self
+    }
+
     /// Starts `f(arg)` in a new process.
     ///
     /// # Errors
@@ -334,8 +351,12 @@ impl Builder {
             entry,
             name: name.clone(),
             daemon: self.daemon,
-            parent: Origin { pid: me.pid, name: me.name },
+            parent: Origin {
+                pid: me.pid,
+                name: me.name,
+            },
             args: args.bytes,
+            fault: self.fault,
         };
         let launched = launch::launch(launch::Request {
             job,
@@ -378,9 +399,14 @@ fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
     let mut buf = vec![0u8; 64 * 1024];
     while open.iter().any(|o| *o) {
         let pair = [(&out, open[0]), (&err, open[1])];
-        let fds: Vec<(BorrowedFd<'_>, bool)> =
-            pair.iter().filter(|(_, o)| *o).map(|(fd, _)| (fd.as_fd(), false)).collect();
-        let Ok(ready) = socket::poll(&fds, None) else { break };
+        let fds: Vec<(BorrowedFd<'_>, bool)> = pair
+            .iter()
+            .filter(|(_, o)| *o)
+            .map(|(fd, _)| (fd.as_fd(), false))
+            .collect();
+        let Ok(ready) = socket::poll(&fds, None) else {
+            break;
+        };
         let mut k = 0;
         for (i, fd) in [&out, &err].into_iter().enumerate() {
             if !open[i] {
@@ -390,7 +416,11 @@ fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
                 match socket::read(fd.as_fd(), &mut buf) {
                     Ok(0) | Err(_) => open[i] = false,
                     Ok(n) => {
-                        let sink = if i == 0 { &mut captured.stdout } else { &mut captured.stderr };
+                        let sink = if i == 0 {
+                            &mut captured.stdout
+                        } else {
+                            &mut captured.stderr
+                        };
                         sink.extend_from_slice(&buf[..n]);
                     }
                 }
@@ -529,13 +559,17 @@ impl<R> Process<R> {
     /// # Examples
     ///
     /// ```
-    /// let child = mproc::process::Process::start(|x: u8| x, 1)?;
+    /// use std::time::Duration;
+    ///
+    /// let child = mproc::process::Process::start(|s: u64| std::thread::sleep(Duration::from_secs(s)), 60)?;
+    /// assert!(child.is_alive());
     /// child.kill()?;
     /// assert!(child.join().unwrap_err().is_signaled());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_alive(&self) -> bool {
-        self.status.is_none() && !os::pidfd_wait_exit(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
+        self.status.is_none()
+            && !os::pidfd_wait_exit(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
     }
 
     /// How the child ended, or `None` while it runs (Python's `exitcode`). Does not
@@ -546,7 +580,8 @@ impl<R> Process<R> {
     /// ```
     /// use mproc::process::{ExitStatus, Process};
     ///
-    /// let mut child = Process::start(|x: u8| x, 1)?;
+    /// let mut child = Process::start(|s: u64| std::thread::sleep(std::time::Duration::from_secs(s)), 60)?;
+    /// assert_eq!(child.exit_status(), None);
     /// child.kill()?;
     /// while child.exit_status().is_none() {
     ///     std::thread::yield_now();
@@ -651,7 +686,11 @@ impl<R> Process<R> {
             Ok(_) => self.take_result(),
             Err(e) => Err(e),
         };
-        let output = self.output.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let output = self
+            .output
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         (result, output)
     }
 
@@ -711,27 +750,35 @@ impl<R> Process<R> {
                 }
                 result.map_err(JoinTimeoutError::Failed)
             }
-            Ok(false) => Err(JoinTimeoutError::Timeout(self)),
+            Ok(false) => Err(JoinTimeoutError::Timeout(Box::new(self))),
             Err(e) => Err(JoinTimeoutError::Failed(e)),
         }
     }
 
     fn io_error(&self, source: std::io::Error) -> JoinError {
-        JoinError::Io { name: self.name.clone(), pid: self.pid, source }
+        JoinError::Io {
+            name: self.name.clone(),
+            pid: self.pid,
+            source,
+        }
     }
 
     /// Reads reports until there is a result or the channel ends, then reaps.
     /// `Ok(false)`: `deadline` passed first.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, JoinError> {
         while self.report.is_none() && !self.eof {
-            let handshake_deadline = (!self.handshake_done).then(|| self.started_at + self.handshake_timeout);
+            let handshake_deadline =
+                (!self.handshake_done).then(|| self.started_at + self.handshake_timeout);
             let until = match (deadline, handshake_deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             let timeout = until.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = socket::poll(&[(self.control.as_fd(), false), (self.pidfd.as_fd(), false)], timeout)
-                .map_err(|e| self.io_error(e))?;
+            let ready = socket::poll(
+                &[(self.control.as_fd(), false), (self.pidfd.as_fd(), false)],
+                timeout,
+            )
+            .map_err(|e| self.io_error(e))?;
             if ready[0].readable {
                 self.read_report()?;
                 continue;
@@ -769,11 +816,12 @@ impl<R> Process<R> {
     fn read_report(&mut self) -> Result<(), JoinError> {
         match wire::recv(self.control.as_fd(), MAX_FRAME) {
             Ok(Some(msg)) => {
-                let report: Report = postcard::from_bytes(&msg.bytes).map_err(|e| JoinError::Codec {
-                    name: self.name.clone(),
-                    pid: self.pid,
-                    reason: format!("malformed report from the child: {e}"),
-                })?;
+                let report: Report =
+                    postcard::from_bytes(&msg.bytes).map_err(|e| JoinError::Codec {
+                        name: self.name.clone(),
+                        pid: self.pid,
+                        reason: format!("malformed report from the child: {e}"),
+                    })?;
                 match report {
                     Report::Started => self.handshake_done = true,
                     other => {
@@ -787,7 +835,10 @@ impl<R> Process<R> {
                 self.eof = true;
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset || e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionReset
+                    || e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
                 self.eof = true;
                 Ok(())
             }
@@ -800,7 +851,9 @@ impl<R> Process<R> {
         if self.status.is_some() {
             return Ok(true);
         }
-        let Some(source) = &self.exit else { return Ok(true) };
+        let Some(source) = &self.exit else {
+            return Ok(true);
+        };
         match registry::wait_exit(&self.pidfd, source, deadline) {
             Ok(Some(raw)) => {
                 self.status = Some(raw.into());
@@ -821,11 +874,13 @@ impl<R> Process<R> {
     {
         let (name, pid) = (self.name.clone(), self.pid);
         match self.report.take() {
-            Some((Report::Returned(bytes), fds)) => codec::decode_bytes::<R>(&bytes, fds).map_err(|e| JoinError::Codec {
-                name,
-                pid,
-                reason: format!("cannot decode the result in the parent: {e}"),
-            }),
+            Some((Report::Returned(bytes), fds)) => {
+                codec::decode_bytes::<R>(&bytes, fds).map_err(|e| JoinError::Codec {
+                    name,
+                    pid,
+                    reason: format!("cannot decode the result in the parent: {e}"),
+                })
+            }
             Some((Report::Panicked(p), _)) => Err(JoinError::Panicked {
                 name,
                 pid,
@@ -838,7 +893,9 @@ impl<R> Process<R> {
                 let status = self.status.unwrap_or(ExitStatus::Code(-1));
                 Err(match status {
                     ExitStatus::Signal(signal) => JoinError::Signaled { name, pid, signal },
-                    ExitStatus::Code(_) if !self.handshake_done => JoinError::BootstrapMissing { name, pid, status },
+                    ExitStatus::Code(_) if !self.handshake_done => {
+                        JoinError::BootstrapMissing { name, pid, status }
+                    }
                     ExitStatus::Code(code) => JoinError::Exited { name, pid, code },
                 })
             }
@@ -894,3 +951,6 @@ pub fn start_forkserver() -> Result<(), SpawnError> {
     crate::sys::startup::linked();
     forkserver::ensure_started()
 }
+
+#[cfg(test)]
+mod tests;

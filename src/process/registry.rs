@@ -31,7 +31,11 @@ pub(crate) enum ExitSource {
 
 /// Waits until the child behind `pidfd` has exited, at most until `deadline`, and
 /// reaps it. `Ok(None)` at the deadline.
-pub(crate) fn wait_exit(pidfd: &OwnedFd, source: &ExitSource, deadline: Option<Instant>) -> io::Result<Option<RawExit>> {
+pub(crate) fn wait_exit(
+    pidfd: &OwnedFd,
+    source: &ExitSource,
+    deadline: Option<Instant>,
+) -> io::Result<Option<RawExit>> {
     let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     match source {
         ExitSource::Direct => {
@@ -56,9 +60,12 @@ pub(crate) fn wait_exit(pidfd: &OwnedFd, source: &ExitSource, deadline: Option<I
                 }
                 got += n;
             }
-            protocol::decode_status(buf)
-                .map(Some)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed exit status from the forkserver"))
+            protocol::decode_status(buf).map(Some).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "malformed exit status from the forkserver",
+                )
+            })
         }
     }
 }
@@ -87,7 +94,11 @@ fn lock() -> MutexGuard<'static, Option<Registry>> {
 fn current(guard: &mut Option<Registry>) -> &mut Registry {
     let me = os::getpid();
     if guard.as_ref().is_none_or(|r| r.owner != me) {
-        *guard = Some(Registry { owner: me, live: HashMap::new(), reaper: None });
+        *guard = Some(Registry {
+            owner: me,
+            live: HashMap::new(),
+            reaper: None,
+        });
         os::at_exit(on_exit);
     }
     guard.as_mut().expect("just set")
@@ -101,7 +112,15 @@ pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
 /// Records a newly started child.
 pub(crate) fn register(pid: u32, name: &str, daemon: bool, pidfd: Arc<OwnedFd>) {
     let mut g = lock();
-    current(&mut g).live.insert(pid, Entry { name: name.to_string(), daemon, pidfd, detached: None });
+    current(&mut g).live.insert(
+        pid,
+        Entry {
+            name: name.to_string(),
+            daemon,
+            pidfd,
+            detached: None,
+        },
+    );
 }
 
 /// Forgets a child that its handle has reaped.
@@ -114,13 +133,17 @@ pub(crate) fn forget(pid: u32) {
 pub(crate) fn detach(pid: u32, source: ExitSource) {
     let mut g = lock();
     let reg = current(&mut g);
-    let Some(entry) = reg.live.get_mut(&pid) else { return };
+    let Some(entry) = reg.live.get_mut(&pid) else {
+        return;
+    };
     entry.detached = Some(source);
     if reg.reaper.is_none() {
         match spawn_reaper() {
             Ok(r) => reg.reaper = Some(r),
             Err(e) => {
-                log::warn!("mproc: cannot start the reaper thread ({e}); child {pid} is reaped at exit");
+                log::warn!(
+                    "mproc: cannot start the reaper thread ({e}); child {pid} is reaped at exit"
+                );
                 return;
             }
         }
@@ -132,7 +155,9 @@ pub(crate) fn detach(pid: u32, source: ExitSource) {
 
 fn spawn_reaper() -> io::Result<(OwnedFd, std::thread::JoinHandle<()>)> {
     let (wake_r, wake_w) = socket::pipe()?;
-    let handle = std::thread::Builder::new().name("mproc-reaper".into()).spawn(move || reaper_loop(wake_r))?;
+    let handle = std::thread::Builder::new()
+        .name("mproc-reaper".into())
+        .spawn(move || reaper_loop(wake_r))?;
     Ok((wake_w, handle))
 }
 
@@ -149,7 +174,9 @@ fn reaper_loop(wake: OwnedFd) {
         };
         let mut fds = vec![(wake.as_fd(), false)];
         fds.extend(watched.iter().map(|(_, fd)| (fd.as_fd(), false)));
-        let Ok(ready) = socket::poll(&fds, None) else { return };
+        let Ok(ready) = socket::poll(&fds, None) else {
+            return;
+        };
         if ready[0].readable {
             let mut buf = [0u8; 64];
             match socket::read(wake.as_fd(), &mut buf) {
@@ -165,8 +192,16 @@ fn reaper_loop(wake: OwnedFd) {
                 let mut g = lock();
                 current(&mut g).live.remove(pid)
             };
-            if let Some(Entry { detached: Some(source), .. }) = entry {
-                let _ = wait_exit(pidfd, &source, Some(Instant::now() + Duration::from_secs(5)));
+            if let Some(Entry {
+                detached: Some(source),
+                ..
+            }) = entry
+            {
+                let _ = wait_exit(
+                    pidfd,
+                    &source,
+                    Some(Instant::now() + Duration::from_secs(5)),
+                );
             }
         }
     }
@@ -179,8 +214,14 @@ pub(crate) fn active() -> Vec<ProcessInfo> {
     let mut out: Vec<ProcessInfo> = reg
         .live
         .iter()
-        .filter(|(_, e)| !os::pidfd_wait_exit(e.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true))
-        .map(|(pid, e)| ProcessInfo { pid: *pid, name: e.name.clone(), daemon: e.daemon })
+        .filter(|(_, e)| {
+            !os::pidfd_wait_exit(e.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
+        })
+        .map(|(pid, e)| ProcessInfo {
+            pid: *pid,
+            name: e.name.clone(),
+            daemon: e.daemon,
+        })
         .collect();
     out.sort_by_key(|p| p.pid);
     out
@@ -194,12 +235,16 @@ extern "C" fn on_exit() {
 }
 
 /// At normal exit: SIGTERM (then SIGKILL) to daemon children, wait for the rest.
-fn shutdown_children() {
+pub(crate) fn shutdown_children() {
     let children: Vec<(u32, bool, Arc<OwnedFd>)> = {
         let mut g = lock();
         let me = os::getpid();
         match &mut *g {
-            Some(reg) if reg.owner == me => reg.live.iter().map(|(p, e)| (*p, e.daemon, Arc::clone(&e.pidfd))).collect(),
+            Some(reg) if reg.owner == me => reg
+                .live
+                .iter()
+                .map(|(p, e)| (*p, e.daemon, Arc::clone(&e.pidfd)))
+                .collect(),
             _ => return,
         }
     };
@@ -210,7 +255,13 @@ fn shutdown_children() {
     }
     let grace_end = Instant::now() + DAEMON_GRACE;
     for (_, daemon, pidfd) in &children {
-        if *daemon && !os::pidfd_wait_exit(pidfd.as_fd(), Some(grace_end.saturating_duration_since(Instant::now()))).unwrap_or(true) {
+        if *daemon
+            && !os::pidfd_wait_exit(
+                pidfd.as_fd(),
+                Some(grace_end.saturating_duration_since(Instant::now())),
+            )
+            .unwrap_or(true)
+        {
             let _ = os::pidfd_signal(pidfd.as_fd(), os::SIGKILL);
         }
         // Non-daemon children are waited for, as Python's exit does.

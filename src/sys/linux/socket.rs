@@ -170,6 +170,7 @@ pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
 }
 
 /// Sets or clears `O_NONBLOCK`.
+#[allow(dead_code)]
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let mut flags = rustix::fs::fcntl_getfl(fd)?;
     flags.set(rustix::fs::OFlags::NONBLOCK, on);
@@ -198,5 +199,9 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// Bounds how long a blocking send on socket `fd` may wait (`None`: forever).
 pub(crate) fn set_send_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<()> {
-    Ok(rustix::net::sockopt::set_socket_timeout(fd, rustix::net::sockopt::Timeout::Send, timeout)?)
+    Ok(rustix::net::sockopt::set_socket_timeout(
+        fd,
+        rustix::net::sockopt::Timeout::Send,
+        timeout,
+    )?)
 }
