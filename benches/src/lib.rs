@@ -265,6 +265,43 @@ impl Contender for Local {
     }
 }
 
+/// Ends the benchmark with a message when it is not disarmed (dropped) in time: for
+/// in-process workloads that would wait forever if a child process died.
+pub struct Watchdog {
+    disarm: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Arms a watchdog: after `limit`, the process prints what hung and exits with status 2.
+    pub fn arm(limit: Duration, what: &str) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let what = what.to_owned();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "error: watchdog: {what} did not finish within {} s",
+                    limit.as_secs()
+                );
+                std::process::exit(2);
+            }
+        });
+        Watchdog {
+            disarm: Some(tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.disarm.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Times `n` runs of `op` and returns the mean time per run.
 pub fn time_per_op(n: usize, mut op: impl FnMut() -> Result<()>) -> Result<Duration> {
     let t0 = Instant::now();

@@ -5,16 +5,20 @@
 //! - `Event` ping-pong between two processes with two events (parent: `e1.set(); e2.wait();
 //!   e2.clear()`, child: `e1.wait(); e1.clear(); e2.set()`), µs per round trip.
 //!
-//! Contenders: mproc `Lock`/`Event` (pending: `mproc::sync` has not landed; it plugs in as a
-//! [`Local`] with `Role::Mproc`), the process-shared pthread mutex floor (`c/os_lock.c`),
+//! Contenders: mproc [`Lock`] (a robust process-shared pthread mutex in shared memory) and
+//! [`Event`] (the child started with the default start method), the process-shared pthread
+//! mutex floor (`c/os_lock.c`),
 //! the futex and spinning ping-pong floors (`c/os_futex.c`), Python's `Lock` and `Event`
 //! (`py_sync.py`), and `std::sync::Mutex` in-process for reference.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use mproc::process::Process;
+use mproc::sync::{Event, Lock};
 
 use crate::anchors::{CAnchor, PyAnchor};
-use crate::{Area, Compare, Config, Local, Result, Role};
+use crate::{Area, Compare, Config, Local, Result, Role, Watchdog};
 
 /// Acquire+release pairs per lock sample.
 pub const LOCK_OPS: usize = 20_000_000;
@@ -35,6 +39,62 @@ pub trait EventPingPong {
     fn round_trips(&mut self, n: usize) -> Result<f64>;
 }
 
+/// Untimed round trips before the clock starts (as `py_sync.py`).
+pub const EVENT_WARMUP: usize = 100;
+
+/// mproc [`Lock`]: `lock()` and drop of the guard.
+pub struct MprocLock(pub Lock);
+
+impl LockUnlock for MprocLock {
+    fn lock_unlock(&mut self, n: usize) -> Result<f64> {
+        let lock = &self.0;
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let guard = std::hint::black_box(lock)
+                .lock()
+                .map_err(|e| format!("lock: {e}"))?;
+            drop(std::hint::black_box(guard));
+        }
+        Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e9)
+    }
+}
+
+/// The child of the event ping-pong: `n` times `e1.wait(); e1.clear(); e2.set()`.
+fn ponger((e1, e2, n): (Event, Event, u64)) {
+    for _ in 0..n {
+        e1.wait();
+        e1.clear();
+        e2.set();
+    }
+}
+
+/// mproc [`Event`] ping-pong with a child process.
+pub struct MprocEvents;
+
+impl EventPingPong for MprocEvents {
+    fn round_trips(&mut self, n: usize) -> Result<f64> {
+        let e1 = Event::new().map_err(|e| format!("event: {e}"))?;
+        let e2 = Event::new().map_err(|e| format!("event: {e}"))?;
+        let total = n + EVENT_WARMUP;
+        let child = Process::start(ponger, (e1.clone(), e2.clone(), total as u64))
+            .map_err(|e| format!("start: {e}"))?;
+        // A dead child would leave `e2.wait()` waiting forever.
+        let _watchdog = Watchdog::arm(Duration::from_secs(120), "mproc event ping-pong");
+        let mut t0 = Instant::now();
+        for i in 0..total {
+            if i == EVENT_WARMUP {
+                t0 = Instant::now();
+            }
+            e1.set();
+            e2.wait();
+            e2.clear();
+        }
+        let dt = t0.elapsed();
+        child.join().map_err(|e| format!("join: {e}"))?;
+        Ok(dt.as_secs_f64() / n as f64 * 1e6)
+    }
+}
+
 /// `std::sync::Mutex` (futex-based, process-private): the in-process reference.
 pub struct StdMutex(pub Mutex<u64>);
 
@@ -53,6 +113,16 @@ impl LockUnlock for StdMutex {
 /// The `sync` area.
 pub fn area(_cfg: &Config) -> Result<Area> {
     let mut std_mutex = StdMutex(Mutex::new(0));
+    let mut lock = MprocLock(Lock::new().map_err(|e| format!("lock: {e}"))?);
+    let mut events = MprocEvents;
+    let mproc = Local::new("mproc Lock, Event", Role::Mproc)
+        .warmup(|| MprocEvents.round_trips(EVENT_WARMUP).map(drop))
+        .measure("mproc_lock_acquire_release", "ns/op", move || {
+            lock.lock_unlock(LOCK_OPS)
+        })
+        .measure("mproc_event_pingpong", "us/roundtrip", move || {
+            events.round_trips(EVENT_ROUND_TRIPS)
+        });
     Ok(Area {
         name: "sync",
         title: "Lock and Event (issue 4)",
@@ -63,8 +133,9 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              and spinning ping-pong (`c/os_futex.c`). Python: `py_sync.py`. In-process reference: \
              `std::sync::Mutex`."
         ),
-        mproc_pending: Some("mproc::sync has not landed on main"),
+        mproc_pending: None,
         contenders: vec![
+            Box::new(mproc),
             Box::new(Local::new("std::sync::Mutex", Role::InProcess).measure(
                 "std_mutex_lock_unlock",
                 "ns/op",
