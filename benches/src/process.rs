@@ -126,6 +126,33 @@ impl StartJoin for PosixSpawn {
     }
 }
 
+/// `fork()`, the child `_exit(0)`s at once, `waitpid()`: the fork floor measured from this
+/// benchmark's own process (a fork's cost grows with the parent's mappings, and this parent
+/// is the one mproc's `Fork` forks).
+pub struct ForkExit;
+
+impl StartJoin for ForkExit {
+    fn start_join(&mut self) -> Result<()> {
+        // SAFETY: the child calls only `_exit`, which is async-signal-safe, so forking a
+        // process that may have other threads is sound.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()).into());
+        }
+        if pid == 0 {
+            // SAFETY: `_exit` ends the child at once, running nothing of the parent's state.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: `pid` is our child, not yet reaped; `status` is a valid out pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r != pid || !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Err(format!("fork child: waitpid {r}, status {status}").into());
+        }
+        Ok(())
+    }
+}
+
 /// `std::process::Command::new(path).status()` (what a Rust user writes).
 pub struct CommandStart {
     path: PathBuf,
@@ -205,6 +232,9 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         })
         .measure("rust_empty_command_status", "us/process", move || {
             per_process_us(&mut cs, N)
+        })
+        .measure("rust_fork_exit_waitpid", "us/process", || {
+            per_process_us(&mut ForkExit, N)
         });
 
     let target_floor = "issue 2: within 2× of its floor";
@@ -215,7 +245,8 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             "Start+join of an empty task, {N} processes one after the other per sample (µs per process). \
              Floors: `Fork` and `Forkserver` against fork+`_exit`+waitpid (`c/os_spawn.c`); `Spawn` against \
              `posix_spawn`+waitpid of a Rust `fn main() {{}}` binary built by the same cargo invocation and \
-             profile (`benches/src/bin/empty_main.rs`). Python: `py_process_start.py` (`python3 -S`, an empty \
+             profile (`benches/src/bin/empty_main.rs`). `rust_fork_exit_waitpid` is fork+`_exit`+waitpid \
+             from this benchmark's own process, for reference (a fork costs more in a bigger parent). Python: `py_process_start.py` (`python3 -S`, an empty \
              function, fork/spawn/forkserver). The batch rows start {N} processes, then join them."
         ),
         mproc_pending: None,
@@ -253,6 +284,11 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 "py_process_start_join_spawn",
             )
             .at_most(0.1, "issue 2: ≥ 10× faster than Python"),
+            Compare::new("mproc_process_start_join_fork", "rust_fork_exit_waitpid"),
+            Compare::new(
+                "mproc_process_start_join_forkserver",
+                "rust_fork_exit_waitpid",
+            ),
             Compare::new(
                 "mproc_process_start_join_spawn",
                 "rust_empty_command_status",
