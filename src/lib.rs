@@ -19,6 +19,9 @@
 //!   shared memory, robust to a producer or consumer being killed.
 //! - [`pipe`]: `Pipe` (duplex `Connection`s, simplex `Sender`/`Receiver`) over a Unix
 //!   socket pair; handles travel along.
+//! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
+//! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
+//!   `Condition`, `Barrier` across processes; locks report a dead holder.
 //!
 //! # Supported platforms
 //!
@@ -34,5 +37,7 @@ pub(crate) mod codec;
 pub mod pipe;
 pub mod process;
 pub mod queue;
+pub mod shm;
+pub mod sync;
 pub(crate) mod sys;
 pub(crate) mod wire;

@@ -40,6 +40,7 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -
 }
 
 /// Sends `msg` as one frame.
+#[allow(dead_code)]
 pub(crate) fn send_message(sock: BorrowedFd<'_>, msg: &Message) -> io::Result<()> {
     let fds: Vec<BorrowedFd<'_>> = msg.fds.iter().map(|f| f.as_fd()).collect();
     send(sock, &msg.bytes, &fds)

@@ -12,8 +12,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use crate::codec::Message;
-use crate::process::protocol::{BOOTSTRAP_ENV, CHANNEL_FD, Job, MAX_FRAME, PanicReport, Report};
-use crate::process::{forkserver, info};
+use crate::process::protocol::{
+    BOOTSTRAP_ENV, CHANNEL_FD, Job, MAX_FRAME, PanicReport, Report, StartFault,
+};
+use crate::process::{forkserver, info, registry};
 use crate::sys::process as os;
 use crate::wire;
 
@@ -127,10 +129,14 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         }));
     }
 
-    if send_report(&channel, &Report::Started, &[]).is_err() {
-        // The parent is gone (or closed the channel): nobody wants the result.
-        os::exit_now(1);
+    match job.fault {
+        StartFault::None => {}
+        StartFault::ExitBeforeHandshake => os::exit_now(3),
+        StartFault::StallHandshake(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
     }
+    // A parent that dropped its handle no longer listens; the task runs anyway,
+    // as a Python process whose object was discarded does.
+    let _ = send_report(&channel, &Report::Started, &[]);
     let entry = job.entry;
     let input = Message {
         bytes: job.args,
@@ -140,10 +146,8 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
     let code = match outcome {
         Ok(Ok(result)) => {
             let fds: Vec<_> = result.fds.iter().map(|f| f.as_fd()).collect();
-            match send_report(&channel, &Report::Returned(result.bytes), &fds) {
-                Ok(()) => 0,
-                Err(_) => 1,
-            }
+            let _ = send_report(&channel, &Report::Returned(result.bytes), &fds);
+            0
         }
         Ok(Err(reason)) => {
             let _ = send_report(&channel, &Report::Failed(reason), &[]);
@@ -163,6 +167,9 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
             1
         }
     };
+    // As at the normal exit of any process: daemon children are terminated,
+    // the others waited for.
+    registry::shutdown_children();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     os::exit_now(code)

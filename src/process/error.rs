@@ -236,7 +236,7 @@ impl std::error::Error for JoinError {
 /// [`Process::join_timeout`](crate::process::Process::join_timeout) did not get a result.
 pub enum JoinTimeoutError<R> {
     /// The process is still running; here is its handle back.
-    Timeout(crate::process::Process<R>),
+    Timeout(Box<crate::process::Process<R>>),
     /// The process ended without a result.
     Failed(JoinError),
 }
@@ -250,7 +250,7 @@ impl<R> JoinTimeoutError<R> {
     /// The handle back, after a timeout.
     pub fn into_inner(self) -> Option<crate::process::Process<R>> {
         match self {
-            JoinTimeoutError::Timeout(p) => Some(p),
+            JoinTimeoutError::Timeout(p) => Some(*p),
             JoinTimeoutError::Failed(_) => None,
         }
     }

@@ -8,7 +8,7 @@
 //! server dies with the process that started it, and its children die with it.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::process::launch::{Launched, Request, capture_pipes, on_launcher};
 use crate::process::protocol::{
@@ -47,29 +47,58 @@ fn start_server() -> Result<Server, SpawnError> {
 /// Starts the forkserver now instead of at the first `Forkserver` start, so that
 /// its start-up cost is not paid by the first child.
 pub(crate) fn ensure_started() -> Result<(), SpawnError> {
-    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    server(&mut g).map(|_| ())
+    server(lock()).map(|_| ())
 }
 
-fn server(g: &mut Option<Server>) -> Result<&Server, SpawnError> {
+/// Whether `s` is a live server started by this process.
+fn usable(s: &Option<Server>) -> bool {
     let me = os::getpid();
-    let usable = match &*g {
+    match s {
         Some(s) => {
             s.owner == me
                 && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO))
                     .unwrap_or(true)
         }
         None => false,
-    };
-    if !usable {
-        if let Some(old) = g.take() {
-            if old.owner == me {
-                let _ = os::pidfd_reap(old.pidfd.as_fd(), false);
-            }
-        }
-        *g = Some(on_launcher(start_server)?);
     }
-    Ok(g.as_ref().expect("just set"))
+}
+
+/// Makes sure `SERVER` holds a live server. The lock is not held while a new server
+/// starts: starting runs on the launcher thread, which itself takes this lock
+/// before a `fork` (see `fork_guard`).
+fn server(
+    mut g: MutexGuard<'static, Option<Server>>,
+) -> Result<MutexGuard<'static, Option<Server>>, SpawnError> {
+    if usable(&g) {
+        return Ok(g);
+    }
+    let stale = g.take();
+    drop(g);
+    if let Some(old) = stale {
+        if old.owner == os::getpid() {
+            let _ = os::pidfd_signal(old.pidfd.as_fd(), os::SIGKILL);
+            let _ = os::pidfd_reap(old.pidfd.as_fd(), true);
+        }
+    }
+    let fresh = on_launcher(start_server)?;
+    let mut g = lock();
+    if usable(&g) {
+        // Another thread started one meanwhile: keep theirs.
+        let _ = os::pidfd_signal(fresh.pidfd.as_fd(), os::SIGKILL);
+        let _ = os::pidfd_reap(fresh.pidfd.as_fd(), true);
+    } else {
+        *g = Some(fresh);
+    }
+    Ok(g)
+}
+
+fn lock() -> MutexGuard<'static, Option<Server>> {
+    SERVER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds the server's lock across a `fork` (see `info::fork_guard`).
+pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
+    lock()
 }
 
 /// Starts `req` as a child of the forkserver.
@@ -92,10 +121,11 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
     }
     fds.extend(arg_fds.iter().map(|f| f.as_fd()));
 
-    let mut g = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut g = lock();
     let mut reply = None;
     for _attempt in 0..2 {
-        let srv = server(&mut g)?;
+        g = server(g)?;
+        let srv = g.as_ref().expect("server() installs one");
         let sent = wire::send(srv.sock.as_fd(), &bytes, &fds);
         match sent.and_then(|()| wire::recv(srv.sock.as_fd(), MAX_FRAME)) {
             Ok(Some(msg)) => {

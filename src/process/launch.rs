@@ -105,6 +105,10 @@ pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
     }
 }
 
+fn launcher_fork_guard() -> std::sync::MutexGuard<'static, impl Sized> {
+    LAUNCHER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn encode_job(job: &Job) -> Result<Vec<u8>, SpawnError> {
     postcard::to_stdvec(job).map_err(|e| SpawnError::Encode(e.to_string()))
 }
@@ -163,13 +167,15 @@ fn flush_stdio() {
 
 fn fork(req: Request) -> Result<Launched, SpawnError> {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    // The launcher thread itself does not count: it only ever waits for work.
-    let others = os::thread_count().saturating_sub(if os::is_main_thread() { 1 } else { 2 });
-    if others > 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        log::warn!(
-            "mproc: StartMethod::Fork with {others} other thread(s) running: the child inherits any lock \
-             they held at the fork and may deadlock; prefer Forkserver or Spawn"
-        );
+    if !WARNED.load(std::sync::atomic::Ordering::Relaxed) {
+        // The launcher thread itself does not count: it only ever waits for work.
+        let others = os::thread_count().saturating_sub(if os::is_main_thread() { 1 } else { 2 });
+        if others > 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            log::warn!(
+                "mproc: StartMethod::Fork with {others} other thread(s) running: the child inherits any lock \
+                 they held at the fork and may deadlock; prefer Forkserver or Spawn"
+            );
+        }
     }
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let pipes = capture_pipes(req.capture)?;
@@ -179,12 +185,19 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
     };
     flush_stdio();
     let parent = os::getpid();
-    let info_guard = info::fork_guard();
-    let registry_guard = registry::fork_guard();
+    // Every lock of ours (and stdio's) is taken across the fork, in one order, so
+    // that the child never inherits one held by a thread that does not exist there.
+    let guards = (
+        forkserver::fork_guard(),
+        launcher_fork_guard(),
+        registry::fork_guard(),
+        info::fork_guard(),
+        std::io::stdout().lock(),
+        std::io::stderr().lock(),
+    );
     let Request { job, arg_fds, .. } = req;
     let pid = os::fork_child(move || {
-        drop(registry_guard);
-        drop(info_guard);
+        drop(guards);
         if !os::die_with_parent(parent) {
             return 1;
         }

@@ -66,7 +66,7 @@ mod error;
 mod forkserver;
 mod info;
 mod launch;
-mod protocol;
+pub(crate) mod protocol;
 mod registry;
 
 use std::fmt;
@@ -85,6 +85,8 @@ pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub(crate) use bootstrap::on_load;
 
 use crate::codec;
+#[doc(hidden)]
+pub use crate::process::protocol::StartFault;
 use crate::process::protocol::{Job, MAX_FRAME, Origin, Report};
 use crate::process::registry::ExitSource;
 use crate::sys::code::{EntryPoint, SelfRunning};
@@ -93,7 +95,9 @@ use crate::sys::socket;
 use crate::wire;
 
 /// How a child process is created. See the [module docs](self#start-methods).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum StartMethod {
     /// Fork from a clean single-threaded server started once (the default).
     #[default]
@@ -253,6 +257,7 @@ pub struct Builder {
     method: StartMethod,
     capture: bool,
     handshake_timeout: Duration,
+    fault: StartFault,
 }
 
 impl Default for Builder {
@@ -263,6 +268,7 @@ impl Default for Builder {
             method: StartMethod::default(),
             capture: false,
             handshake_timeout: Duration::from_secs(30),
+            fault: StartFault::None,
         }
     }
 }
@@ -300,6 +306,13 @@ impl Builder {
     /// that does not is killed and reported as [`JoinError::HandshakeTimeout`].
     pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Makes the child simulate a start failure (tests of error reporting only).
+    #[doc(hidden)]
+    pub fn simulate_start_fault(&mut self, fault: StartFault) -> &mut Self {
+        self.fault = fault;
         self
     }
 
@@ -343,6 +356,7 @@ impl Builder {
                 name: me.name,
             },
             args: args.bytes,
+            fault: self.fault,
         };
         let launched = launch::launch(launch::Request {
             job,
@@ -545,7 +559,10 @@ impl<R> Process<R> {
     /// # Examples
     ///
     /// ```
-    /// let child = mproc::process::Process::start(|x: u8| x, 1)?;
+    /// use std::time::Duration;
+    ///
+    /// let child = mproc::process::Process::start(|s: u64| std::thread::sleep(Duration::from_secs(s)), 60)?;
+    /// assert!(child.is_alive());
     /// child.kill()?;
     /// assert!(child.join().unwrap_err().is_signaled());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -563,7 +580,8 @@ impl<R> Process<R> {
     /// ```
     /// use mproc::process::{ExitStatus, Process};
     ///
-    /// let mut child = Process::start(|x: u8| x, 1)?;
+    /// let mut child = Process::start(|s: u64| std::thread::sleep(std::time::Duration::from_secs(s)), 60)?;
+    /// assert_eq!(child.exit_status(), None);
     /// child.kill()?;
     /// while child.exit_status().is_none() {
     ///     std::thread::yield_now();
@@ -732,7 +750,7 @@ impl<R> Process<R> {
                 }
                 result.map_err(JoinTimeoutError::Failed)
             }
-            Ok(false) => Err(JoinTimeoutError::Timeout(self)),
+            Ok(false) => Err(JoinTimeoutError::Timeout(Box::new(self))),
             Err(e) => Err(JoinTimeoutError::Failed(e)),
         }
     }
@@ -933,3 +951,6 @@ pub fn start_forkserver() -> Result<(), SpawnError> {
     crate::sys::startup::linked();
     forkserver::ensure_started()
 }
+
+#[cfg(test)]
+mod tests;

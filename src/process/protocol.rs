@@ -32,6 +32,23 @@ pub(crate) struct Job {
     pub(crate) daemon: bool,
     pub(crate) parent: Origin,
     pub(crate) args: Vec<u8>,
+    /// A failure to stage before the handshake, for tests of the parent's reporting.
+    pub(crate) fault: StartFault,
+}
+
+/// A failure a child can be asked to simulate before its handshake. Only the
+/// hidden `Builder::simulate_start_fault` sets anything but `None`; it exists so
+/// that tests can reach the parent's error paths for children that never start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[doc(hidden)]
+pub enum StartFault {
+    /// Start normally.
+    #[default]
+    None,
+    /// Exit with code 3 before the handshake, as a child without the bootstrap would.
+    ExitBeforeHandshake,
+    /// Sleep this many milliseconds before the handshake.
+    StallHandshake(u64),
 }
 
 /// What a child tells its parent over the control channel.

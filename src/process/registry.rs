@@ -235,7 +235,7 @@ extern "C" fn on_exit() {
 }
 
 /// At normal exit: SIGTERM (then SIGKILL) to daemon children, wait for the rest.
-fn shutdown_children() {
+pub(crate) fn shutdown_children() {
     let children: Vec<(u32, bool, Arc<OwnedFd>)> = {
         let mut g = lock();
         let me = os::getpid();

@@ -33,11 +33,11 @@ fn anchor() -> u64 {
 static IMAGE_TAG: u8 = 0;
 
 fn offset_of(addr: usize) -> i64 {
-    addr as i64 - anchor as usize as i64
+    addr as i64 - anchor as *const () as usize as i64
 }
 
 fn address_of(offset: i64) -> usize {
-    (anchor as usize as i64 + offset) as usize
+    (anchor as *const () as usize as i64 + offset) as usize
 }
 
 /// Differs between executables (with high probability). Only non-generic items,
@@ -45,7 +45,8 @@ fn address_of(offset: i64) -> usize {
 /// so its address is no fixed point.
 #[inline(never)]
 fn image_check() -> i64 {
-    offset_of(&IMAGE_TAG as *const u8 as usize) ^ (offset_of(image_check as usize) << 20)
+    offset_of(&IMAGE_TAG as *const u8 as usize)
+        ^ (offset_of(image_check as *const () as usize) << 20)
 }
 
 /// A function to run in a child process, with its argument and result types.
@@ -86,8 +87,8 @@ impl EntryPoint {
     /// The entry point that runs `f` on a decoded `A` and encodes its `R`.
     pub(crate) fn for_fn<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> EntryPoint {
         EntryPoint {
-            trampoline: offset_of(call_fn::<A, R> as Trampoline as usize),
-            target: offset_of(f as usize),
+            trampoline: offset_of(call_fn::<A, R> as Trampoline as *const () as usize),
+            target: offset_of(f as *const () as usize),
             check: image_check(),
         }
     }
@@ -95,7 +96,7 @@ impl EntryPoint {
     /// The entry point that decodes a `T` and runs it.
     pub(crate) fn for_task<T: SelfRunning>() -> EntryPoint {
         EntryPoint {
-            trampoline: offset_of(call_task::<T> as Trampoline as usize),
+            trampoline: offset_of(call_task::<T> as Trampoline as *const () as usize),
             target: 0,
             check: image_check(),
         }
@@ -137,5 +138,36 @@ mod tests {
         let mut ep = EntryPoint::for_fn(double);
         ep.check ^= 1;
         assert!(ep.invoke(codec::encode(&1u32).unwrap()).is_err());
+    }
+}
+
+/// A plain `fn()` that travels between processes running the same executable, as an
+/// offset from the anchor plus this executable's check value (see the module's
+/// Safety section: it is made only here and travels only inside mproc transfers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FnRef {
+    target: i64,
+    check: i64,
+}
+
+impl FnRef {
+    /// Names `f`.
+    pub(crate) fn new(f: fn()) -> FnRef {
+        FnRef {
+            target: offset_of(f as usize),
+            check: image_check(),
+        }
+    }
+
+    /// The function in this process, or `None` when the reference was made by a
+    /// process running a different executable.
+    pub(crate) fn get(&self) -> Option<fn()> {
+        if self.check != image_check() {
+            return None;
+        }
+        // SAFETY: `target` was computed by `FnRef::new` from a `fn()` in a process
+        // running this executable (the image check above), so the same offset from
+        // the anchor is that function's address here too.
+        Some(unsafe { std::mem::transmute::<usize, fn()>(address_of(self.target)) })
     }
 }

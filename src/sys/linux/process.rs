@@ -299,24 +299,6 @@ pub(crate) fn take_inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     Some(owned)
 }
 
-/// The resident set size of process `pid` in bytes (from `/proc`).
-pub(crate) fn rss_bytes(pid: u32) -> io::Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/statm"))?;
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidData))?;
-    Ok(pages * rustix::param::page_size() as u64)
-}
-
-/// How many descriptors this process has open (from `/proc/self/fd`).
-pub(crate) fn open_fd_count() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/fd")?
-        .count()
-        .saturating_sub(1))
-}
-
 /// Removes `key` from the environment.
 ///
 /// Must only be called while the process has a single thread: from the load hook,

@@ -170,6 +170,7 @@ pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
 }
 
 /// Sets or clears `O_NONBLOCK`.
+#[allow(dead_code)]
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let mut flags = rustix::fs::fcntl_getfl(fd)?;
     flags.set(rustix::fs::OFlags::NONBLOCK, on);
