@@ -1174,7 +1174,10 @@ impl Ring {
         let done = self.u64(J_DONE);
         let mut d = done.load(Ordering::Acquire);
         loop {
-            let puts = self.puts();
+            // A consumer may take an item before its producer has counted it (the
+            // record's stamp is the commit point, the count comes after), but never
+            // before the consumers have: bound by whichever count is ahead.
+            let puts = self.puts().max(self.u64(C_COUNT).load(Ordering::Acquire));
             if d >= puts {
                 return Err(puts);
             }

@@ -355,3 +355,31 @@ fn nothing_leaks_when_handles_are_dropped() {
     }
     assert_eq!(crate::util::open_fds(), before);
 }
+
+#[test]
+fn task_done_right_after_a_fast_get_is_counted() {
+    // Regression: a consumer can take an item before its producer has counted it;
+    // task_done must not call that "more task_done than puts".
+    let _w = watchdog("task_done race", Duration::from_secs(60));
+    for _ in 0..5 {
+        let q = JoinableQueue::<u32>::bounded(4).unwrap();
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    while let Ok(_x) = q.get() {
+                        q.task_done().unwrap();
+                    }
+                })
+            })
+            .collect();
+        for i in 0..20_000 {
+            q.put(i).unwrap();
+        }
+        q.join_timeout(Duration::from_secs(30)).unwrap();
+        q.close();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+}
