@@ -3,10 +3,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod code;
-// Used by the queue and sync modules, which are being merged.
-#[allow(dead_code)]
 pub(crate) mod futex;
-#[allow(dead_code)]
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod pthread;
