@@ -43,7 +43,6 @@ thread_local! {
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-#[allow(dead_code)]
 fn handle_error(msg: String) -> String {
     HANDLE_ERROR.with(|e| *e.borrow_mut() = Some(msg.clone()));
     msg
@@ -56,7 +55,6 @@ fn explain(what: &str, err: impl fmt::Display) -> CodecError {
     }
 }
 
-#[allow(dead_code)]
 const NO_CONTEXT: &str = "an mproc handle (queue, pipe end, lock, event, shared memory) can only be sent to \
      another process by mproc itself: as an argument of a process or pool task, or over a Pipe";
 
@@ -87,7 +85,6 @@ pub(crate) fn decode_bytes<T: DeserializeOwned>(
     value.map_err(|e| explain("deserialize", e))
 }
 
-#[allow(dead_code)]
 /// Serializes a descriptor as an index into the outgoing list (for handle types).
 ///
 /// Fails with a clear message outside an mproc transfer.
@@ -109,7 +106,6 @@ pub(crate) fn serialize_fd<S: Serializer>(
     }
 }
 
-#[allow(dead_code)]
 /// Deserializes a descriptor sent by [`serialize_fd`] (for handle types).
 pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
     deserializer: D,

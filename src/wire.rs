@@ -39,13 +39,6 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -
     Ok(())
 }
 
-/// Sends `msg` as one frame.
-#[allow(dead_code)]
-pub(crate) fn send_message(sock: BorrowedFd<'_>, msg: &Message) -> io::Result<()> {
-    let fds: Vec<BorrowedFd<'_>> = msg.fds.iter().map(|f| f.as_fd()).collect();
-    send(sock, &msg.bytes, &fds)
-}
-
 /// Receives one frame. `Ok(None)` at a clean end of stream (between frames); an end
 /// of stream inside a frame is `UnexpectedEof`. A payload over `max_len` bytes is
 /// `InvalidData` (its bytes are not read).
