@@ -5,7 +5,7 @@
 //! `sendmsg`. Used by the process bootstrap and the forkserver.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use crate::codec::Message;
 use crate::sys::socket;
