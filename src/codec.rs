@@ -43,7 +43,6 @@ thread_local! {
     static HANDLE_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-#[allow(dead_code)]
 fn handle_error(msg: String) -> String {
     HANDLE_ERROR.with(|e| *e.borrow_mut() = Some(msg.clone()));
     msg
@@ -56,7 +55,6 @@ fn explain(what: &str, err: impl fmt::Display) -> CodecError {
     }
 }
 
-#[allow(dead_code)]
 const NO_CONTEXT: &str = "an mproc handle (queue, pipe end, lock, event, shared memory) can only be sent to \
      another process by mproc itself: as an argument of a process or pool task, or over a Pipe";
 
@@ -87,7 +85,6 @@ pub(crate) fn decode_bytes<T: DeserializeOwned>(
     value.map_err(|e| explain("deserialize", e))
 }
 
-#[allow(dead_code)]
 /// Serializes a descriptor as an index into the outgoing list (for handle types).
 ///
 /// Fails with a clear message outside an mproc transfer.
@@ -109,7 +106,6 @@ pub(crate) fn serialize_fd<S: Serializer>(
     }
 }
 
-#[allow(dead_code)]
 /// Deserializes a descriptor sent by [`serialize_fd`] (for handle types).
 pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -126,6 +122,32 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
             })
         })
         .map_err(|msg| serde::de::Error::custom(handle_error(msg)))
+}
+
+/// Encodes `value` straight into `flavor`, for a transport that cannot carry
+/// descriptors (a queue's shared memory): a handle inside the value is an error at
+/// the call. (Added for `queue`, which writes messages into its ring in place.)
+pub(crate) fn encode_plain_into<T, F>(value: &T, flavor: F) -> Result<F::Output, CodecError>
+where
+    T: Serialize + ?Sized,
+    F: postcard::ser_flavors::Flavor,
+{
+    let saved = OUTGOING.with(|o| o.borrow_mut().take());
+    let out = postcard::serialize_with_flavor(value, flavor);
+    OUTGOING.with(|o| *o.borrow_mut() = saved);
+    out.map_err(|e| explain("serialize", e))
+}
+
+/// An error for a handle type's `Serialize`/`Deserialize` impl whose text survives
+/// postcard (which reduces custom errors to a fixed text): `encode`/`decode` report
+/// it. (Added for `queue` and `pipe`: "a queue of `u32` arrived where ...".)
+pub(crate) fn handle_custom_error<E: serde::de::Error>(msg: impl fmt::Display) -> E {
+    E::custom(handle_error(msg.to_string()))
+}
+
+/// As [`handle_custom_error`], for `Serialize` impls.
+pub(crate) fn handle_custom_ser_error<E: serde::ser::Error>(msg: impl fmt::Display) -> E {
+    E::custom(handle_error(msg.to_string()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,13 @@
 //!   recovery, per-task timeouts, retries, Ctrl-C handling and progress bars.
 //! - [`futures`]: `concurrent.futures`: one `Executor` trait over processes and
 //!   threads, awaitable `Future`s, `as_completed`, `wait`.
+//! - [`queue`]: `Queue`, `JoinableQueue`, `SimpleQueue` between processes, in
+//!   shared memory, robust to a producer or consumer being killed.
+//! - [`pipe`]: `Pipe` (duplex `Connection`s, simplex `Sender`/`Receiver`) over a Unix
+//!   socket pair; handles travel along.
+//! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
+//! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
+//!   `Condition`, `Barrier` across processes; locks report a dead holder.
 //!
 //! # Supported platforms
 //!
@@ -32,7 +39,11 @@
 
 pub(crate) mod codec;
 pub mod futures;
+pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod queue;
+pub mod shm;
+pub mod sync;
 pub(crate) mod sys;
 pub(crate) mod wire;

@@ -5,7 +5,7 @@
 //! `sendmsg`. Used by the process bootstrap and the forkserver.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 use crate::codec::Message;
 use crate::sys::socket;
@@ -37,13 +37,6 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -
         sent += n;
     }
     Ok(())
-}
-
-/// Sends `msg` as one frame.
-#[allow(dead_code)]
-pub(crate) fn send_message(sock: BorrowedFd<'_>, msg: &Message) -> io::Result<()> {
-    let fds: Vec<BorrowedFd<'_>> = msg.fds.iter().map(|f| f.as_fd()).collect();
-    send(sock, &msg.bytes, &fds)
 }
 
 /// Receives one frame. `Ok(None)` at a clean end of stream (between frames); an end

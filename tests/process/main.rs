@@ -559,3 +559,49 @@ fn capturing_closure_is_a_compile_error() {
     let f: fn(u8) -> u8 = |x| x + 1;
     assert_eq!(Process::start(f, 1).unwrap().join().unwrap(), 2);
 }
+
+/// Records `log` warnings, for the Fork warning test.
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() <= log::Level::Warn {
+            self.0.lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// In a fresh process: install a logger, start a thread, then use Fork.
+fn fork_with_threads_warns(_: ()) -> Vec<String> {
+    static RECORDER: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+    log::set_logger(&RECORDER).unwrap();
+    log::set_max_level(log::LevelFilter::Warn);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let busy = std::thread::spawn(move || rx.recv_timeout(Duration::from_secs(60)));
+    let p = Process::builder()
+        .start_method(StartMethod::Fork)
+        .start(double, 1)
+        .unwrap();
+    assert_eq!(p.join().unwrap(), 2);
+    tx.send(()).unwrap();
+    busy.join().unwrap().unwrap();
+    RECORDER.0.lock().unwrap().clone()
+}
+
+#[test]
+fn fork_warns_when_the_parent_has_threads() {
+    let _w = watchdog("fork_warns", LIMIT);
+    let p = builder(StartMethod::Spawn)
+        .start(fork_with_threads_warns, ())
+        .unwrap();
+    let warnings = p.join().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("StartMethod::Fork with 1 other thread"),
+        "{warnings:?}"
+    );
+}

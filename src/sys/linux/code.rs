@@ -194,3 +194,34 @@ mod tests {
         assert!(ep.invoke(codec::encode(&1u32).unwrap()).is_err());
     }
 }
+
+/// A plain `fn()` that travels between processes running the same executable, as an
+/// offset from the anchor plus this executable's check value (see the module's
+/// Safety section: it is made only here and travels only inside mproc transfers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FnRef {
+    target: i64,
+    check: i64,
+}
+
+impl FnRef {
+    /// Names `f`.
+    pub(crate) fn new(f: fn()) -> FnRef {
+        FnRef {
+            target: offset_of(f as usize),
+            check: image_check(),
+        }
+    }
+
+    /// The function in this process, or `None` when the reference was made by a
+    /// process running a different executable.
+    pub(crate) fn get(&self) -> Option<fn()> {
+        if self.check != image_check() {
+            return None;
+        }
+        // SAFETY: `target` was computed by `FnRef::new` from a `fn()` in a process
+        // running this executable (the image check above), so the same offset from
+        // the anchor is that function's address here too.
+        Some(unsafe { std::mem::transmute::<usize, fn()>(address_of(self.target)) })
+    }
+}

@@ -5,11 +5,11 @@
 pub(crate) mod code;
 pub(crate) mod interrupt;
 pub(crate) mod shared_word;
-// Used by the queue and sync modules, which are being merged.
-#[allow(dead_code)]
 pub(crate) mod futex;
-#[allow(dead_code)]
 pub(crate) mod memory;
 pub(crate) mod process;
+pub(crate) mod pthread;
+pub(crate) mod shm_region;
 pub(crate) mod socket;
 pub(crate) mod startup;
+pub(crate) mod stream;

@@ -169,14 +169,6 @@ pub(crate) fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
 }
 
-/// Sets or clears `O_NONBLOCK`.
-#[allow(dead_code)]
-pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let mut flags = rustix::fs::fcntl_getfl(fd)?;
-    flags.set(rustix::fs::OFlags::NONBLOCK, on);
-    Ok(rustix::fs::fcntl_setfl(fd, flags)?)
-}
-
 /// Reads what is available (blocking per the descriptor's mode); 0 at end of file.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     loop {
@@ -204,4 +196,11 @@ pub(crate) fn set_send_timeout(fd: BorrowedFd<'_>, timeout: Option<Duration>) ->
         rustix::net::sockopt::Timeout::Send,
         timeout,
     )?)
+}
+
+/// Sets or clears `O_NONBLOCK` (the pool's manager never blocks on a worker).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let mut flags = rustix::fs::fcntl_getfl(fd)?;
+    flags.set(rustix::fs::OFlags::NONBLOCK, on);
+    Ok(rustix::fs::fcntl_setfl(fd, flags)?)
 }

@@ -1,0 +1,4 @@
+//! Benchmark area `pool`; see `mproc_benches::pool`.
+fn main() {
+    mproc_benches::run_area(mproc_benches::pool::area);
+}

@@ -1,0 +1,4 @@
+//! Benchmark area `sync`; see `mproc_benches::sync`.
+fn main() {
+    mproc_benches::run_area(mproc_benches::sync::area);
+}

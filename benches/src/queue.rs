@@ -1,0 +1,189 @@
+//! Queue throughput (issue 3).
+//!
+//! Workloads, the same for every contender:
+//! - 64-byte messages, one producer → one consumer, and two producers → two consumers
+//!   (messages/s, the clock runs from "go" to the last message received);
+//! - 1 MiB messages, one producer → one consumer (MB/s, 1 MB = 1e6 bytes).
+//!
+//! Contenders: mproc `Queue` between processes (pending: `mproc::queue` has not landed;
+//! it plugs in as another [`Local`] with `Role::Mproc` built on [`QueueWorkload`]),
+//! Python's `multiprocessing.Queue` (`py_queue.py` for 1→1, `benches/py/py_queue_2to2.py`
+//! for 2→2), `crossbeam-channel` bounded between threads (the in-process ceiling) and
+//! `c/os_memcpy.c` (the bandwidth ceiling for 1 MiB messages).
+
+use std::time::Instant;
+
+use crate::anchors::{CAnchor, PyAnchor};
+use crate::{Area, Compare, Config, Local, Result, Role};
+
+/// Messages per 64-byte sample (all producers together).
+pub const SMALL_COUNT: usize = 1_000_000;
+/// Messages per 1 MiB sample.
+pub const BIG_COUNT: usize = 500;
+/// Size of a big message.
+pub const BIG_SIZE: usize = 1 << 20;
+/// Capacity of the bounded channels (messages).
+pub const CAPACITY: usize = 1024;
+
+/// A 64-byte message.
+pub type Msg64 = [u8; 64];
+
+/// One queue implementation under the producer/consumer workloads.
+///
+/// `run(producers, consumers, count, size)` sends `count` messages of `size` bytes in all,
+/// split evenly over the producers, receives them all over the consumers, checks that every
+/// byte arrived, and returns the seconds from the start signal to the last receive.
+pub trait QueueWorkload {
+    /// Runs one sample.
+    fn run(&mut self, producers: usize, consumers: usize, count: usize, size: usize)
+    -> Result<f64>;
+}
+
+/// `crossbeam_channel::bounded(CAPACITY)` between threads of this process.
+pub struct Crossbeam;
+
+impl QueueWorkload for Crossbeam {
+    fn run(
+        &mut self,
+        producers: usize,
+        consumers: usize,
+        count: usize,
+        size: usize,
+    ) -> Result<f64> {
+        let per_producer = count / producers;
+        let total = per_producer * producers;
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(CAPACITY);
+        let (tx64, rx64) = crossbeam_channel::bounded::<Msg64>(CAPACITY);
+        let go = std::sync::Barrier::new(producers + consumers + 1);
+        let small = size == 64;
+        std::thread::scope(|s| {
+            for _ in 0..producers {
+                let (tx, tx64, go) = (tx.clone(), tx64.clone(), &go);
+                s.spawn(move || {
+                    go.wait();
+                    if small {
+                        let m = [7u8; 64];
+                        for _ in 0..per_producer {
+                            tx64.send(m).expect("consumer alive");
+                        }
+                    } else {
+                        // A fresh buffer per message, filled: what a producer would send.
+                        for _ in 0..per_producer {
+                            tx.send(vec![7u8; size]).expect("consumer alive");
+                        }
+                    }
+                });
+            }
+            drop((tx, tx64));
+            let mut handles = Vec::new();
+            for _ in 0..consumers {
+                let (rx, rx64, go) = (rx.clone(), rx64.clone(), &go);
+                handles.push(s.spawn(move || {
+                    go.wait();
+                    let mut bytes = 0usize;
+                    if small {
+                        while let Ok(m) = rx64.recv() {
+                            bytes += std::hint::black_box(m).len();
+                        }
+                    } else {
+                        while let Ok(m) = rx.recv() {
+                            bytes += std::hint::black_box(m).len();
+                        }
+                    }
+                    (bytes, Instant::now())
+                }));
+            }
+            go.wait();
+            let t0 = Instant::now();
+            let mut bytes = 0;
+            let mut last = t0;
+            for h in handles {
+                let (b, t) = h.join().expect("consumer thread");
+                bytes += b;
+                last = last.max(t);
+            }
+            if bytes != total * size {
+                return Err(format!("received {bytes} bytes, expected {}", total * size).into());
+            }
+            Ok((last - t0).as_secs_f64())
+        })
+    }
+}
+
+/// The standard figures of a [`QueueWorkload`]: `<prefix>_64B_1to1`, `<prefix>_64B_2to2`
+/// (msgs/s) and `<prefix>_1MiB` (MB/s).
+pub fn queue_contender<W: QueueWorkload + 'static>(
+    label: &str,
+    role: Role,
+    prefix: &str,
+    w: W,
+) -> Local {
+    let w = std::rc::Rc::new(std::cell::RefCell::new(w));
+    let (w1, w2, w3, w4) = (w.clone(), w.clone(), w.clone(), w);
+    Local::new(label, role)
+        .warmup(move || w1.borrow_mut().run(1, 1, SMALL_COUNT / 10, 64).map(drop))
+        .measure(format!("{prefix}_64B_1to1"), "msgs/s", move || {
+            Ok(SMALL_COUNT as f64 / w2.borrow_mut().run(1, 1, SMALL_COUNT, 64)?)
+        })
+        .measure(format!("{prefix}_64B_2to2"), "msgs/s", move || {
+            Ok(SMALL_COUNT as f64 / w3.borrow_mut().run(2, 2, SMALL_COUNT, 64)?)
+        })
+        .measure(format!("{prefix}_1MiB"), "MB/s", move || {
+            Ok((BIG_COUNT * BIG_SIZE) as f64
+                / w4.borrow_mut().run(1, 1, BIG_COUNT, BIG_SIZE)?
+                / 1e6)
+        })
+}
+
+/// The `queue` area.
+pub fn area(_cfg: &Config) -> Result<Area> {
+    Ok(Area {
+        name: "queue",
+        title: "Queue throughput (issue 3)",
+        description: format!(
+            "64-byte messages, 1 producer process → 1 consumer process and 2 → 2 (messages/s), and 1 MiB \
+             messages 1 → 1 (MB/s). Python: `multiprocessing.Queue` (`py_queue.py` 1 → 1, \
+             `benches/py/py_queue_2to2.py` 2 → 2, 200,000 messages a sample). In-process ceiling: \
+             `crossbeam-channel` bounded({CAPACITY}) between threads, {SMALL_COUNT} messages a sample. \
+             Bandwidth ceiling: hot `memcpy` of 64 MiB (`c/os_memcpy.c`)."
+        ),
+        mproc_pending: Some("mproc::queue has not landed on main"),
+        contenders: vec![
+            Box::new(queue_contender(
+                "crossbeam-channel (threads)",
+                Role::InProcess,
+                "crossbeam",
+                Crossbeam,
+            )),
+            Box::new(PyAnchor::new("py_queue.py")),
+            Box::new(PyAnchor::own("py_queue_2to2.py")),
+            Box::new(CAnchor::new("os_memcpy")),
+        ],
+        comparisons: vec![
+            Compare::new("mproc_queue_64B_1to1", "py_queue_64B")
+                .at_least(50.0, "issue 3: ≥ 50× Python"),
+            Compare::new("mproc_queue_64B_1to1", "crossbeam_64B_1to1")
+                .at_least(0.3, "issue 3: ≥ 0.3× crossbeam"),
+            Compare::new("mproc_queue_64B_2to2", "py_queue_64B_2to2")
+                .at_least(50.0, "issue 3: ≥ 50× Python"),
+            Compare::new("mproc_queue_64B_2to2", "crossbeam_64B_2to2")
+                .at_least(0.3, "issue 3: ≥ 0.3× crossbeam"),
+            Compare::new("mproc_queue_1MiB", "py_queue_1MiB")
+                .at_least(10.0, "issue 3: ≥ 10× Python"),
+            Compare::new("mproc_queue_1MiB", "os_memcpy_64MiB_hot")
+                .at_least(0.3, "issue 3: ≥ 0.3× hot memcpy"),
+            Compare::new("mproc_queue_1MiB", "crossbeam_1MiB"),
+        ],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossbeam_delivers_everything() {
+        assert!(Crossbeam.run(2, 2, 1000, 64).unwrap() > 0.0);
+        assert!(Crossbeam.run(1, 1, 4, 1 << 16).unwrap() > 0.0);
+    }
+}

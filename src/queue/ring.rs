@@ -1,0 +1,1330 @@
+//! The shared ring behind every queue: layout, put/get protocol, crash repair, waits.
+//!
+//! # Layout
+//!
+//! One memfd: a 4 KiB header, then a byte ring of `R` bytes (a power of two). The
+//! memfd is sparse: a page is only backed when a record first touches it, and
+//! producers wrap back to the start of the ring early (at `wrap_at`) whenever the
+//! consumers are past it, so a queue that is drained as fast as it is filled keeps
+//! reusing the same few hot pages however large `R` is.
+//!
+//! Positions (`tail`, `head`) are byte offsets that only grow; the physical offset
+//! is `pos & (R - 1)`. A record is a 16-byte header (`stamp: u64`, `len: u64`), then
+//! `len` payload bytes, padded to 8. Records never straddle the end of the ring: a
+//! producer that wraps leaves a *pad* stamp at the old tail telling consumers to
+//! jump to the next lap.
+//!
+//! # Protocol
+//!
+//! Producers serialize with one robust mutex, consumers with another; the two sides
+//! only meet through the stamps (consumer ← producer) and `head` (producer ←
+//! consumer). A message is number `c` (from 1) and its stamp is `c`; a pad before
+//! message `c` has stamp `c | PAD`. Within the producer lock:
+//!
+//! 1. encode the value straight into free ring space at `p` (`p = tail`, or the start
+//!    of the next lap), with room left for 8 more bytes after it;
+//! 2. zero the stamp word at the new tail `nt` (free space);
+//! 3. store `len`, then the stamp `c` at `p` (release): **the commit point**, unless
+//!    the record wrapped;
+//! 4. when wrapping, store the pad stamp at the old tail (release): the commit point
+//!    of a wrapped record, since consumers only reach `p` through the pad;
+//! 5. store `put_count = c`, then `tail = nt`.
+//!
+//! Past `wrap_at` (256 KiB, or half a smaller ring) a producer wraps early as soon as
+//! the consumers have left the start of the ring free.
+//!
+//! Invariant: *the stamp word at `tail` is 0 unless the record there is committed*
+//! (step 2 keeps it; the ring starts zeroed). Within the consumer lock: read the stamp
+//! at `head`; if it is `get_count + 1`, copy the payload out, then store
+//! `get_count + 1`, then `head` past the record (release). Producers only reuse bytes
+//! behind `head`, so a record is never overwritten before it is consumed.
+//!
+//! # Crash repair
+//!
+//! glibc's robust mutexes tell the next locker when the previous owner died
+//! (`EOWNERDEAD`). Outside the locks a process holds no state, so this is the only
+//! case to repair, and it needs only the stamps:
+//!
+//! - producer side: a nonzero stamp at `tail` means the dead producer committed but
+//!   did not finish step 5; finish it (the stamp gives the count, the record's `len`
+//!   the new tail). A zero stamp means it committed nothing: its partial bytes are
+//!   free space again, and a record it may have stamped past an unwritten pad is
+//!   unreachable and overwritten later.
+//! - consumer side: a stamp at `head` equal to `get_count` (not `+ 1`) means the dead
+//!   consumer had copied the record out and counted it but not moved `head`; move
+//!   it. Otherwise the record is still there for the next consumer.
+//!
+//! # Waiting
+//!
+//! A waiter spins (bounded, adaptive per handle) on a lock-free check, then sleeps on
+//! a futex word (`*_seq`) after registering in a waiter count; the other side bumps
+//! the word and wakes only when the count is nonzero, so nobody makes a system call
+//! while nobody sleeps. Sleeps are capped at [`NAP`] and re-check the condition, so a
+//! waker killed between its commit and its wake delays a waiter, never strands it;
+//! a count left high by a waiter killed in its sleep is healed after repeated empty
+//! wakes.
+
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use postcard::ser_flavors::Flavor;
+use serde::Serialize;
+
+use super::error::MessageError;
+use crate::sys::futex::{futex_wait, futex_wake};
+use crate::sys::memory::{Mapping, file_len, memfd};
+use crate::sys::shm_region::Locked;
+pub(crate) use crate::sys::shm_region::SharedRegion;
+
+const MAGIC: u64 = u64::from_le_bytes(*b"mprocQ01");
+const VERSION: u32 = 1;
+
+// Header: read-only after creation.
+const H_MAGIC: usize = 0;
+const H_VERSION: usize = 8;
+const H_KIND: usize = 12;
+const H_RING: usize = 16;
+const H_CAPACITY: usize = 24;
+const H_MAX_MSG: usize = 32;
+const H_WRAP_AT: usize = 40;
+const H_TYPE_HASH: usize = 48;
+const H_TYPE_LEN: usize = 56;
+const H_TYPE_NAME: usize = 64;
+const TYPE_NAME_MAX: usize = 192;
+// Shared flags and statistics.
+const H_CLOSED: usize = 256;
+const H_RECOVERIES: usize = 264;
+// Producer side (written under the producer lock).
+const P_MUTEX: usize = 512;
+const P_TAIL: usize = 576;
+const P_COUNT: usize = 584;
+const P_SEEN_HEAD: usize = 592;
+const P_SEEN_GOT: usize = 600;
+const P_WRAP_MARK: usize = 608;
+// Consumer side (written under the consumer lock).
+const C_MUTEX: usize = 768;
+const C_HEAD: usize = 832;
+const C_COUNT: usize = 840;
+// Wait words, each pair on its own cache line.
+const W_DATA_SEQ: usize = 1024;
+const W_DATA_WAITERS: usize = 1028;
+const W_SPACE_SEQ: usize = 1088;
+const W_SPACE_WAITERS: usize = 1092;
+const J_DONE: usize = 1152;
+const J_SEQ: usize = 1160;
+const J_WAITERS: usize = 1164;
+/// Where the ring starts.
+const RING_OFF: usize = 4096;
+
+const HDR: u64 = 16;
+const PAD: u64 = 1 << 63;
+/// Longest single futex sleep before a waiter re-checks on its own.
+pub(crate) const NAP: Duration = Duration::from_millis(50);
+const SPIN_MIN_NS: u32 = 2_000;
+const SPIN_MAX_NS: u32 = 80_000;
+const SPIN_START_NS: u32 = 20_000;
+const LOCK_SPINS: u32 = 200;
+
+/// Which flavour of queue a ring belongs to (checked when a handle arrives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Queue = 1,
+    Joinable = 2,
+    Simple = 3,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Queue => "Queue",
+            Kind::Joinable => "JoinableQueue",
+            Kind::Simple => "SimpleQueue",
+        }
+    }
+}
+
+/// Creation parameters (already validated by the builder).
+#[derive(Clone, Debug)]
+pub(crate) struct Params {
+    pub(crate) kind: Kind,
+    pub(crate) capacity: Option<u64>,
+    pub(crate) ring_bytes: u64,
+    pub(crate) max_message: usize,
+    pub(crate) type_name: &'static str,
+}
+
+/// Default byte capacity: virtual, backed only as used.
+pub(crate) const DEFAULT_RING_BYTES: u64 = 1 << 30;
+/// Default largest message.
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// Smallest ring.
+pub(crate) const MIN_RING_BYTES: u64 = 4096;
+
+/// The largest message a ring of `ring_bytes` can take.
+pub(crate) fn max_message_for(ring_bytes: u64) -> usize {
+    (ring_bytes / 2 - 2 * HDR) as usize
+}
+
+#[derive(Clone, Copy)]
+enum Wait {
+    Data,
+    Space,
+    Join,
+}
+
+impl Wait {
+    fn offs(self) -> (usize, usize) {
+        match self {
+            Wait::Data => (W_DATA_SEQ, W_DATA_WAITERS),
+            Wait::Space => (W_SPACE_SEQ, W_SPACE_WAITERS),
+            Wait::Join => (J_SEQ, J_WAITERS),
+        }
+    }
+}
+
+/// Why a locked put did not happen.
+pub(crate) enum PutFail {
+    Full,
+    Closed,
+    Timeout,
+    Invalid(MessageError),
+}
+
+/// Why a get did not return an item.
+pub(crate) enum GetFail {
+    Empty,
+    Closed,
+    Timeout,
+    Invalid(MessageError),
+}
+
+/// One process's view of a shared ring.
+pub(crate) struct Ring {
+    region: SharedRegion,
+    fd: OwnedFd,
+    kind: Kind,
+    size: u64,
+    mask: u64,
+    capacity: u64,
+    max_message: usize,
+    wrap_at: u64,
+    spin_ns: AtomicU32,
+    wake_misses: [AtomicU32; 3],
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("kind", &self.kind)
+            .field("ring_bytes", &self.size)
+            .field("capacity", &self.capacity)
+            .field("max_message", &self.max_message)
+            .finish_non_exhaustive()
+    }
+}
+
+fn align8(n: u64) -> u64 {
+    (n + 7) & !7
+}
+
+fn rec_size(n: u64) -> u64 {
+    HDR + align8(n)
+}
+
+fn type_hash(name: &str) -> u64 {
+    // FNV-1a: stable, and enough to tell two element types apart.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+struct Guard<'a> {
+    ring: &'a Ring,
+    off: usize,
+    // A robust mutex must be unlocked by the thread that locked it.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if !fault::crashed() {
+            self.ring.region.mutex_unlock(self.off);
+        }
+    }
+}
+
+/// Crash injection for the in-process tests: `step(n)` "kills" the calling thread
+/// at protocol step `n` (a panic that leaves every lock it holds locked, as a
+/// `SIGKILL` would; the kernel then marks the robust mutex's owner dead when the
+/// thread exits). Compiled to nothing outside tests.
+pub(crate) mod fault {
+    #[cfg(test)]
+    thread_local! {
+        pub(crate) static CRASH_AT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        static CRASHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[cfg(test)]
+    pub(crate) fn step(n: u32) {
+        if CRASH_AT.with(|c| c.get()) == n {
+            CRASHED.with(|c| c.set(true));
+            panic!("simulated crash at step {n}");
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn crashed() -> bool {
+        CRASHED.with(|c| c.get())
+    }
+
+    #[cfg(not(any(test, mproc_fault)))]
+    #[inline(always)]
+    pub(crate) fn step(_: u32) {}
+
+    /// Under `--cfg mproc_fault`: the protocol step at which this process aborts
+    /// (0: none), set by the fault tests in a child through `queue::__fault_at`.
+    #[cfg(all(mproc_fault, not(test)))]
+    pub(crate) static ABORT_AT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+    #[cfg(all(mproc_fault, not(test)))]
+    pub(crate) fn step(n: u32) {
+        if ABORT_AT.load(std::sync::atomic::Ordering::Relaxed) == n {
+            std::process::abort();
+        }
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn crashed() -> bool {
+        false
+    }
+}
+
+thread_local! {
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Writes postcard output straight into the ring. Small pushes (serde's `u8`s,
+/// varints) collect in a staging buffer that is copied in with one `memcpy`; byte
+/// blocks ([`Bytes`](super::Bytes), strings) larger than it go in directly. The
+/// limit is checked whenever bytes reach the ring.
+struct RingWriter<'a> {
+    region: &'a SharedRegion,
+    off: usize,
+    written: usize,
+    limit: usize,
+    overflow: &'a Cell<bool>,
+    staged: usize,
+    stage: [u8; STAGE],
+}
+
+const STAGE: usize = 256;
+
+impl RingWriter<'_> {
+    #[cold]
+    fn overflowed(&self) -> postcard::Error {
+        self.overflow.set(true);
+        postcard::Error::SerializeBufferFull
+    }
+
+    fn flush(&mut self) -> postcard::Result<()> {
+        if self.written + self.staged > self.limit {
+            return Err(self.overflowed());
+        }
+        self.region
+            .write(self.off + self.written, &self.stage[..self.staged]);
+        self.written += self.staged;
+        self.staged = 0;
+        Ok(())
+    }
+}
+
+impl Flavor for RingWriter<'_> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        if self.staged == STAGE {
+            self.flush()?;
+        }
+        self.stage[self.staged] = b;
+        self.staged += 1;
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.staged + data.len() <= STAGE {
+            self.stage[self.staged..self.staged + data.len()].copy_from_slice(data);
+            self.staged += data.len();
+            return Ok(());
+        }
+        self.flush()?;
+        if self.written + data.len() > self.limit {
+            return Err(self.overflowed());
+        }
+        self.region.write(self.off + self.written, data);
+        self.written += data.len();
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<usize> {
+        self.flush()?;
+        Ok(self.written)
+    }
+}
+
+enum Encoded {
+    Done(u64),
+    Overflow,
+}
+
+/// What a `put` writes.
+pub(crate) enum Item<'a, T: ?Sized> {
+    /// A serde value, encoded with postcard.
+    Value(&'a T),
+    /// A byte vector, written as postcard encodes `Vec<u8>` and [`Bytes`](super::Bytes)
+    /// (a varint length, then the bytes) with one `memcpy`.
+    Bytes(&'a [u8]),
+}
+
+impl<T: ?Sized> Clone for Item<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Item<'_, T> {}
+
+/// postcard's varint (LEB128) of `v` into `out`; returns its length.
+fn write_varint(mut v: u64, out: &mut [u8; 10]) -> usize {
+    let mut i = 0;
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out[i] = b;
+            return i + 1;
+        }
+        out[i] = b | 0x80;
+        i += 1;
+    }
+}
+
+/// Reads a postcard varint from the start of `bytes`: `(value, length)`.
+fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// Copies a payload into this thread's reusable scratch buffer.
+pub(crate) fn read_to_scratch(
+    region: &SharedRegion,
+    off: usize,
+    len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    let mut buf = SCRATCH.with(Cell::take);
+    buf.clear();
+    region.read_append(off, len, &mut buf);
+    Ok(buf)
+}
+
+/// Gives a scratch buffer back for the next get on this thread (unless it grew
+/// large).
+pub(crate) fn return_scratch(buf: Vec<u8>) {
+    if buf.capacity() <= 4 << 20 {
+        SCRATCH.with(|s| s.set(buf));
+    }
+}
+
+/// Copies a payload written by [`Item::Bytes`] (or by postcard for a `Vec<u8>`)
+/// straight into a vector of its own: one `memcpy`.
+pub(crate) fn read_byte_vec(
+    region: &SharedRegion,
+    off: usize,
+    len: usize,
+) -> Result<Vec<u8>, MessageError> {
+    let mut head = [0u8; 10];
+    let k = len.min(10);
+    region.read(off, &mut head[..k]);
+    match read_varint(&head[..k]) {
+        Some((v, w)) if v == (len - w) as u64 => {
+            let mut out = Vec::with_capacity(len - w);
+            region.read_append(off + w, len - w, &mut out);
+            Ok(out)
+        }
+        _ => Err(MessageError::decode("the record is not a byte vector")),
+    }
+}
+
+impl Ring {
+    /// Creates a new ring in a fresh memfd.
+    pub(crate) fn create(p: &Params) -> io::Result<Ring> {
+        let size = p.ring_bytes;
+        debug_assert!(size.is_power_of_two() && size >= MIN_RING_BYTES);
+        debug_assert!(p.max_message <= max_message_for(size));
+        let name: &CStr = match p.kind {
+            Kind::Queue => c"mproc-queue",
+            Kind::Joinable => c"mproc-joinable-queue",
+            Kind::Simple => c"mproc-simple-queue",
+        };
+        let total = RING_OFF as u64 + size;
+        let total = usize::try_from(total)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "queue too large"))?;
+        let fd = memfd(name, total)?;
+        let region = SharedRegion::new(Mapping::new(fd.as_fd(), total)?);
+        let wrap_at = (256u64 << 10).min(size / 2);
+        region.u32_at(H_VERSION).store(VERSION, Ordering::Relaxed);
+        region
+            .u32_at(H_KIND)
+            .store(p.kind as u32, Ordering::Relaxed);
+        region.u64_at(H_RING).store(size, Ordering::Relaxed);
+        let cap = p.capacity.unwrap_or(u64::MAX);
+        region.u64_at(H_CAPACITY).store(cap, Ordering::Relaxed);
+        region
+            .u64_at(H_MAX_MSG)
+            .store(p.max_message as u64, Ordering::Relaxed);
+        region.u64_at(H_WRAP_AT).store(wrap_at, Ordering::Relaxed);
+        region
+            .u64_at(H_TYPE_HASH)
+            .store(type_hash(p.type_name), Ordering::Relaxed);
+        let tn = &p.type_name.as_bytes()[..p.type_name.len().min(TYPE_NAME_MAX)];
+        region
+            .u32_at(H_TYPE_LEN)
+            .store(tn.len() as u32, Ordering::Relaxed);
+        region.write(H_TYPE_NAME, tn);
+        region.mutex_init(P_MUTEX)?;
+        region.mutex_init(C_MUTEX)?;
+        region.u64_at(H_MAGIC).store(MAGIC, Ordering::Release);
+        Ok(Ring::with(
+            region,
+            fd,
+            p.kind,
+            size,
+            cap,
+            p.max_message,
+            wrap_at,
+        ))
+    }
+
+    fn with(
+        region: SharedRegion,
+        fd: OwnedFd,
+        kind: Kind,
+        size: u64,
+        capacity: u64,
+        max_message: usize,
+        wrap_at: u64,
+    ) -> Ring {
+        Ring {
+            region,
+            fd,
+            kind,
+            size,
+            mask: size - 1,
+            capacity,
+            max_message,
+            wrap_at,
+            spin_ns: AtomicU32::new(SPIN_START_NS),
+            wake_misses: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+        }
+    }
+
+    /// Maps a ring that arrived from another process, checking that it is a ring of
+    /// the expected kind and element type.
+    pub(crate) fn attach(fd: OwnedFd, kind: Kind, type_name: &str) -> io::Result<Ring> {
+        let total = file_len(fd.as_fd())?;
+        if total < RING_OFF + MIN_RING_BYTES as usize {
+            return Err(invalid(format!(
+                "descriptor is not an mproc queue (only {total} bytes)"
+            )));
+        }
+        let region = SharedRegion::new(Mapping::new(fd.as_fd(), total)?);
+        if region.u64_at(H_MAGIC).load(Ordering::Acquire) != MAGIC {
+            return Err(invalid("descriptor is not an mproc queue".into()));
+        }
+        let version = region.u32_at(H_VERSION).load(Ordering::Relaxed);
+        if version != VERSION {
+            return Err(invalid(format!(
+                "queue layout version {version} is not the supported {VERSION}"
+            )));
+        }
+        let found = region.u32_at(H_KIND).load(Ordering::Relaxed);
+        if found != kind as u32 {
+            let name = [Kind::Queue, Kind::Joinable, Kind::Simple]
+                .into_iter()
+                .find(|k| *k as u32 == found)
+                .map_or("unknown", Kind::name);
+            return Err(invalid(format!(
+                "a {name} arrived where a {} was expected",
+                kind.name()
+            )));
+        }
+        if region.u64_at(H_TYPE_HASH).load(Ordering::Relaxed) != type_hash(type_name) {
+            let len =
+                (region.u32_at(H_TYPE_LEN).load(Ordering::Relaxed) as usize).min(TYPE_NAME_MAX);
+            let mut buf = vec![0u8; len];
+            region.read(H_TYPE_NAME, &mut buf);
+            return Err(invalid(format!(
+                "a queue of `{}` arrived where a queue of `{type_name}` was expected",
+                String::from_utf8_lossy(&buf)
+            )));
+        }
+        let size = region.u64_at(H_RING).load(Ordering::Relaxed);
+        let cap = region.u64_at(H_CAPACITY).load(Ordering::Relaxed);
+        let max = region.u64_at(H_MAX_MSG).load(Ordering::Relaxed);
+        let wrap_at = region.u64_at(H_WRAP_AT).load(Ordering::Relaxed);
+        if !size.is_power_of_two()
+            || size < MIN_RING_BYTES
+            || RING_OFF as u64 + size != total as u64
+            || cap == 0
+            || max > max_message_for(size) as u64
+            || wrap_at > size
+        {
+            return Err(invalid("queue header is damaged".into()));
+        }
+        Ok(Ring::with(
+            region,
+            fd,
+            kind,
+            size,
+            cap,
+            max as usize,
+            wrap_at,
+        ))
+    }
+
+    /// The memfd, for sending the handle to another process.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub(crate) fn capacity(&self) -> Option<u64> {
+        (self.capacity != u64::MAX).then_some(self.capacity)
+    }
+
+    pub(crate) fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    pub(crate) fn ring_bytes(&self) -> u64 {
+        self.size
+    }
+
+    #[inline]
+    fn u64(&self, off: usize) -> &AtomicU64 {
+        self.region.u64_at(off)
+    }
+
+    #[inline]
+    fn u32(&self, off: usize) -> &AtomicU32 {
+        self.region.u32_at(off)
+    }
+
+    #[inline]
+    fn phys(&self, pos: u64) -> usize {
+        (pos & self.mask) as usize
+    }
+
+    #[inline]
+    fn stamp(&self, pos: u64) -> &AtomicU64 {
+        self.u64(RING_OFF + self.phys(pos))
+    }
+
+    #[inline]
+    fn len_word(&self, pos: u64) -> &AtomicU64 {
+        self.u64(RING_OFF + self.phys(pos) + 8)
+    }
+
+    /// The start of the lap after the one `pos` is in (`pos` itself at a lap start).
+    #[inline]
+    fn next_lap(&self, pos: u64) -> u64 {
+        let ph = pos & self.mask;
+        if ph == 0 { pos } else { pos + (self.size - ph) }
+    }
+
+    /// Bytes a record placed at `p` may occupy, given consumers at `h`: it may not
+    /// cross the ring's end and must leave 8 free bytes after it.
+    #[inline]
+    fn room(&self, p: u64, h: u64) -> u64 {
+        let to_end = self.size - (p & self.mask);
+        let free = (h + self.size).saturating_sub(p).saturating_sub(8);
+        to_end.min(free)
+    }
+
+    /// Whether a record of `n` payload bytes fits at `p`.
+    #[inline]
+    fn fits(&self, p: u64, h: u64, n: u64) -> bool {
+        rec_size(n) <= self.room(p, h)
+    }
+
+    /// The most payload bytes a record at `p` may hold (`None`: not even a header).
+    #[inline]
+    fn window(&self, p: u64, h: u64) -> Option<u64> {
+        let room = self.room(p, h);
+        (room >= HDR).then(|| (room - HDR).min(self.max_message as u64))
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.u32(H_CLOSED).load(Ordering::Acquire) != 0
+    }
+
+    pub(crate) fn recoveries(&self) -> u64 {
+        self.u64(H_RECOVERIES).load(Ordering::Relaxed)
+    }
+
+    /// Messages put and not yet taken.
+    pub(crate) fn len(&self) -> u64 {
+        let g = self.u64(C_COUNT).load(Ordering::Acquire);
+        let p = self.u64(P_COUNT).load(Ordering::Acquire);
+        p.saturating_sub(g)
+    }
+
+    pub(crate) fn puts(&self) -> u64 {
+        self.u64(P_COUNT).load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        if self.len() >= self.capacity {
+            return true;
+        }
+        let t = self.u64(P_TAIL).load(Ordering::Acquire);
+        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        !self.fits(t, h, 0) && !self.fits(self.next_lap(t), h, 0)
+    }
+
+    // ---- locks -------------------------------------------------------------
+
+    fn lock(&self, off: usize, deadline: Option<Instant>) -> Result<Guard<'_>, io::Error> {
+        let mut locked = None;
+        for _ in 0..LOCK_SPINS {
+            if let Some(l) = self.region.mutex_try_lock(off)? {
+                locked = Some(l);
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let locked = match locked {
+            Some(l) => l,
+            None => {
+                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                self.region.mutex_lock(off, timeout)?
+            }
+        };
+        let guard = Guard {
+            ring: self,
+            off,
+            _not_send: PhantomData,
+        };
+        if locked == Locked::OwnerDied {
+            self.u64(H_RECOVERIES).fetch_add(1, Ordering::Relaxed);
+            if off == P_MUTEX {
+                self.repair_producer();
+            } else {
+                self.repair_consumer();
+            }
+        }
+        Ok(guard)
+    }
+
+    /// Finishes a put whose producer died after its commit point (see the module
+    /// docs). Called with the producer lock held.
+    fn repair_producer(&self) {
+        for _ in 0..4 {
+            let t = self.u64(P_TAIL).load(Ordering::Relaxed);
+            let c = self.u64(P_COUNT).load(Ordering::Relaxed);
+            if t % 8 != 0 {
+                return;
+            }
+            let st = self.stamp(t).load(Ordering::Acquire);
+            if st == 0 {
+                return;
+            }
+            let num = st & !PAD;
+            if num == c.wrapping_add(1) {
+                self.u64(P_COUNT).store(num, Ordering::Release);
+                continue;
+            }
+            if num != c || c == 0 {
+                return; // not a state the protocol produces; leave it alone
+            }
+            let p = if st & PAD != 0 { self.next_lap(t) } else { t };
+            if p != t && self.stamp(p).load(Ordering::Acquire) != c {
+                return;
+            }
+            let n = self.len_word(p).load(Ordering::Relaxed);
+            if n > self.max_message as u64 || self.phys(p) as u64 + rec_size(n) > self.size {
+                return;
+            }
+            self.u64(P_TAIL).store(p + rec_size(n), Ordering::Release);
+        }
+    }
+
+    /// Finishes a get whose consumer died after counting its message but before
+    /// moving `head`. Called with the consumer lock held.
+    fn repair_consumer(&self) {
+        let h = self.u64(C_HEAD).load(Ordering::Relaxed);
+        let g = self.u64(C_COUNT).load(Ordering::Relaxed);
+        if h % 8 != 0 || g == 0 {
+            return;
+        }
+        if self.stamp(h).load(Ordering::Acquire) == g {
+            let n = self.len_word(h).load(Ordering::Relaxed);
+            if n <= self.max_message as u64 && self.phys(h) as u64 + rec_size(n) <= self.size {
+                self.u64(C_HEAD).store(h + rec_size(n), Ordering::Release);
+            }
+        }
+    }
+
+    // ---- put -----------------------------------------------------------------
+
+    fn encode_at<T: Serialize + ?Sized>(
+        &self,
+        item: Item<'_, T>,
+        p: u64,
+        limit: u64,
+    ) -> Result<Encoded, MessageError> {
+        let overflow = Cell::new(false);
+        let mut writer = RingWriter {
+            region: &self.region,
+            off: RING_OFF + self.phys(p) + HDR as usize,
+            written: 0,
+            limit: limit as usize,
+            overflow: &overflow,
+            staged: 0,
+            stage: [0; STAGE],
+        };
+        let r = match item {
+            Item::Value(v) => crate::codec::encode_plain_into(v, writer).map_err(|e| e.to_string()),
+            Item::Bytes(b) => {
+                let mut varint = [0u8; 10];
+                let k = write_varint(b.len() as u64, &mut varint);
+                writer
+                    .try_extend(&varint[..k])
+                    .and_then(|()| writer.try_extend(b))
+                    .and_then(|()| writer.finalize())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        match r {
+            Ok(n) => Ok(Encoded::Done(n as u64)),
+            Err(_) if overflow.get() => Ok(Encoded::Overflow),
+            Err(e) => Err(MessageError::encode(e)),
+        }
+    }
+
+    fn encoded_size<T: Serialize + ?Sized>(&self, item: Item<'_, T>) -> Result<u64, MessageError> {
+        match item {
+            Item::Value(v) => {
+                crate::codec::encode_plain_into(v, postcard::ser_flavors::Size::default())
+                    .map(|n| n as u64)
+                    .map_err(MessageError::encode)
+            }
+            Item::Bytes(b) => Ok((write_varint(b.len() as u64, &mut [0; 10]) + b.len()) as u64),
+        }
+    }
+
+    #[inline]
+    fn commit(&self, t: u64, c: u64, p: u64, n: u64) {
+        fault::step(2);
+        let nt = p + rec_size(n);
+        self.stamp(nt).store(0, Ordering::Relaxed);
+        fault::step(3);
+        self.len_word(p).store(n, Ordering::Relaxed);
+        fault::step(4);
+        self.stamp(p).store(c + 1, Ordering::Release);
+        fault::step(5);
+        if p != t {
+            self.stamp(t).store((c + 1) | PAD, Ordering::Release);
+        }
+        fault::step(6);
+        self.u64(P_COUNT).store(c + 1, Ordering::Release);
+        fault::step(7);
+        self.u64(P_TAIL).store(nt, Ordering::Release);
+        fault::step(8);
+    }
+
+    /// One put attempt under the producer lock. On `Full`, `need` is set to the
+    /// record's size once it is known.
+    fn put_locked<T: Serialize + ?Sized>(
+        &self,
+        value: Item<'_, T>,
+        need: &mut u64,
+    ) -> Result<(), PutFail> {
+        fault::step(1);
+        if self.is_closed() {
+            return Err(PutFail::Closed);
+        }
+        let t = self.u64(P_TAIL).load(Ordering::Relaxed);
+        let c = self.u64(P_COUNT).load(Ordering::Relaxed);
+        if t % 8 != 0 {
+            return Err(PutFail::Invalid(MessageError::corrupt(
+                "queue tail is misaligned",
+            )));
+        }
+        if self.capacity != u64::MAX {
+            let seen = self.u64(P_SEEN_GOT);
+            if c.wrapping_sub(seen.load(Ordering::Relaxed)) >= self.capacity {
+                let g = self.u64(C_COUNT).load(Ordering::Acquire);
+                seen.store(g, Ordering::Relaxed);
+                if c.saturating_sub(g) >= self.capacity {
+                    return Err(PutFail::Full);
+                }
+            }
+        }
+        let seen_head = self.u64(P_SEEN_HEAD);
+        let mut h = seen_head.load(Ordering::Relaxed);
+        let q = self.next_lap(t);
+        // Past `wrap_at`, go back to the start of the ring as soon as the consumers
+        // have left enough of it free; look at the real head for that now and then
+        // (every 4 KiB of progress), not on every put.
+        let past = q != t && (t & self.mask) >= self.wrap_at;
+        let wants_wrap =
+            |h: u64| self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096);
+        let mark = self.u64(P_WRAP_MARK);
+        let look = past && !wants_wrap(h) && t >= mark.load(Ordering::Relaxed);
+        if h > t || t - h > self.size || look {
+            h = self.u64(C_HEAD).load(Ordering::Acquire);
+            seen_head.store(h, Ordering::Relaxed);
+            if look {
+                mark.store(t + 4096, Ordering::Relaxed);
+            }
+        }
+        for attempt in 0..2 {
+            let prefer_wrap = past && wants_wrap(h);
+            let p = if prefer_wrap { q } else { t };
+            if let Some(win) = self.window(p, h) {
+                match self.encode_at(value, p, win) {
+                    Ok(Encoded::Done(n)) => {
+                        self.commit(t, c, p, n);
+                        return Ok(());
+                    }
+                    Ok(Encoded::Overflow) => {}
+                    Err(e) => return Err(PutFail::Invalid(e)),
+                }
+            }
+            if attempt == 0 {
+                let fresh = self.u64(C_HEAD).load(Ordering::Acquire);
+                seen_head.store(fresh, Ordering::Relaxed);
+                if fresh == h {
+                    break;
+                }
+                h = fresh;
+            }
+        }
+        // Learn the exact size, then try each placement once more.
+        let n = self.encoded_size(value).map_err(PutFail::Invalid)?;
+        if n > self.max_message as u64 {
+            return Err(PutFail::Invalid(MessageError::too_large(
+                n as usize,
+                self.max_message,
+            )));
+        }
+        for p in [t, q] {
+            if self.fits(p, h, n) {
+                if let Ok(Encoded::Done(m)) = self.encode_at(value, p, n) {
+                    self.commit(t, c, p, m);
+                    return Ok(());
+                }
+            }
+        }
+        *need = n;
+        Err(PutFail::Full)
+    }
+
+    /// Whether a record of `n` payload bytes would fit now (lock-free estimate).
+    fn has_space(&self, n: u64) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        if self.capacity != u64::MAX && self.len() >= self.capacity {
+            return false;
+        }
+        let t = self.u64(P_TAIL).load(Ordering::Acquire);
+        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        self.fits(t, h, n) || self.fits(self.next_lap(t), h, n)
+    }
+
+    /// Puts `value`, waiting for room until `deadline` when `block`.
+    pub(crate) fn put<T: Serialize + ?Sized>(
+        &self,
+        value: Item<'_, T>,
+        block: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutFail> {
+        let mut need = 0;
+        loop {
+            if self.is_closed() {
+                return Err(PutFail::Closed);
+            }
+            let r = {
+                let _g = match self.lock(P_MUTEX, deadline) {
+                    Ok(g) => g,
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return Err(PutFail::Timeout);
+                    }
+                    Err(e) => return Err(PutFail::Invalid(MessageError::corrupt(e))),
+                };
+                self.put_locked(value, &mut need)
+            };
+            match r {
+                Ok(()) => {
+                    self.wake(Wait::Data, false);
+                    return Ok(());
+                }
+                Err(PutFail::Full) if block => {
+                    // While spinning, hold out for a quarter of the queue to be free
+                    // (up to 256 items): a batch of puts then runs without touching
+                    // the lines the consumers are writing. Sleeping waits for any room.
+                    let slack = if self.capacity == u64::MAX {
+                        0
+                    } else {
+                        (self.capacity / 4).min(256)
+                    };
+                    let roomy = || {
+                        self.has_space(need)
+                            && (slack == 0
+                                || self.len() + slack <= self.capacity
+                                || self.is_closed())
+                    };
+                    let ready = || self.has_space(need);
+                    if !self.wait(Wait::Space, deadline, roomy, ready) {
+                        return Err(PutFail::Timeout);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // ---- get -----------------------------------------------------------------
+
+    /// One get attempt under the consumer lock: `read(region, offset, len)` copies
+    /// the payload out; the record is consumed whether `read` succeeds or not (a
+    /// payload that cannot be read as the expected type is reported, not retried).
+    fn get_locked<X>(
+        &self,
+        read: &mut impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
+    ) -> Result<Option<X>, MessageError> {
+        for _ in 0..3 {
+            let h = self.u64(C_HEAD).load(Ordering::Relaxed);
+            let g = self.u64(C_COUNT).load(Ordering::Relaxed);
+            if h % 8 != 0 {
+                return Err(MessageError::corrupt("queue head is misaligned"));
+            }
+            let st = self.stamp(h).load(Ordering::Acquire);
+            if st == g.wrapping_add(1) {
+                let n = self.len_word(h).load(Ordering::Relaxed);
+                if n > self.max_message as u64 || self.phys(h) as u64 + rec_size(n) > self.size {
+                    return Err(MessageError::corrupt(format!(
+                        "record {st} claims {n} bytes at offset {}",
+                        self.phys(h)
+                    )));
+                }
+                fault::step(11);
+                let x = read(
+                    &self.region,
+                    RING_OFF + self.phys(h) + HDR as usize,
+                    n as usize,
+                );
+                fault::step(12);
+                self.u64(C_COUNT).store(g + 1, Ordering::Release);
+                fault::step(13);
+                self.u64(C_HEAD).store(h + rec_size(n), Ordering::Release);
+                fault::step(14);
+                return x.map(Some);
+            }
+            if st == g.wrapping_add(1) | PAD && h & self.mask != 0 {
+                fault::step(15);
+                self.u64(C_HEAD).store(self.next_lap(h), Ordering::Release);
+                fault::step(16);
+                continue;
+            }
+            return Ok(None);
+        }
+        Ok(None)
+    }
+
+    /// Whether the record at `head` is committed: the spinning check, which reads
+    /// no counter that producers write.
+    #[inline]
+    fn next_is_ready(&self) -> bool {
+        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        if h % 8 != 0 {
+            return true; // let the locked path report it
+        }
+        let g = self.u64(C_COUNT).load(Ordering::Acquire);
+        self.stamp(h).load(Ordering::Acquire) & !PAD == g.wrapping_add(1)
+    }
+
+    /// Whether a get would find a message now (lock-free estimate).
+    fn has_data(&self) -> bool {
+        let g = self.u64(C_COUNT).load(Ordering::Acquire);
+        let p = self.u64(P_COUNT).load(Ordering::Acquire);
+        if p > g {
+            return true;
+        }
+        // A producer that died after its commit point has not counted its message.
+        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        if h % 8 != 0 {
+            return true; // let the locked path report it
+        }
+        let st = self.stamp(h).load(Ordering::Acquire) & !PAD;
+        st != 0 && st == self.u64(C_COUNT).load(Ordering::Acquire).wrapping_add(1)
+    }
+
+    /// Takes the next message: `read` copies it out under the consumer lock, then
+    /// `finish` turns that into the item, outside it. Waits until `deadline` when
+    /// `block`.
+    pub(crate) fn get<X, R>(
+        &self,
+        block: bool,
+        deadline: Option<Instant>,
+        mut read: impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
+        finish: impl FnOnce(X) -> Result<R, MessageError>,
+    ) -> Result<R, GetFail> {
+        loop {
+            if block || self.next_is_ready() || self.has_data() || self.is_closed() {
+                let got = match self.lock(C_MUTEX, deadline) {
+                    Ok(_g) => self.get_locked(&mut read),
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        return Err(GetFail::Timeout);
+                    }
+                    Err(e) => Err(MessageError::corrupt(e)),
+                };
+                match got {
+                    Ok(Some(x)) => {
+                        self.wake(Wait::Space, true);
+                        return finish(x).map_err(GetFail::Invalid);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.wake(Wait::Space, true);
+                        return Err(GetFail::Invalid(e));
+                    }
+                }
+            }
+            if self.is_closed() {
+                // Everything put before `close` is visible now; one more look.
+                let got = match self.lock(C_MUTEX, deadline) {
+                    Ok(_g) => self.get_locked(&mut read),
+                    Err(_) => Ok(None),
+                };
+                return match got {
+                    Ok(Some(x)) => {
+                        self.wake(Wait::Space, true);
+                        finish(x).map_err(GetFail::Invalid)
+                    }
+                    Ok(None) => Err(GetFail::Closed),
+                    Err(e) => Err(GetFail::Invalid(e)),
+                };
+            }
+            if !block {
+                return Err(GetFail::Empty);
+            }
+            let spin = || self.next_is_ready() || self.is_closed();
+            let ready = || self.has_data() || self.is_closed();
+            if !self.wait(Wait::Data, deadline, spin, ready) {
+                return Err(GetFail::Timeout);
+            }
+        }
+    }
+
+    // ---- close, join ---------------------------------------------------------
+
+    /// Closes the queue: puts fail from now on; gets drain what is there.
+    pub(crate) fn close(&self) {
+        if !self.is_closed() {
+            // Under the producer lock: no put is half-way through when the flag flips,
+            // so every put that succeeded is visible to a get that sees the flag.
+            let g = self.lock(P_MUTEX, None);
+            self.u32(H_CLOSED).store(1, Ordering::Release);
+            drop(g);
+        }
+        self.wake(Wait::Data, true);
+        self.wake(Wait::Space, true);
+    }
+
+    pub(crate) fn done(&self) -> u64 {
+        self.u64(J_DONE).load(Ordering::Acquire)
+    }
+
+    /// Counts one finished task; `Err(puts)` when every put is already counted.
+    pub(crate) fn task_done(&self) -> Result<(), u64> {
+        let done = self.u64(J_DONE);
+        let mut d = done.load(Ordering::Acquire);
+        loop {
+            // A consumer may take an item before its producer has counted it (the
+            // record's stamp is the commit point, the count comes after), but never
+            // before the consumers have: bound by whichever count is ahead.
+            let puts = self.puts().max(self.u64(C_COUNT).load(Ordering::Acquire));
+            if d >= puts {
+                return Err(puts);
+            }
+            match done.compare_exchange_weak(d, d + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(now) => d = now,
+            }
+        }
+        self.wake(Wait::Join, true);
+        Ok(())
+    }
+
+    /// Waits until every put is matched by a `task_done`; `false` at the deadline.
+    pub(crate) fn join(&self, deadline: Option<Instant>) -> bool {
+        let ready = || self.done() >= self.puts();
+        self.wait(Wait::Join, deadline, ready, ready)
+    }
+
+    // ---- waiting -------------------------------------------------------------
+
+    #[inline]
+    fn wake(&self, w: Wait, all: bool) {
+        let (seq_off, waiters_off) = w.offs();
+        fence(Ordering::SeqCst);
+        let waiters = self.u32(waiters_off);
+        if waiters.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let seq = self.u32(seq_off);
+        seq.fetch_add(1, Ordering::Release);
+        let woken = futex_wake(seq, if all { i32::MAX as u32 } else { 1 });
+        let misses = &self.wake_misses[w as usize];
+        if woken > 0 {
+            misses.store(0, Ordering::Relaxed);
+        } else if misses.fetch_add(1, Ordering::Relaxed) >= 64 {
+            // Waiters were registered, yet 64 wakes in a row found no sleeper: a
+            // waiter died asleep and left the count high. Take one off; should this
+            // be wrong, that waiter still wakes on its own within `NAP`.
+            misses.store(0, Ordering::Relaxed);
+            decrement(waiters);
+        }
+    }
+
+    /// Spins, then sleeps, until `cond()` or `deadline`. Returns whether `cond()`
+    /// held.
+    fn wait(
+        &self,
+        w: Wait,
+        deadline: Option<Instant>,
+        spin_cond: impl Fn() -> bool,
+        cond: impl Fn() -> bool,
+    ) -> bool {
+        // Spin on a cheap check, backing off between looks: a look at a cache line
+        // the other side is writing steals that line from it, and letting it write
+        // several items before we look turns a per-item handoff into a batch.
+        let budget = Duration::from_nanos(u64::from(self.spin_ns.load(Ordering::Relaxed)));
+        let start = Instant::now();
+        let mut pause = 2u32;
+        let mut looks = 0u32;
+        loop {
+            if spin_cond() {
+                return true;
+            }
+            for _ in 0..pause {
+                std::hint::spin_loop();
+            }
+            pause = (pause * 2).min(64);
+            looks = looks.wrapping_add(1);
+            if looks % 8 == 0 {
+                let now = Instant::now();
+                if now - start >= budget || deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                // Past the first few microseconds, let a process that waits for
+                // this CPU (perhaps the very one we wait for) run between looks.
+                if looks >= 32 {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        let (seq_off, waiters_off) = w.offs();
+        let seq = self.u32(seq_off);
+        let waiters = self.u32(waiters_off);
+        loop {
+            let s = seq.load(Ordering::Acquire);
+            waiters.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if cond() {
+                decrement(waiters);
+                self.adapt_spin(start.elapsed(), true);
+                return true;
+            }
+            let nap = match deadline {
+                None => NAP,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        decrement(waiters);
+                        return false;
+                    }
+                    left.min(NAP)
+                }
+            };
+            let _ = futex_wait(seq, s, Some(nap));
+            decrement(waiters);
+            if cond() {
+                self.adapt_spin(start.elapsed(), true);
+                return true;
+            }
+            if start.elapsed() > Duration::from_nanos(u64::from(SPIN_MAX_NS)) {
+                self.adapt_spin(start.elapsed(), true);
+            }
+        }
+    }
+
+    /// Tunes the spin budget from how long a wait really took: a wait that needed a
+    /// sleep but was over soon (within [`SPIN_MAX_NS`], wake-up included) would have
+    /// been cheaper as a longer spin; a long one means the other side is idle, and
+    /// spinning for it wastes a CPU.
+    fn adapt_spin(&self, waited: Duration, slept: bool) {
+        let cur = self.spin_ns.load(Ordering::Relaxed);
+        let waited = waited.as_nanos().min(u128::from(u32::MAX)) as u32;
+        let next = if !slept {
+            cur
+        } else if waited <= SPIN_MAX_NS {
+            cur.max(waited.saturating_add(waited / 4)).min(SPIN_MAX_NS)
+        } else {
+            (cur / 2).max(SPIN_MIN_NS)
+        };
+        if next != cur {
+            self.spin_ns.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
+fn decrement(w: &AtomicU32) {
+    let _ = w.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |v| v.checked_sub(1));
+}
+
+#[cfg(test)]
+impl Ring {
+    pub(crate) fn debug_positions(&self) -> (u64, u64, u64, u64) {
+        (
+            self.u64(P_TAIL).load(Ordering::Relaxed),
+            self.u64(P_COUNT).load(Ordering::Relaxed),
+            self.u64(C_HEAD).load(Ordering::Relaxed),
+            self.u64(C_COUNT).load(Ordering::Relaxed),
+        )
+    }
+}

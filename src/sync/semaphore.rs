@@ -1,0 +1,590 @@
+//! `Semaphore` and `BoundedSemaphore`: counters of permits.
+//!
+//! The count is the futex word. An acquirer takes a permit with a compare-exchange;
+//! when there is none, it spins briefly, then announces itself in `sleepers` and
+//! sleeps while the count is 0. A releaser adds to the count and wakes as many
+//! sleepers as it added permits, making the system call only when `sleepers` says
+//! someone may be asleep. (Both sides use sequentially consistent operations on
+//! the two words, so one of them always sees the other: no lost wake-up.)
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::{CreateError, ReleaseError};
+use super::wait::{self, Sleep};
+use crate::shm::handle::{RegionIn, RegionOut};
+use crate::shm::raw::{SemaphoreHeader, Shared};
+
+const SEM_MAGIC: u64 = u64::from_le_bytes(*b"mprocSE\x01");
+const BSEM_MAGIC: u64 = u64::from_le_bytes(*b"mprocBS\x01");
+
+/// The largest count a semaphore can hold.
+pub const SEMAPHORE_MAX: u32 = i32::MAX as u32;
+
+#[derive(Clone)]
+struct Core {
+    shared: Arc<Shared<SemaphoreHeader>>,
+    /// Our private copy of the bound (`SEMAPHORE_MAX` for a plain semaphore).
+    bound: u32,
+}
+
+impl Core {
+    fn new(value: u32, bound: u32, magic: u64, what: &'static str) -> Result<Core, CreateError> {
+        if value > SEMAPHORE_MAX {
+            return Err(CreateError::new(
+                what,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("initial value {value} exceeds the maximum of {SEMAPHORE_MAX}"),
+                ),
+            ));
+        }
+        let shared = Shared::<SemaphoreHeader>::create(c"mproc-semaphore", 0, |h, _, _| {
+            h.count.store(value, Ordering::Relaxed);
+            h.bound.store(bound, Ordering::Relaxed);
+            h.magic.store(magic, Ordering::Release);
+            Ok(())
+        })
+        .map_err(|e| CreateError::new(what, e))?;
+        Ok(Core {
+            shared: Arc::new(shared),
+            bound,
+        })
+    }
+
+    #[inline]
+    fn count(&self) -> &AtomicU32 {
+        &self.shared.header().count
+    }
+
+    #[inline]
+    fn try_take(&self) -> bool {
+        let count = self.count();
+        let mut cur = count.load(Ordering::Relaxed);
+        while cur > 0 {
+            match count.compare_exchange_weak(cur, cur - 1, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+        false
+    }
+
+    fn take_until(&self, deadline: Option<Instant>) -> bool {
+        if self.try_take() {
+            return true;
+        }
+        let count = self.count();
+        if wait::spin_until(deadline, || {
+            count.load(Ordering::Relaxed) > 0 && self.try_take()
+        }) {
+            return true;
+        }
+        let sleepers = &self.shared.header().sleepers;
+        loop {
+            sleepers.fetch_add(1, Ordering::SeqCst);
+            let r = if count.load(Ordering::SeqCst) == 0 {
+                wait::sleep(count, 0, deadline, None)
+            } else {
+                Sleep::Woken
+            };
+            sleepers.fetch_sub(1, Ordering::SeqCst);
+            if self.try_take() {
+                return true;
+            }
+            if r == Sleep::TimedOut || wait::expired(deadline) {
+                return false;
+            }
+        }
+    }
+
+    /// Adds `n` permits, failing (and adding none) when that would exceed the bound.
+    fn give(&self, n: u32) -> Result<(), u32> {
+        let count = self.count();
+        let mut cur = count.load(Ordering::Relaxed);
+        loop {
+            let new = match cur.checked_add(n) {
+                Some(v) if v <= self.bound => v,
+                _ => return Err(cur),
+            };
+            match count.compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if self.shared.header().sleepers.load(Ordering::SeqCst) > 0 {
+            wait::wake(count, n);
+        }
+        Ok(())
+    }
+
+    fn value(&self) -> u32 {
+        self.count().load(Ordering::Relaxed)
+    }
+
+    fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+        magic: u64,
+        what: &str,
+    ) -> Result<Core, D::Error> {
+        let shared =
+            RegionIn::deserialize(d)?.into_shared::<SemaphoreHeader, D::Error>(|_| Ok(0))?;
+        let h = shared.header();
+        let bound = h.bound.load(Ordering::Relaxed);
+        if h.magic.load(Ordering::Acquire) != magic || bound == 0 || bound > SEMAPHORE_MAX {
+            return Err(serde::de::Error::custom(format!(
+                "received descriptor is not an mproc {what}"
+            )));
+        }
+        Ok(Core {
+            shared: Arc::new(shared),
+            bound,
+        })
+    }
+}
+
+/// A counting semaphore shared between processes (Python's
+/// `multiprocessing.Semaphore`).
+///
+/// [`acquire`](Semaphore::acquire) takes a permit, waiting while there is none,
+/// and returns a [`SemaphoreGuard`] that gives it back when dropped.
+/// [`release`](Semaphore::release) adds a permit by hand: a semaphore has no owner,
+/// so any process may release (for example, a consumer releasing what a producer
+/// acquired); use [`SemaphoreGuard::forget`] to keep a permit taken.
+///
+/// # Holder death
+///
+/// A semaphore does not know who holds its permits, so a process killed while
+/// holding one never gives it back: the count stays one lower for good. This is
+/// Python's behaviour too. Size the semaphore with that in mind, wait with
+/// [`acquire_timeout`](Semaphore::acquire_timeout), or use a [`Lock`](super::Lock)
+/// (which reports a dead holder) where ownership matters. A process killed while
+/// *waiting* takes nothing with it; it only leaves its mark in the count of
+/// sleepers, which costs later releases a (harmless) wake-up system call.
+///
+/// # Examples
+///
+/// ```
+/// use mproc::sync::Semaphore;
+///
+/// let slots = Semaphore::new(2)?;
+/// let a = slots.acquire();
+/// let b = slots.acquire();
+/// assert!(slots.try_acquire().is_none());
+/// drop(a);
+/// assert_eq!(slots.value(), 1);
+/// # drop(b);
+/// # Ok::<(), mproc::sync::CreateError>(())
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    core: Core,
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+impl Semaphore {
+    /// A new semaphore holding `value` permits (Python's default is 1).
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError`] when `value` exceeds [`SEMAPHORE_MAX`] or the system
+    /// refuses the shared memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(3)?;
+    /// assert_eq!(s.value(), 3);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn new(value: u32) -> Result<Semaphore, CreateError> {
+        Ok(Semaphore {
+            core: Core::new(value, SEMAPHORE_MAX, SEM_MAGIC, "semaphore")?,
+        })
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(1)?;
+    /// let permit = s.acquire();
+    /// assert_eq!(s.value(), 0);
+    /// drop(permit);
+    /// assert_eq!(s.value(), 1);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.core.take_until(None);
+        SemaphoreGuard { core: &self.core }
+    }
+
+    /// Takes a permit if one is available now (Python's `acquire(False)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(0)?;
+    /// assert!(s.try_acquire().is_none());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .try_take()
+            .then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a permit, waiting at most `timeout`; `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let s = mproc::sync::Semaphore::new(0)?;
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_none());
+    /// s.release();
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_some());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .take_until(wait::deadline_after(timeout))
+            .then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let s = mproc::sync::Semaphore::new(1)?;
+    /// assert!(s.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .take_until(Some(deadline))
+            .then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Adds one permit, waking one waiter.
+    ///
+    /// # Panics
+    ///
+    /// When the count would exceed [`SEMAPHORE_MAX`] (Python raises
+    /// `OverflowError`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(0)?;
+    /// s.release();
+    /// assert_eq!(s.value(), 1);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn release(&self) {
+        self.release_n(1)
+    }
+
+    /// Adds `n` permits, waking up to `n` waiters (Python's `release(n)`).
+    ///
+    /// # Panics
+    ///
+    /// When the count would exceed [`SEMAPHORE_MAX`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(0)?;
+    /// s.release_n(3);
+    /// assert_eq!(s.value(), 3);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn release_n(&self, n: u32) {
+        if let Err(cur) = self.core.give(n) {
+            panic!(
+                "semaphore overflow: releasing {n} permits to a count of {cur} exceeds the maximum of {SEMAPHORE_MAX}"
+            );
+        }
+    }
+
+    /// The number of permits available now (a snapshot; Python's `get_value()`,
+    /// which here works on every platform).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(4)?;
+    /// assert_eq!(s.value(), 4);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    #[doc(alias = "get_value")]
+    pub fn value(&self) -> u32 {
+        self.core.value()
+    }
+}
+
+impl Serialize for Semaphore {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegionOut::new(self.core.shared.region()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Semaphore {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Semaphore {
+            core: Core::deserialize(d, SEM_MAGIC, "semaphore")?,
+        })
+    }
+}
+
+/// A semaphore that refuses to be released above its initial value (Python's
+/// `multiprocessing.BoundedSemaphore`): an extra release is a bug, reported as a
+/// [`ReleaseError`] instead of silently growing the count.
+///
+/// Holder death is as for [`Semaphore`]: a killed holder's permit is lost.
+///
+/// # Examples
+///
+/// ```
+/// use mproc::sync::BoundedSemaphore;
+///
+/// let sem = BoundedSemaphore::new(1)?;
+/// sem.acquire().forget();
+/// sem.release()?; // gives the permit back
+/// assert!(sem.release().is_err()); // one too many
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct BoundedSemaphore {
+    core: Core,
+}
+
+impl fmt::Debug for BoundedSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedSemaphore")
+            .field("value", &self.value())
+            .field("bound", &self.bound())
+            .finish()
+    }
+}
+
+impl BoundedSemaphore {
+    /// A new bounded semaphore holding `value` permits, which is also its bound.
+    ///
+    /// # Errors
+    ///
+    /// [`CreateError`] when `value` is 0 or exceeds [`SEMAPHORE_MAX`], or the
+    /// system refuses the shared memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::BoundedSemaphore::new(2)?;
+    /// assert_eq!((s.value(), s.bound()), (2, 2));
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn new(value: u32) -> Result<BoundedSemaphore, CreateError> {
+        if value == 0 {
+            return Err(CreateError::new(
+                "bounded semaphore",
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a bounded semaphore needs a bound of at least 1",
+                ),
+            ));
+        }
+        Ok(BoundedSemaphore {
+            core: Core::new(value, value, BSEM_MAGIC, "bounded semaphore")?,
+        })
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
+    /// let p = s.acquire();
+    /// assert_eq!(s.value(), 0);
+    /// drop(p);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.core.take_until(None);
+        SemaphoreGuard { core: &self.core }
+    }
+
+    /// Takes a permit if one is available now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
+    /// let p = s.try_acquire().unwrap();
+    /// assert!(s.try_acquire().is_none());
+    /// # drop(p);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .try_take()
+            .then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a permit, waiting at most `timeout`; `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
+    /// let p = s.acquire();
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_none());
+    /// # drop(p);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .take_until(wait::deadline_after(timeout))
+            .then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
+    /// assert!(s.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
+        self.core
+            .take_until(Some(deadline))
+            .then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Gives back one permit, waking one waiter.
+    ///
+    /// # Errors
+    ///
+    /// [`ReleaseError`] when the count is already at the bound (nothing is
+    /// added).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
+    /// assert!(s.release().is_err());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        self.core.give(1).map_err(|_| ReleaseError {
+            bound: self.core.bound,
+            released: 1,
+        })
+    }
+
+    /// The number of permits available now (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::BoundedSemaphore::new(3)?;
+    /// assert_eq!(s.value(), 3);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    #[doc(alias = "get_value")]
+    pub fn value(&self) -> u32 {
+        self.core.value()
+    }
+
+    /// The bound (the initial value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::BoundedSemaphore::new(3)?;
+    /// assert_eq!(s.bound(), 3);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn bound(&self) -> u32 {
+        self.core.bound
+    }
+}
+
+impl Serialize for BoundedSemaphore {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegionOut::new(self.core.shared.region()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BoundedSemaphore {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(BoundedSemaphore {
+            core: Core::deserialize(d, BSEM_MAGIC, "bounded semaphore")?,
+        })
+    }
+}
+
+/// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; given back when dropped.
+///
+/// `Send`: a semaphore has no owner, so the permit may be given back from any
+/// thread.
+#[must_use = "the permit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    core: &'a Core,
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the permit taken: nothing is given back on drop. Someone calls
+    /// `release` for it later (Python's plain `acquire()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(1)?;
+    /// s.acquire().forget();
+    /// assert_eq!(s.value(), 0);
+    /// s.release();
+    /// assert_eq!(s.value(), 1);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        // For a bounded semaphore this fails only if someone released a permit
+        // they never acquired while this one was out; that release already took
+        // our slot, and there is nobody to report to from a drop.
+        let _ = self.core.give(1);
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}

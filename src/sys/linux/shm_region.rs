@@ -1,0 +1,250 @@
+//! A shared mapping seen as typed cells: atomics at checked offsets, byte copies in
+//! and out, and process-shared robust mutexes. Used by the queues.
+//!
+//! # Safety
+//!
+//! [`SharedRegion`] owns one [`Mapping`] for its whole life. Everything that touches
+//! the mapping goes through a method here that checks its offset against the
+//! mapping's length (and alignment, for atomics and mutexes) before forming a
+//! pointer, so an offset computed from a bad value read out of shared memory can
+//! panic but never reach outside the mapping. Bytes that another process may write
+//! are only ever accessed through atomics or copied with `ptr::copy_nonoverlapping`;
+//! no `&[u8]`/`&mut [u8]` into the mapping is handed out. The atomics are handed out
+//! as `&AtomicU32`/`&AtomicU64` borrowed from `&self`, which keeps the mapping alive
+//! while they are used.
+//!
+//! The robust mutexes are glibc `pthread_mutex_t`s initialised `PTHREAD_PROCESS_SHARED`
+//! and `PTHREAD_MUTEX_ROBUST` in place: the kernel walks each thread's robust list when
+//! it dies, so the next locker learns that the owner died (`EOWNERDEAD`) instead of
+//! waiting forever.
+
+use std::io;
+use std::mem::{align_of, size_of};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::memory::Mapping;
+
+/// Bytes reserved for one robust mutex (glibc's `pthread_mutex_t` is 40 on x86-64).
+pub(crate) const MUTEX_SIZE: usize = 64;
+const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= MUTEX_SIZE);
+const _: () = assert!(align_of::<libc::pthread_mutex_t>() <= 8);
+
+/// How a robust lock was acquired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Locked {
+    /// The previous owner unlocked it normally.
+    Clean,
+    /// The previous owner died holding it; the lock is now held and marked
+    /// consistent again, and the caller must repair what the lock protects.
+    OwnerDied,
+}
+
+/// One shared mapping, accessed only through checked, typed operations.
+#[derive(Debug)]
+pub(crate) struct SharedRegion {
+    map: Mapping,
+}
+
+impl SharedRegion {
+    /// Wraps `map`.
+    pub(crate) fn new(map: Mapping) -> SharedRegion {
+        SharedRegion { map }
+    }
+
+    #[inline]
+    fn check(&self, off: usize, len: usize, align: usize) -> *mut u8 {
+        let end = off.checked_add(len).expect("offset overflow");
+        assert!(
+            end <= self.map.len(),
+            "shared-memory access at {off}+{len} is outside the mapping of {} bytes",
+            self.map.len()
+        );
+        assert!(
+            off % align == 0,
+            "shared-memory access at {off} is not {align}-aligned"
+        );
+        // SAFETY:
+        // - `off + len <= self.map.len()` was checked above, so the resulting pointer
+        //   stays inside (or one past the end of) the mapped range.
+        unsafe { self.map.as_ptr().add(off) }
+    }
+
+    /// The `AtomicU32` at `off` (4-aligned, inside the mapping; panics otherwise).
+    #[inline]
+    pub(crate) fn u32_at(&self, off: usize) -> &AtomicU32 {
+        let p = self.check(off, 4, align_of::<AtomicU32>());
+        // SAFETY:
+        // - `p` is in bounds and aligned for `AtomicU32` (checked in `check`);
+        // - the mapping is readable and writable and lives as long as `&self`;
+        // - every process accesses this word atomically (the queue protocol), and an
+        //   `AtomicU32` may be shared between threads (and so processes) by `&`.
+        unsafe { &*p.cast::<AtomicU32>() }
+    }
+
+    /// The `AtomicU64` at `off` (8-aligned, inside the mapping; panics otherwise).
+    #[inline]
+    pub(crate) fn u64_at(&self, off: usize) -> &AtomicU64 {
+        let p = self.check(off, 8, align_of::<AtomicU64>());
+        // SAFETY:
+        // - `p` is in bounds and aligned for `AtomicU64` (checked in `check`);
+        // - the mapping is readable and writable and lives as long as `&self`;
+        // - every process accesses this word atomically (the queue protocol).
+        unsafe { &*p.cast::<AtomicU64>() }
+    }
+
+    /// Copies `src` into the mapping at `off`.
+    #[inline]
+    pub(crate) fn write(&self, off: usize, src: &[u8]) {
+        let p = self.check(off, src.len(), 1);
+        // SAFETY:
+        // - the destination range `off..off + src.len()` is inside the mapping
+        //   (checked), and the mapping is writable;
+        // - `src` is a Rust slice, which cannot overlap the mapping because this
+        //   module never hands out references into it;
+        // - concurrent writers of the same bytes would only garble bytes, which the
+        //   readers validate; the queue protocol gives one writer per record.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+    }
+
+    /// Copies `dst.len()` bytes out of the mapping at `off`.
+    #[inline]
+    pub(crate) fn read(&self, off: usize, dst: &mut [u8]) {
+        let p = self.check(off, dst.len(), 1);
+        // SAFETY:
+        // - the source range is inside the mapping (checked) and readable;
+        // - `dst` is a Rust slice and cannot overlap the mapping (no references into
+        //   it exist).
+        unsafe { ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+    }
+
+    /// Appends `len` bytes copied out of the mapping at `off` to `dst`, without
+    /// first zero-filling the new space.
+    #[inline]
+    pub(crate) fn read_append(&self, off: usize, len: usize, dst: &mut Vec<u8>) {
+        let p = self.check(off, len, 1);
+        dst.reserve(len);
+        let old = dst.len();
+        // SAFETY:
+        // - the source range is inside the mapping (checked) and readable;
+        // - `reserve` made room for `len` more bytes after `old`, and the spare
+        //   capacity of a `Vec` cannot overlap the mapping;
+        // - `set_len(old + len)` follows the copy that initialised those bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(p, dst.as_mut_ptr().add(old), len);
+            dst.set_len(old + len);
+        }
+    }
+
+    #[inline]
+    fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
+        self.check(off, MUTEX_SIZE, 8).cast()
+    }
+
+    /// Initialises a process-shared robust mutex at `off` (only the creator of the
+    /// region does this, before any other process can see it).
+    pub(crate) fn mutex_init(&self, off: usize) -> io::Result<()> {
+        let m = self.mutex_ptr(off);
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY:
+        // - `attr` is a local, valid for writes; `pthread_mutexattr_init` initialises
+        //   it and every later call uses it only after a successful init;
+        // - `m` points at `MUTEX_SIZE` (>= size of `pthread_mutex_t`) 8-aligned bytes
+        //   inside the mapping (checked), and no other process has the region yet;
+        // - the attribute object is destroyed before returning.
+        unsafe {
+            check_rc(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let a = attr.as_mut_ptr();
+            let r = (|| {
+                check_rc(libc::pthread_mutexattr_setpshared(
+                    a,
+                    libc::PTHREAD_PROCESS_SHARED,
+                ))?;
+                check_rc(libc::pthread_mutexattr_setrobust(
+                    a,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))?;
+                check_rc(libc::pthread_mutex_init(m, a))
+            })();
+            libc::pthread_mutexattr_destroy(a);
+            r
+        }
+    }
+
+    /// Locks the robust mutex at `off`, waiting at most `timeout` (forever when
+    /// `None`). `ErrorKind::TimedOut` at the timeout.
+    pub(crate) fn mutex_lock(&self, off: usize, timeout: Option<Duration>) -> io::Result<Locked> {
+        let m = self.mutex_ptr(off);
+        let rc = match timeout {
+            None => {
+                // SAFETY:
+                // - `m` is an initialised process-shared mutex inside the mapping
+                //   (the creator initialised it; offsets are our layout constants);
+                // - the mapping outlives the call (`&self`).
+                unsafe { libc::pthread_mutex_lock(m) }
+            }
+            Some(t) => {
+                let at = SystemTime::now()
+                    .checked_add(t)
+                    .unwrap_or(SystemTime::now() + Duration::from_secs(86400 * 365));
+                let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+                let ts = libc::timespec {
+                    tv_sec: since.as_secs().min(i64::MAX as u64) as libc::time_t,
+                    tv_nsec: since.subsec_nanos() as _,
+                };
+                // SAFETY: as for `pthread_mutex_lock` above; `ts` is a valid local.
+                unsafe { libc::pthread_mutex_timedlock(m, &ts) }
+            }
+        };
+        self.locked(m, rc)
+    }
+
+    /// Tries to lock the robust mutex at `off` without waiting; `None` when it is
+    /// held by someone else.
+    #[inline]
+    pub(crate) fn mutex_try_lock(&self, off: usize) -> io::Result<Option<Locked>> {
+        let m = self.mutex_ptr(off);
+        // SAFETY: `m` is an initialised process-shared mutex inside the mapping,
+        // which outlives the call.
+        let rc = unsafe { libc::pthread_mutex_trylock(m) };
+        if rc == libc::EBUSY {
+            return Ok(None);
+        }
+        self.locked(m, rc).map(Some)
+    }
+
+    #[inline]
+    fn locked(&self, m: *mut libc::pthread_mutex_t, rc: i32) -> io::Result<Locked> {
+        match rc {
+            0 => Ok(Locked::Clean),
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold `m` (EOWNERDEAD means the lock was acquired), which
+                // is what `pthread_mutex_consistent` requires.
+                check_rc(unsafe { libc::pthread_mutex_consistent(m) })?;
+                Ok(Locked::OwnerDied)
+            }
+            libc::ETIMEDOUT => Err(io::ErrorKind::TimedOut.into()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    /// Unlocks the robust mutex at `off`, which this thread holds.
+    #[inline]
+    pub(crate) fn mutex_unlock(&self, off: usize) {
+        let m = self.mutex_ptr(off);
+        // SAFETY: `m` is an initialised mutex inside the mapping, held by this
+        // thread (callers pair every successful lock with one unlock, from a guard
+        // that cannot leave the thread).
+        let rc = unsafe { libc::pthread_mutex_unlock(m) };
+        debug_assert_eq!(rc, 0, "pthread_mutex_unlock failed");
+    }
+}
+
+fn check_rc(rc: i32) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}

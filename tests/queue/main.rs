@@ -1,0 +1,10 @@
+//! Tests of `mproc::queue`: in-process first (`threads`), then across real
+//! processes (`processes`), then SIGKILL fault loops (`faults`). The crash of a
+//! process at each individual step of the put/get protocol is covered by the unit
+//! tests in `src/queue/tests.rs`.
+#![cfg(not(miri))]
+
+mod faults;
+mod processes;
+mod threads;
+mod util;
