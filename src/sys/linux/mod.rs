@@ -3,12 +3,12 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod code;
-pub(crate) mod interrupt;
-pub(crate) mod shared_word;
 pub(crate) mod futex;
+pub(crate) mod interrupt;
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod pthread;
+pub(crate) mod shared_word;
 pub(crate) mod shm_region;
 pub(crate) mod socket;
 pub(crate) mod startup;
