@@ -8,8 +8,7 @@
 //!   does (idle vCPUs run slow for the first ~100 ms here);
 //! - resident size of an idle worker (MB, 1 MB = 1e6 bytes).
 //!
-//! Contenders: mproc `Pool` (pending: `mproc::pool` has not landed; it plugs in as a
-//! [`Local`] with `Role::Mproc`, using [`square`] and [`cpu_task`]), Python's `Pool.map` and
+//! Contenders: mproc `Pool` ([`MprocPool`], default start method), Python's `Pool.map` and
 //! `ProcessPoolExecutor` (`py_pool.py`, `py_executor.py`, `py_cpu_speedup.py`,
 //! `benches/py/py_pool_rss.py`), rayon on 2 threads (the in-process ceiling) and the
 //! two-process C scaling floor (`c/os_cpu_scaling.c`).
@@ -123,6 +122,65 @@ impl PoolWorkload for Rayon {
     }
 }
 
+/// mproc's `Pool` with [`WORKERS`] workers (default start method, the forkserver).
+pub struct MprocPool(pub mproc::pool::Pool);
+
+impl MprocPool {
+    /// A pool of [`WORKERS`] workers that leaves Ctrl-C alone.
+    pub fn new() -> Result<MprocPool> {
+        Ok(MprocPool(
+            mproc::pool::Pool::builder()
+                .processes(WORKERS)
+                .handle_ctrl_c(false)
+                .build()?,
+        ))
+    }
+}
+
+impl PoolWorkload for MprocPool {
+    fn map_auto(&mut self) -> Result<f64> {
+        let t0 = Instant::now();
+        let v = self.0.map(square, 0..TASKS)?;
+        let dt = t0.elapsed().as_secs_f64();
+        check_squares(&v)?;
+        Ok(dt)
+    }
+
+    fn map_chunk1(&mut self) -> Result<f64> {
+        let t0 = Instant::now();
+        let v = self.0.options().chunksize(1).map(square, 0..TASKS)?;
+        let dt = t0.elapsed().as_secs_f64();
+        check_squares(&v)?;
+        Ok(dt)
+    }
+
+    fn map_cpu(&mut self) -> Result<f64> {
+        let t0 = Instant::now();
+        let v = self
+            .0
+            .options()
+            .chunksize(1)
+            .map(cpu_task, 0..CPU_TASKS as u64)?;
+        let dt = t0.elapsed().as_secs_f64();
+        std::hint::black_box(v);
+        Ok(dt)
+    }
+}
+
+/// Resident size (MB) of an idle worker of a fresh mproc pool.
+pub fn mproc_worker_rss() -> Result<f64> {
+    let pool = MprocPool::new()?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = *pool.0.worker_pids().first().ok_or("the pool has no worker")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmRSS line")?;
+    Ok(kb * 1024.0 / 1e6)
+}
+
 /// Serial run of the CPU-bound job in this thread; seconds.
 pub fn serial_cpu() -> f64 {
     let t0 = Instant::now();
@@ -183,8 +241,12 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              Idle worker resident size (MB). Python: `py_pool.py`, `py_executor.py`, `py_cpu_speedup.py`, \
              `benches/py/py_pool_rss.py`. In-process ceiling: rayon on {WORKERS} threads."
         ),
-        mproc_pending: Some("mproc::pool has not landed on main"),
+        mproc_pending: None,
         contenders: vec![
+            Box::new(
+                pool_contender("mproc Pool", Role::Mproc, "mproc_pool2", MprocPool::new()?)
+                    .measure("mproc_pool_worker_rss", "MB", mproc_worker_rss),
+            ),
             Box::new(pool_contender(
                 "rayon (2 threads)",
                 Role::InProcess,
