@@ -38,6 +38,17 @@ pub(crate) trait Sink: Send + Sync {
     }
     /// Task `index` was sent to a worker.
     fn started(&self, _index: usize) {}
+    /// Stores the outcome of a chunk task covering tasks `index..index + span`
+    /// (an encoded `worker::ChunkResult`), run by worker `who`.
+    fn deliver_span(
+        &self,
+        index: usize,
+        _span: usize,
+        _who: (usize, u32),
+        outcome: Result<Message, TaskError>,
+    ) {
+        self.deliver(index, outcome);
+    }
 }
 
 /// What all tasks of one call share.
@@ -54,6 +65,12 @@ pub(crate) struct Item {
     pub(crate) index: usize,
     pub(crate) args: Message,
     pub(crate) attempts: u32,
+    /// How many of the call's tasks this item carries: 1, or a whole chunk run in
+    /// one call by `worker::ChunkRunner` (tasks `index..index + span`).
+    pub(crate) span: usize,
+    /// Whether this item is a chunk task (arguments `Vec<A>`, result
+    /// `worker::ChunkResult<R>`).
+    pub(crate) chunk: bool,
 }
 
 /// Items that always travel together (a `chunksize` group).
@@ -219,7 +236,7 @@ pub(crate) fn start_worker(spec: &Spec, id: usize) -> Result<Worker, crate::pool
     use crate::pool::PoolError;
     let io = |what| move |source| PoolError::Io { what, source };
     let (mine, theirs) = socket::socketpair().map_err(io("socketpair"))?;
-    let words = SharedWords::create(1).map_err(io("memfd"))?;
+    let words = SharedWords::create(2).map_err(io("memfd"))?;
     let words_fd = socket::dup(words.fd()).map_err(io("dup"))?;
     let cfg = WorkerConfig {
         sock: Fd(theirs),
@@ -627,7 +644,15 @@ impl Manager {
                                 Err(TaskError::new(Kind::Failed(reason), Some(index), who))
                             }
                         };
-                        h.item.call.sink.deliver(index, result);
+                        if h.item.chunk {
+                            let who = (w.id, w.process.pid());
+                            h.item
+                                .call
+                                .sink
+                                .deliver_span(index, h.item.span, who, result);
+                        } else {
+                            h.item.call.sink.deliver(index, result);
+                        }
                     }
                 }
                 Err(_) => {
@@ -691,11 +716,18 @@ impl Manager {
         }
         let status = status.unwrap_or(ExitStatus::Code(-1));
         let running = w.words.word(0).load(Ordering::Acquire);
-        let who = Some((w.id, w.pid()));
+        let worker = (w.id, w.pid());
+        let who = Some(worker);
         let mut requeue: Vec<Item> = Vec::new();
+        let position = w.words.word(1).load(Ordering::Acquire) as usize;
         for h in w.held.drain(..) {
             if h.seq == running {
-                let index = h.item.index;
+                // In a chunk, the exact task that was running.
+                let index = if h.item.chunk {
+                    h.item.index + position.min(h.item.span - 1)
+                } else {
+                    h.item.index
+                };
                 if let Some((seq, limit)) = w.timed_out {
                     if seq == h.seq {
                         let e = TaskError::new(Kind::Timeout(limit), Some(index), who);
@@ -714,7 +746,13 @@ impl Manager {
                         Some(index),
                         who,
                     );
-                    h.item.call.sink.deliver(index, Err(e));
+                    if h.item.chunk {
+                        let who = worker;
+                        let (first, span) = (h.item.index, h.item.span);
+                        h.item.call.sink.deliver_span(first, span, who, Err(e));
+                    } else {
+                        h.item.call.sink.deliver(index, Err(e));
+                    }
                 }
             } else {
                 let mut item = h.item;

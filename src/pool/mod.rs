@@ -462,6 +462,8 @@ impl<'p> TaskOptions<'p> {
             index: 0,
             args,
             attempts: 0,
+            span: 1,
+            chunk: false,
         };
         if self.pool.shared.push(vec![vec![item]]).is_err() {
             slot.complete(Err(TaskError::cancelled("the pool is closed", Some(0))));
@@ -559,6 +561,8 @@ impl<'p> TaskOptions<'p> {
                     index,
                     args,
                     attempts: 0,
+                    span: 1,
+                    chunk: false,
                 }),
                 Err(reason) => {
                     let e = TaskError::failed(
@@ -575,11 +579,11 @@ impl<'p> TaskOptions<'p> {
             if chunk.len() == chunksize {
                 chunks.push(std::mem::replace(&mut chunk, Vec::with_capacity(chunksize)));
                 // Hand work over as it is encoded, so that workers start early.
-                if chunks.len() * chunksize >= SUBMIT_SLICE {
-                    if self.pool.shared.push(std::mem::take(&mut chunks)).is_err() {
-                        closed = true;
-                        break;
-                    }
+                if chunks.len() * chunksize >= SUBMIT_SLICE
+                    && self.pool.shared.push(std::mem::take(&mut chunks)).is_err()
+                {
+                    closed = true;
+                    break;
                 }
             }
         }
@@ -636,7 +640,81 @@ impl<'p> TaskOptions<'p> {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        self.map_entry(EntryPoint::for_fn(f), items)
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = self
+            .chunksize
+            .unwrap_or_else(|| items.len().div_ceil(4 * self.pool.processes).max(1));
+        // A chunk runs in one call in the worker (one encode, one decode, no message
+        // per task); a per-task timeout needs the tasks one by one.
+        if chunksize > 1 && self.timeout.is_none() {
+            self.map_chunked(f, items, chunksize)
+        } else {
+            self.map_entry(EntryPoint::for_fn(f), items)
+        }
+    }
+
+    fn map_chunked<A, R>(&self, f: fn(A) -> R, items: Vec<A>, chunksize: usize) -> MapResult<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let n = items.len();
+        let progress = self.progress.as_ref().map(|l| Progress::new(Some(n), l));
+        let sink = MapSink::new(Mode::All, None, progress);
+        let entry = EntryPoint::for_fn_with::<A, R, worker::ChunkRunner>(f);
+        let call = self.call(entry, Arc::clone(&sink) as Arc<dyn Sink>);
+        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut closed = false;
+        let mut index = 0;
+        let mut queued = 0;
+        let mut it = items.into_iter();
+        loop {
+            let part: Vec<A> = it.by_ref().take(chunksize).collect();
+            if part.is_empty() {
+                break;
+            }
+            let span = part.len();
+            let args = match codec::encode(&part) {
+                Ok(m) => m,
+                Err(e) => {
+                    let e = TaskError::failed(
+                        format!("cannot send the tasks' arguments to a worker: {e}"),
+                        Some(index),
+                    );
+                    return MapResult {
+                        sink,
+                        early: Some(e),
+                        _r: PhantomData,
+                    };
+                }
+            };
+            chunks.push(vec![Item {
+                call: Arc::clone(&call),
+                index,
+                args,
+                attempts: 0,
+                span,
+                chunk: true,
+            }]);
+            index += span;
+            queued += span;
+            if queued >= SUBMIT_SLICE {
+                queued = 0;
+                if self.pool.shared.push(std::mem::take(&mut chunks)).is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if !closed && !chunks.is_empty() && self.pool.shared.push(chunks).is_err() {
+            closed = true;
+        }
+        sink.set_total(n);
+        MapResult {
+            sink,
+            early: closed.then(|| TaskError::cancelled("the pool is closed", None)),
+            _r: PhantomData,
+        }
     }
 
     /// [`Pool::starmap`] with these options.

@@ -185,6 +185,9 @@ struct MapState {
     base: usize,
     /// Unordered results in arrival order.
     arrived: VecDeque<Result<Message, TaskError>>,
+    /// Chunk results (`Mode::All` only): first index, span, worker, encoded
+    /// `ChunkResult`.
+    spans: Vec<(usize, usize, (usize, u32), Message)>,
     received: usize,
     failed: bool,
     waiting: bool,
@@ -214,6 +217,7 @@ impl MapSink {
                 slots: VecDeque::new(),
                 base: 0,
                 arrived: VecDeque::new(),
+                spans: Vec::new(),
                 received: 0,
                 failed: false,
                 waiting: false,
@@ -289,6 +293,37 @@ impl Sink for MapSink {
 
     fn is_cancelled(&self, _index: usize) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    fn deliver_span(
+        &self,
+        index: usize,
+        span: usize,
+        who: (usize, u32),
+        outcome: Result<Message, TaskError>,
+    ) {
+        let m = match outcome {
+            Ok(m) => m,
+            Err(e) => return self.deliver(index, Err(e)),
+        };
+        if let Some(p) = &self.progress {
+            for _ in 0..span {
+                p.inc();
+            }
+        }
+        let mut s = self.lock();
+        s.received += span;
+        s.spans.push((index, span, who, m));
+        let wake = s.waiting && Some(s.received) == self.total();
+        drop(s);
+        if wake {
+            self.cond.notify_all();
+        }
+        if let (Some(p), Some(t)) = (&self.progress, self.total()) {
+            if p.position() as usize >= t {
+                p.finish();
+            }
+        }
     }
 }
 
@@ -398,6 +433,10 @@ impl<R: DeserializeOwned> MapResult<R> {
     }
 
     fn collect(&self) -> Result<Vec<R>, TaskError> {
+        let spans = std::mem::take(&mut self.sink.lock().spans);
+        if !spans.is_empty() {
+            return self.collect_spans(spans);
+        }
         let slots = {
             let mut s = self.sink.lock();
             if s.failed {
@@ -418,6 +457,66 @@ impl<R: DeserializeOwned> MapResult<R> {
                 Some(Err(e)) => return Err(e),
                 None => return Err(TaskError::failed("a result is missing", Some(i))),
             }
+        }
+        Ok(out)
+    }
+}
+
+impl<R: DeserializeOwned> MapResult<R> {
+    /// Results that came back in chunks (plus any single ones).
+    fn collect_spans(
+        &self,
+        mut spans: Vec<(usize, usize, (usize, u32), Message)>,
+    ) -> Result<Vec<R>, TaskError> {
+        let (failed, slots) = {
+            let mut s = self.sink.lock();
+            (s.failed, std::mem::take(&mut s.slots))
+        };
+        // With chunks, every task of the call is in one; `slots` holds only errors.
+        if failed {
+            self.sink.cancel();
+            let err = slots
+                .iter()
+                .flatten()
+                .find_map(|r| r.as_ref().err().cloned());
+            return Err(err.unwrap_or_else(|| TaskError::failed("a task failed", None)));
+        }
+        spans.sort_unstable_by_key(|s| s.0);
+        let total = self.sink.total().unwrap_or(0);
+        let mut out: Vec<R> = Vec::with_capacity(total);
+        for (first, span, who, m) in spans {
+            if out.len() != first {
+                return Err(TaskError::failed("results are missing", Some(out.len())));
+            }
+            let chunk: crate::pool::worker::ChunkResult<R> = codec::decode(m).map_err(|e| {
+                TaskError::failed(
+                    format!("cannot decode the results in the parent: {e}"),
+                    Some(first),
+                )
+            })?;
+            match chunk {
+                Ok(values) if values.len() == span => out.extend(values),
+                Ok(values) => {
+                    return Err(TaskError::failed(
+                        format!("a chunk of {span} tasks returned {} results", values.len()),
+                        Some(first),
+                    ));
+                }
+                Err((pos, p)) => {
+                    return Err(TaskError::new(
+                        crate::pool::error::Kind::Panicked {
+                            message: p.message,
+                            location: p.location,
+                            backtrace: p.backtrace,
+                        },
+                        Some(first + pos as usize),
+                        Some(who),
+                    ));
+                }
+            }
+        }
+        if out.len() != total {
+            return Err(TaskError::failed("results are missing", Some(out.len())));
         }
         Ok(out)
     }
@@ -456,6 +555,8 @@ impl Feeder<'_> {
                             index: self.submitted,
                             args,
                             attempts: 0,
+                            span: 1,
+                            chunk: false,
                         });
                         self.submitted += 1;
                     }

@@ -172,6 +172,22 @@ fn a_panic_comes_back_and_the_worker_keeps_serving() {
     assert!(before.contains(&err.worker_pid().unwrap()));
     let msg = err.to_string();
     assert!(msg.starts_with("task 13 panicked in worker"), "{msg}");
+    // The same with automatic chunking (a chunk runs in one call in the worker).
+    let err = p
+        .map(
+            |x: u64| {
+                if x == 13 {
+                    panic!("unlucky {x}");
+                }
+                x
+            },
+            0..40,
+        )
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.task_index(), Some(13));
+    assert_eq!(err.panic_message(), Some("unlucky 13"));
+    assert!(before.contains(&err.worker_pid().unwrap()));
     // imap reports it in place and goes on.
     let results: Vec<_> = p
         .imap(

@@ -170,6 +170,31 @@ impl EntryPoint {
     }
 }
 
+/// A way of running a `fn(A) -> R` on an input, for callers that need more than
+/// "decode one `A`, call, encode the `R`" (the pool runs a whole chunk per call).
+pub(crate) trait Runner<A, R> {
+    /// Runs `f` on `input`.
+    fn run(f: fn(A) -> R, input: Message) -> Outcome;
+}
+
+fn call_with<A, R, X: Runner<A, R>>(target: usize, input: Message) -> Outcome {
+    // SAFETY: as in `call_fn`: `target` is the address of the `fn(A) -> R` that
+    // `for_fn_with::<A, R, X>` named, in this same executable (image check in `invoke`).
+    let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(target) };
+    X::run(f, input)
+}
+
+impl EntryPoint {
+    /// The entry point that hands `f` and the raw input to `X::run`.
+    pub(crate) fn for_fn_with<A, R, X: Runner<A, R>>(f: fn(A) -> R) -> EntryPoint {
+        EntryPoint {
+            trampoline: offset_of(call_with::<A, R, X> as Trampoline as *const () as usize),
+            target: offset_of(f as *const () as usize),
+            check: image_check(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
