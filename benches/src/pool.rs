@@ -171,7 +171,11 @@ impl PoolWorkload for MprocPool {
 pub fn mproc_worker_rss() -> Result<f64> {
     let pool = MprocPool::new()?;
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let pid = *pool.0.worker_pids().first().ok_or("the pool has no worker")?;
+    let pid = *pool
+        .0
+        .worker_pids()
+        .first()
+        .ok_or("the pool has no worker")?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
