@@ -112,21 +112,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 6. The table.
     let speedup = |d: Duration| serial_time.as_secs_f64() / d.as_secs_f64();
-    println!("\n| run             | time     | speedup |");
-    println!("|-----------------|----------|---------|");
-    println!(
-        "| serial          | {:>6.2?} | {:>6.2}x |",
-        serial_time, 1.0
-    );
-    println!(
-        "| thread executor | {:>6.2?} | {:>6.2}x |",
-        thread_time,
-        speedup(thread_time)
-    );
-    println!(
-        "| process pool    | {:>6.2?} | {:>6.2}x |",
-        pool_time,
-        speedup(pool_time)
-    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("\n| run             |      time | speedup |");
+    println!("|-----------------|-----------|---------|");
+    for (name, d) in [
+        ("serial", serial_time),
+        ("thread executor", thread_time),
+        ("process pool", pool_time),
+    ] {
+        println!("| {name:<15} | {:>6.0} ms | {:>6.2}x |", ms(d), speedup(d));
+    }
     Ok(())
 }
