@@ -953,7 +953,8 @@ impl Pool {
 
     /// [`apply_async`](Pool::apply_async) with Python's `callback` and
     /// `error_callback`: one of them runs with the outcome, on the pool's manager
-    /// thread, as soon as the task finishes.
+    /// thread, as soon as the task finishes (on the calling thread, if it finished
+    /// before this returns).
     ///
     /// # Examples
     ///

@@ -586,6 +586,9 @@ impl Feeder<'_> {
             return;
         }
         if let Err(chunks) = self.shared.push(chunks) {
+            // The pool is closed: nothing more will run, so stop reading the input.
+            self.exhausted = true;
+            sink.set_total(self.submitted);
             for item in chunks.into_iter().flatten() {
                 sink.deliver(
                     item.index,

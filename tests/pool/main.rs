@@ -43,6 +43,34 @@ fn add3(a: u64, b: u64, c: String) -> String {
 }
 
 #[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<mproc::pool::AsyncResult<u64>>();
+    send_sync::<mproc::pool::MapResult<u64>>();
+    send_sync::<mproc::pool::TaskError>();
+    send_sync::<mproc::futures::Future<u64>>();
+    send_sync::<mproc::futures::ThreadPoolExecutor>();
+    send_sync::<mproc::futures::ProcessPoolExecutor>();
+}
+
+#[test]
+fn a_closed_pool_ends_an_endless_imap() {
+    let _w = watchdog("a_closed_pool_ends_an_endless_imap", LIMIT);
+    let p = pool(2);
+    let mut it = p.options().window(16).imap(square, 0u64..);
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    p.terminate();
+    // What was queued fails as cancelled; then the iterator ends.
+    let rest: Vec<_> = it.by_ref().take(1000).collect();
+    assert!(rest.len() < 1000, "the iterator did not end");
+    assert!(
+        rest.iter()
+            .all(|r| r.as_ref().is_ok() || r.as_ref().unwrap_err().is_cancelled())
+    );
+}
+
+#[test]
 fn every_verb_gives_the_serial_answer() {
     let _w = watchdog("every_verb_gives_the_serial_answer", LIMIT);
     let p = pool(2);
