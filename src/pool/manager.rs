@@ -221,6 +221,8 @@ pub(crate) struct Worker {
     last_word: u64,
     seen_at: Instant,
     timed_out: Option<(u64, Duration)>,
+    /// How many held tasks have a timeout (0: no deadline to watch).
+    timed: usize,
     stop_sent: bool,
     dead: bool,
 }
@@ -263,6 +265,7 @@ pub(crate) fn start_worker(spec: &Spec, id: usize) -> Result<Worker, crate::pool
         last_word: 0,
         seen_at: Instant::now(),
         timed_out: None,
+        timed: 0,
         stop_sent: false,
         dead: false,
     })
@@ -378,9 +381,11 @@ impl Manager {
                 }
             }
             // Sleep until something happens.
-            let timed = self.workers.iter().flatten().any(|w| {
-                w.held.iter().any(|h| h.item.call.timeout.is_some()) || w.timed_out.is_some()
-            });
+            let timed = self
+                .workers
+                .iter()
+                .flatten()
+                .any(|w| w.timed > 0 || w.timed_out.is_some());
             let timeout = if timed || self.respawn_at.is_some() {
                 Some(TICK)
             } else {
@@ -507,7 +512,7 @@ impl Manager {
                     let Some(mut chunk) = q.pending.pop_front() else {
                         break;
                     };
-                    q.pending_items -= chunk.len();
+                    q.pending_items = q.pending_items.saturating_sub(chunk.len());
                     // Cancelled tasks (a dropped iterator, a cancelled future) are
                     // dropped here, so that they take no worker's turn.
                     chunk.retain(|it| !it.call.sink.is_cancelled(it.index));
@@ -573,6 +578,9 @@ impl Manager {
             }
             item.attempts += 1;
             item.call.sink.started(item.index);
+            if item.call.timeout.is_some() {
+                w.timed += 1;
+            }
             w.held.push_back(Held {
                 seq,
                 item,
@@ -621,6 +629,9 @@ impl Manager {
                             continue;
                         };
                         let h = w.held.remove(pos).expect("position is in range");
+                        if h.item.call.timeout.is_some() {
+                            w.timed = w.timed.saturating_sub(1);
+                        }
                         if h.batch_end {
                             w.batches = w.batches.saturating_sub(1);
                         }
@@ -667,7 +678,7 @@ impl Manager {
     fn check_timeouts(&mut self) {
         let now = Instant::now();
         for w in self.workers.iter_mut().flatten() {
-            if w.dead || w.timed_out.is_some() {
+            if w.dead || w.timed_out.is_some() || w.timed == 0 {
                 continue;
             }
             let word = w.words.word(0).load(Ordering::Acquire);
@@ -768,10 +779,10 @@ impl Manager {
                 q.pending_items += requeue.len();
                 q.pending.push_front(requeue);
             }
-            q.replaced += 1;
         }
         let stopping = self.shared.lock().stop.is_some();
         if !stopping || !self.all_idle() {
+            self.shared.lock().replaced += 1;
             self.workers[i] = None;
             self.respawn_at = Some(Instant::now());
         } else {
