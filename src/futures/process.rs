@@ -86,8 +86,7 @@ impl Executor for ProcessPoolExecutor {
             return Err(SubmitError::Closed);
         }
         let msg = crate::codec::encode(&arg).map_err(|e| SubmitError::Encode(e.to_string()))?;
-        drop(msg);
-        Ok(self.pool.options().submit(f, arg))
+        Ok(self.pool.options().submit_encoded(f, msg))
     }
 
     fn map<'a, A, R, I>(

@@ -160,7 +160,8 @@ impl Builder {
     }
 
     /// Replaces each worker after it has run `n` tasks (Python's
-    /// `maxtasksperchild`): a cure for leaks in the task code.
+    /// `maxtasksperchild`): a cure for leaks in the task code. As in Python, a
+    /// chunk of a `map` counts as one task.
     pub fn max_tasks_per_child(&mut self, n: u64) -> &mut Self {
         self.max_tasks = Some(n.max(1));
         self
@@ -515,12 +516,13 @@ impl<'p> TaskOptions<'p> {
         }
     }
 
-    pub(crate) fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Future<R>
+    /// Submits `f` with an argument already encoded (the executor's `submit`).
+    pub(crate) fn submit_encoded<A, R>(&self, f: fn(A) -> R, args: Message) -> Future<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async(f, arg).fut
+        self.submit_one(EntryPoint::for_fn(f), Ok(args))
     }
 
     fn map_sink(&self, mode: Mode, total: Option<usize>) -> Arc<MapSink> {

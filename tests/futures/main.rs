@@ -116,7 +116,7 @@ fn map_in_order_with_timeout(ex: impl Executor) {
     let mut it = ex
         .map(
             sleep_ms,
-            [1, 3000, 3000, 3000, 3000, 3000],
+            [1, 1500, 1500, 1500, 1500, 1500],
             Some(Duration::from_millis(300)),
             1,
         )
