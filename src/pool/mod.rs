@@ -47,8 +47,12 @@
 //!
 //! Tasks travel in batches: the pool measures how long tasks take and sends each
 //! worker several chunks per message (about 2 ms of work, at most two batches in
-//! flight per worker), so even `chunksize = 1` costs no system call per task.
-//! `chunksize` still says which items always travel together.
+//! flight per worker; one task at a time while tasks are slow or not yet measured),
+//! so even `chunksize = 1` costs no system call per task. `map` with a chunk size
+//! above 1 (automatic by default, `len / (4 * processes)` as in Python) goes further:
+//! each chunk is encoded once and runs in one call in the worker; a crash is still
+//! pinned on the exact item. `imap`, `imap_unordered`, `apply` and calls with a
+//! timeout send tasks one by one (in batches).
 //!
 //! # Caveats
 //!
