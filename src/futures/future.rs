@@ -486,11 +486,19 @@ pub enum ResultTimeoutError<T> {
 
 impl<T> ResultTimeoutError<T> {
     /// Whether the wait timed out (the task may still finish).
+    ///
+    /// # Examples
+    ///
+    /// See [`Future::result_timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, ResultTimeoutError::Timeout(_))
     }
 
     /// The future back, after a timeout.
+    ///
+    /// # Examples
+    ///
+    /// See [`Future::result_timeout`].
     pub fn into_inner(self) -> Option<Future<T>> {
         match self {
             ResultTimeoutError::Timeout(f) => Some(f),
@@ -499,6 +507,10 @@ impl<T> ResultTimeoutError<T> {
     }
 
     /// The task's error, when it failed.
+    ///
+    /// # Examples
+    ///
+    /// See [`Future::result_timeout`].
     pub fn task_error(&self) -> Option<&TaskError> {
         match self {
             ResultTimeoutError::Timeout(_) => None,

@@ -22,6 +22,19 @@ use crate::process::ExitStatus;
 /// assert_eq!(err.panic_message(), Some("too big: 7"));
 /// assert_eq!(err.task_index(), Some(0));
 /// assert!(err.worker_pid().is_some());
+/// assert!(err.panic_location().unwrap().contains(".rs:"));
+/// assert!(err.backtrace().is_some());
+/// assert!(!err.is_worker_lost() && !err.is_timeout() && !err.is_cancelled());
+///
+/// // A worker that dies: the facts of its death.
+/// let err = pool.apply(|_: ()| -> u8 { std::process::abort() }, ()).unwrap_err();
+/// assert!(err.is_worker_lost());
+/// assert_eq!(err.signal(), Some(6));
+/// assert_eq!(err.exit_status(), Some(mproc::process::ExitStatus::Signal(6)));
+/// assert_eq!(err.attempts(), Some(1));
+/// assert_eq!(err.worker_id(), Some(0));
+/// assert_eq!(err.timeout(), None);
+/// assert_eq!(err.panic_message(), None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -93,44 +106,76 @@ impl TaskError {
     }
 
     /// Whether the task panicked (the worker survived it).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn is_panic(&self) -> bool {
         matches!(self.kind, Kind::Panicked { .. })
     }
 
     /// Whether the task ran past its timeout (its worker was killed), or a
     /// `map` with a timeout gave up waiting for it.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, Kind::Timeout(_) | Kind::WaitTimeout(_))
     }
 
     /// Whether the worker running the task died (signal or exit) before the task
     /// returned.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn is_worker_lost(&self) -> bool {
         matches!(self.kind, Kind::WorkerLost { .. })
     }
 
     /// Whether the task never ran because it was cancelled, the pool was
     /// terminated, or Ctrl-C stopped the pool.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn is_cancelled(&self) -> bool {
         matches!(self.kind, Kind::Cancelled(_))
     }
 
     /// The pid of the worker process that ran the task, when it reached one.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn worker_pid(&self) -> Option<u32> {
         self.worker.map(|(_, pid)| pid)
     }
 
     /// The number of the worker (0-based slot in the pool), when it reached one.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn worker_id(&self) -> Option<usize> {
         self.worker.map(|(id, _)| id)
     }
 
     /// The task's index in its call (0 for `apply`, the item's position for `map`).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn task_index(&self) -> Option<usize> {
         self.index
     }
 
     /// The panic message, if the task panicked.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn panic_message(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panicked { message, .. } => Some(message),
@@ -139,6 +184,10 @@ impl TaskError {
     }
 
     /// Where the task panicked (`file:line:column`), when known.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn panic_location(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panicked { location, .. } => location.as_deref(),
@@ -147,6 +196,10 @@ impl TaskError {
     }
 
     /// The backtrace captured where the task panicked (empty when unknown).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn backtrace(&self) -> Option<&str> {
         match &self.kind {
             Kind::Panicked { backtrace, .. } => Some(backtrace),
@@ -155,6 +208,10 @@ impl TaskError {
     }
 
     /// How the worker ended, when the task was lost with it.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn exit_status(&self) -> Option<ExitStatus> {
         match self.kind {
             Kind::WorkerLost { status, .. } => Some(status),
@@ -163,11 +220,19 @@ impl TaskError {
     }
 
     /// The signal that killed the worker, when one did.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn signal(&self) -> Option<i32> {
         self.exit_status().and_then(ExitStatus::signal)
     }
 
     /// How many times the task was started (more than once with retries).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn attempts(&self) -> Option<u32> {
         match self.kind {
             Kind::WorkerLost { attempts, .. } => Some(attempts),
@@ -176,6 +241,10 @@ impl TaskError {
     }
 
     /// The timeout that expired, for [`is_timeout`](TaskError::is_timeout) errors.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError`].
     pub fn timeout(&self) -> Option<Duration> {
         match self.kind {
             Kind::Timeout(d) | Kind::WaitTimeout(d) => Some(d),

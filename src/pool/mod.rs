@@ -152,12 +152,20 @@ impl Default for Builder {
 
 impl Builder {
     /// The number of worker processes (default: [`cpu_count`](crate::process::cpu_count)).
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn processes(&mut self, n: usize) -> &mut Self {
         self.processes = Some(n.max(1));
         self
     }
 
     /// How workers are started (default [`StartMethod::Forkserver`]).
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn start_method(&mut self, method: StartMethod) -> &mut Self {
         self.method = method;
         self
@@ -166,6 +174,10 @@ impl Builder {
     /// Replaces each worker after it has run `n` tasks (Python's
     /// `maxtasksperchild`): a cure for leaks in the task code. As in Python, a
     /// chunk of a `map` counts as one task.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn max_tasks_per_child(&mut self, n: u64) -> &mut Self {
         self.max_tasks = Some(n.max(1));
         self
@@ -205,24 +217,40 @@ impl Builder {
 
     /// The default timeout of every task (none by default). A task running longer
     /// has its worker killed and fails with [`TaskError::is_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn task_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// How many times a task lost with its worker is run again (default 0).
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn retries(&mut self, n: u32) -> &mut Self {
         self.retries = n;
         self
     }
 
     /// Whether Ctrl-C stops the pool (default `true`); see the module docs.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn handle_ctrl_c(&mut self, on: bool) -> &mut Self {
         self.ctrl_c = on;
         self
     }
 
     /// The workers' name prefix (default `PoolWorker`); worker `i` is `<name>-i`.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn name(&mut self, name: impl Into<String>) -> &mut Self {
         self.name = name.into();
         self
@@ -233,6 +261,10 @@ impl Builder {
     /// # Errors
     ///
     /// [`PoolError`] when a worker cannot be started or its initializer fails.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder`].
     pub fn build(&self) -> Result<Pool, PoolError> {
         let n = self
             .processes
@@ -400,18 +432,30 @@ pub struct TaskOptions<'p> {
 impl<'p> TaskOptions<'p> {
     /// How many items travel together (default: automatic for `map`, like
     /// Python's `len / (4 * processes)`; 1 for `imap`).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskOptions`].
     pub fn chunksize(mut self, n: usize) -> Self {
         self.chunksize = Some(n.max(1));
         self
     }
 
     /// The timeout of each task of this call (overrides the pool's default).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskOptions`].
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// How many times a task lost with its worker is run again.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskOptions`].
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -419,6 +463,10 @@ impl<'p> TaskOptions<'p> {
 
     /// Shows a progress bar labelled `label` on stderr (when it is a terminal),
     /// counting items, not chunks. Needs the `progress` feature (default) to draw.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskOptions`].
     pub fn progress(mut self, label: impl Into<String>) -> Self {
         self.progress = Some(label.into());
         self
@@ -427,6 +475,10 @@ impl<'p> TaskOptions<'p> {
     /// For `imap`/`imap_unordered`: the most items taken from the input and not yet
     /// consumed (default `max(8192, 4 * processes * chunksize)`); this bounds memory
     /// for endless inputs.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskOptions`].
     pub fn window(mut self, n: usize) -> Self {
         self.window = Some(n.max(1));
         self
