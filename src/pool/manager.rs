@@ -38,6 +38,12 @@ pub(crate) trait Sink: Send + Sync {
     }
     /// Task `index` was sent to a worker.
     fn started(&self, _index: usize) {}
+    /// Stores the outcomes of several tasks of the call at once.
+    fn deliver_many(&self, outcomes: Outcomes) {
+        for (index, outcome) in outcomes {
+            self.deliver(index, outcome);
+        }
+    }
     /// Stores the outcome of a chunk task covering tasks `index..index + span`
     /// (an encoded `worker::ChunkResult`), run by worker `who`.
     fn deliver_span(
@@ -50,6 +56,9 @@ pub(crate) trait Sink: Send + Sync {
         self.deliver(index, outcome);
     }
 }
+
+/// Outcomes of several tasks of one call, by task index.
+pub(crate) type Outcomes = Vec<(usize, Result<Message, TaskError>)>;
 
 /// What all tasks of one call share.
 pub(crate) struct CallInfo {
@@ -623,6 +632,7 @@ impl Manager {
                             self.measured = true;
                         }
                     }
+                    let mut pending: Option<(Arc<CallInfo>, Outcomes)> = None;
                     for (seq, outcome) in items {
                         // Results come back in the order the tasks were sent.
                         let Some(pos) = w.held.iter().position(|h| h.seq == seq) else {
@@ -662,8 +672,25 @@ impl Manager {
                                 .sink
                                 .deliver_span(index, h.item.span, who, result);
                         } else {
-                            h.item.call.sink.deliver(index, result);
+                            // Consecutive results of one call are handed over together.
+                            if let Some((call, _)) = &pending {
+                                if !Arc::ptr_eq(call, &h.item.call) {
+                                    if let Some((call, batch)) = pending.take() {
+                                        call.sink.deliver_many(batch);
+                                    }
+                                }
+                            }
+                            match &mut pending {
+                                Some((_, batch)) => batch.push((index, result)),
+                                None => {
+                                    pending =
+                                        Some((Arc::clone(&h.item.call), vec![(index, result)]))
+                                }
+                            }
                         }
+                    }
+                    if let Some((call, batch)) = pending.take() {
+                        call.sink.deliver_many(batch);
                     }
                 }
                 Err(_) => {

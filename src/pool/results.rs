@@ -14,7 +14,7 @@ use crate::codec::{self, Message};
 use crate::futures::Future;
 use crate::futures::future::Slot;
 use crate::pool::error::TaskError;
-use crate::pool::manager::{CallInfo, Chunk, Item, Shared, Sink};
+use crate::pool::manager::{CallInfo, Chunk, Item, Outcomes, Shared, Sink};
 use crate::pool::progress::Progress;
 
 pub(crate) fn decode<R: DeserializeOwned>(index: usize, m: Message) -> Result<R, TaskError> {
@@ -293,6 +293,32 @@ impl Sink for MapSink {
 
     fn is_cancelled(&self, _index: usize) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    fn deliver_many(&self, outcomes: Outcomes) {
+        if self.mode != Mode::All || self.progress.is_some() {
+            for (index, outcome) in outcomes {
+                self.deliver(index, outcome);
+            }
+            return;
+        }
+        let mut s = self.lock();
+        for (index, outcome) in outcomes {
+            s.received += 1;
+            s.failed |= outcome.is_err();
+            if index >= s.base {
+                let pos = index - s.base;
+                if s.slots.len() <= pos {
+                    s.slots.resize_with(pos + 1, || None);
+                }
+                s.slots[pos] = Some(outcome);
+            }
+        }
+        let wake = s.waiting && (s.failed || Some(s.received) == self.total());
+        drop(s);
+        if wake {
+            self.cond.notify_all();
+        }
     }
 
     fn deliver_span(
