@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(on_pool, serial);
 
     // 4. A task that crashes its worker: only that task fails, with the facts.
-    println!("\na task that aborts its worker, among 20 good ones:");
+    println!("\na task that aborts its worker, among 19 good ones:");
     let results: Vec<_> = pool
         .imap(
             |i: u32| {
