@@ -1,15 +1,44 @@
 //! mproc: Python's `multiprocessing` for Rust.
 //!
-//! Processes that run Rust functions and hand back their results — or say exactly
-//! why they could not: a panic with its backtrace, a signal, a timeout — never a hang.
+//! Processes, pools, executors, queues, pipes, shared memory and locks, where a
+//! crash, a hang or a dead peer is reported as a precise error instead of a hang.
+//!
+//! # Quick start
 //!
 //! ```
-//! use mproc::process::Process;
+//! use mproc::pool::Pool;
 //!
-//! let child = Process::start(|n: u64| (1..=n).product::<u64>(), 10)?;
-//! assert_eq!(child.join()?, 3_628_800);
+//! fn collatz_steps(mut n: u64) -> u32 {
+//!     let mut steps = 0;
+//!     while n != 1 {
+//!         n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+//!         steps += 1;
+//!     }
+//!     steps
+//! }
+//!
+//! let pool = Pool::new(2)?; // two worker processes
+//! let steps = pool.map(collatz_steps, 1..=1000)?;
+//! assert_eq!(steps[26], 111); // 27 takes 111 steps
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A task is a plain `fn` or a closure that captures nothing; its argument and
+//! result are serde types. A capturing closure is a compile error, the Rust answer
+//! to Python's `PicklingError`. No set-up line is needed in `main`, tests or doc
+//! tests: a load-time hook takes over child processes before `main` runs.
+//!
+//! # Python → mproc
+//!
+//! | Python | mproc |
+//! |---|---|
+//! | `multiprocessing.Process`, `current_process`, `active_children`, `cpu_count` | [`process`] |
+//! | `Pool` (`apply`, `map`, `imap`, `starmap`, `chunksize`, `maxtasksperchild`) | [`pool`] |
+//! | `concurrent.futures` (`ProcessPoolExecutor`, `ThreadPoolExecutor`, `as_completed`, `wait`) | [`futures`] |
+//! | `Queue`, `JoinableQueue`, `SimpleQueue` | [`queue`] |
+//! | `Pipe` | [`pipe`] |
+//! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier` | [`sync`] |
+//! | `Value`, `Array`, `shared_memory.SharedMemory` | [`shm`] |
 //!
 //! # Modules
 //!
@@ -26,6 +55,10 @@
 //! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` across processes; locks report a dead holder.
+//!
+//! # Feature flags
+//!
+//! - `progress` (default): progress bars on pool maps, with `indicatif`.
 //!
 //! # Supported platforms
 //!
