@@ -20,12 +20,18 @@ extern "C" fn on_sigint(_sig: libc::c_int) {
     COUNT.fetch_add(1, Ordering::SeqCst);
     let fd = WRITE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
+        // The interrupted code may be about to read `errno`: keep it as it was.
+        // SAFETY: `__errno_location` returns this thread's errno slot, valid for
+        // the thread's life; reading it is async-signal-safe.
+        let saved = unsafe { *libc::__errno_location() };
         let byte = 1u8;
         // SAFETY:
         // - `write` is async-signal-safe;
         // - `fd` is the write end of `PIPE`, which is never closed;
         // - `&byte` is valid for one byte for the duration of the call.
         let _ = unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+        // SAFETY: as above; writing the thread's own errno slot is async-signal-safe.
+        unsafe { *libc::__errno_location() = saved };
     }
 }
 
