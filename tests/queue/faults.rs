@@ -339,7 +339,8 @@ mod at_every_step {
                 while let Ok(v) = q.try_get() {
                     got.push(v);
                 }
-                assert_eq!(q.recoveries(), 1, "wrap={wrap} step={step}");
+                // A consumer holds no lock: its death leaves nothing to repair.
+                assert_eq!(q.recoveries(), 0, "wrap={wrap} step={step}");
                 assert_eq!(got, expected, "wrap={wrap} step={step}");
             }
         }
