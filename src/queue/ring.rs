@@ -926,20 +926,19 @@ impl Ring {
                     self.max_message,
                 )));
             }
+            let write = |p: u64| {
+                let off = RING_OFF + self.phys(p) + HDR as usize;
+                self.region.write(off, &varint[..k]);
+                self.region.write(off + k, b);
+                self.commit(t, c, p, n);
+            };
+            // The same placement policy as for values below: the preferred place,
+            // with a fresh look at `head` if it does not fit, then either place.
             for attempt in 0..2 {
-                let (first, second) = if past && wants_wrap(h) {
-                    (q, t)
-                } else {
-                    (t, q)
-                };
-                for p in [first, second] {
-                    if self.fits(p, h, n) {
-                        let off = RING_OFF + self.phys(p) + HDR as usize;
-                        self.region.write(off, &varint[..k]);
-                        self.region.write(off + k, b);
-                        self.commit(t, c, p, n);
-                        return Ok(());
-                    }
+                let p = if past && wants_wrap(h) { q } else { t };
+                if self.fits(p, h, n) {
+                    write(p);
+                    return Ok(());
                 }
                 if attempt == 0 {
                     let fresh = self.u64(C_HEAD).load(Ordering::Acquire);
@@ -948,6 +947,12 @@ impl Ring {
                         break;
                     }
                     h = fresh;
+                }
+            }
+            for p in [t, q] {
+                if self.fits(p, h, n) {
+                    write(p);
+                    return Ok(());
                 }
             }
             *need = n;
