@@ -709,30 +709,32 @@ impl Ring {
 
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.u32(H_CLOSED).load(Ordering::Acquire) != 0
+        self.region.hdr_u32::<H_CLOSED>().load(Ordering::Acquire) != 0
     }
 
     pub(crate) fn recoveries(&self) -> u64 {
-        self.u64(H_RECOVERIES).load(Ordering::Relaxed)
+        self.region
+            .hdr_u64::<H_RECOVERIES>()
+            .load(Ordering::Relaxed)
     }
 
     /// Messages put and not yet taken.
     pub(crate) fn len(&self) -> u64 {
-        let g = self.u64(C_COUNT).load(Ordering::Acquire);
-        let p = self.u64(P_COUNT).load(Ordering::Acquire);
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
         p.saturating_sub(g)
     }
 
     pub(crate) fn puts(&self) -> u64 {
-        self.u64(P_COUNT).load(Ordering::Acquire)
+        self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire)
     }
 
     pub(crate) fn is_full(&self) -> bool {
         if self.len() >= self.capacity {
             return true;
         }
-        let t = self.u64(P_TAIL).load(Ordering::Acquire);
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         !self.fits(t, h, 0) && !self.fits(self.next_lap(t), h, 0)
     }
 
@@ -760,7 +762,9 @@ impl Ring {
             _not_send: PhantomData,
         };
         if locked == Locked::OwnerDied {
-            self.u64(H_RECOVERIES).fetch_add(1, Ordering::Relaxed);
+            self.region
+                .hdr_u64::<H_RECOVERIES>()
+                .fetch_add(1, Ordering::Relaxed);
             self.repair_producer();
         }
         Ok(guard)
@@ -770,8 +774,8 @@ impl Ring {
     /// docs). Called with the producer lock held.
     fn repair_producer(&self) {
         for _ in 0..4 {
-            let t = self.u64(P_TAIL).load(Ordering::Relaxed);
-            let c = self.u64(P_COUNT).load(Ordering::Relaxed);
+            let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed);
+            let c = self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed);
             if t % 8 != 0 {
                 return;
             }
@@ -781,7 +785,9 @@ impl Ring {
             }
             let num = st & !PAD;
             if num == c.wrapping_add(1) {
-                self.u64(P_COUNT).store(num, Ordering::Release);
+                self.region
+                    .hdr_u64::<P_COUNT>()
+                    .store(num, Ordering::Release);
                 continue;
             }
             if num != c || c == 0 {
@@ -795,7 +801,9 @@ impl Ring {
             if n > self.max_message as u64 || self.phys(p) as u64 + rec_size(n) > self.size {
                 return;
             }
-            self.u64(P_TAIL).store(p + rec_size(n), Ordering::Release);
+            self.region
+                .hdr_u64::<P_TAIL>()
+                .store(p + rec_size(n), Ordering::Release);
         }
     }
 
@@ -862,9 +870,11 @@ impl Ring {
         }
         fault::step(6);
         // `SeqCst` RMW: lets `wake` skip its fence (see there).
-        self.u64(P_COUNT).swap(c + 1, Ordering::SeqCst);
+        self.region
+            .hdr_u64::<P_COUNT>()
+            .swap(c + 1, Ordering::SeqCst);
         fault::step(7);
-        self.u64(P_TAIL).store(nt, Ordering::Release);
+        self.region.hdr_u64::<P_TAIL>().store(nt, Ordering::Release);
         fault::step(8);
     }
 
@@ -879,24 +889,24 @@ impl Ring {
         if self.is_closed() {
             return Err(PutFail::Closed);
         }
-        let t = self.u64(P_TAIL).load(Ordering::Relaxed);
-        let c = self.u64(P_COUNT).load(Ordering::Relaxed);
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed);
+        let c = self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed);
         if t % 8 != 0 {
             return Err(PutFail::Invalid(MessageError::corrupt(
                 "queue tail is misaligned",
             )));
         }
         if self.capacity != u64::MAX {
-            let seen = self.u64(P_SEEN_GOT);
+            let seen = self.region.hdr_u64::<P_SEEN_GOT>();
             if c.wrapping_sub(seen.load(Ordering::Relaxed)) >= self.capacity {
-                let g = self.u64(C_COUNT).load(Ordering::Acquire);
+                let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
                 seen.store(g, Ordering::Relaxed);
                 if c.saturating_sub(g) >= self.capacity {
                     return Err(PutFail::Full);
                 }
             }
         }
-        let seen_head = self.u64(P_SEEN_HEAD);
+        let seen_head = self.region.hdr_u64::<P_SEEN_HEAD>();
         let mut h = seen_head.load(Ordering::Relaxed);
         let q = self.next_lap(t);
         // Past `wrap_at`, go back to the start of the ring as soon as the consumers
@@ -905,10 +915,10 @@ impl Ring {
         let past = q != t && (t & self.mask) >= self.wrap_at;
         let wants_wrap =
             |h: u64| self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096);
-        let mark = self.u64(P_WRAP_MARK);
+        let mark = self.region.hdr_u64::<P_WRAP_MARK>();
         let look = past && !wants_wrap(h) && t >= mark.load(Ordering::Relaxed);
         if h > t || t - h > self.size || look {
-            h = self.u64(C_HEAD).load(Ordering::Acquire);
+            h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
             seen_head.store(h, Ordering::Relaxed);
             if look {
                 mark.store(t + 4096, Ordering::Relaxed);
@@ -941,7 +951,7 @@ impl Ring {
                     return Ok(());
                 }
                 if attempt == 0 {
-                    let fresh = self.u64(C_HEAD).load(Ordering::Acquire);
+                    let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
                     seen_head.store(fresh, Ordering::Relaxed);
                     if fresh == h {
                         break;
@@ -972,7 +982,7 @@ impl Ring {
                 }
             }
             if attempt == 0 {
-                let fresh = self.u64(C_HEAD).load(Ordering::Acquire);
+                let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
                 seen_head.store(fresh, Ordering::Relaxed);
                 if fresh == h {
                     break;
@@ -1008,8 +1018,8 @@ impl Ring {
         if self.capacity != u64::MAX && self.len() >= self.capacity {
             return false;
         }
-        let t = self.u64(P_TAIL).load(Ordering::Acquire);
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         self.fits(t, h, n) || self.fits(self.next_lap(t), h, n)
     }
 
@@ -1076,8 +1086,8 @@ impl Ring {
         &self,
         read: &mut impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
     ) -> Result<Option<X>, MessageError> {
-        let count = self.u64(C_COUNT);
-        let head = self.u64(C_HEAD);
+        let count = self.region.hdr_u64::<C_COUNT>();
+        let head = self.region.hdr_u64::<C_HEAD>();
         // Whether the snapshot `(g, h)` still holds: a bad value read from it is then
         // real damage, not a race with another consumer.
         let unchanged =
@@ -1161,14 +1171,14 @@ impl Ring {
     /// yet passed: its consumer is between its two CASes, or died there. Any
     /// process may do this at any time; producers do it before they wait for room.
     fn help_head(&self) {
-        let g = self.u64(C_COUNT).load(Ordering::Acquire);
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         if g == 0 || h % 8 != 0 || self.stamp(h).load(Ordering::Acquire) != g {
             return;
         }
         let n = self.len_word(h).load(Ordering::Acquire);
         if n <= self.max_message as u64 && self.phys(h) as u64 + rec_size(n) <= self.size {
-            let _ = self.u64(C_HEAD).compare_exchange(
+            let _ = self.region.hdr_u64::<C_HEAD>().compare_exchange(
                 h,
                 h + rec_size(n),
                 Ordering::SeqCst,
@@ -1179,18 +1189,24 @@ impl Ring {
 
     /// Whether a get would find a message now (lock-free estimate).
     fn has_data(&self) -> bool {
-        let g = self.u64(C_COUNT).load(Ordering::Acquire);
-        let p = self.u64(P_COUNT).load(Ordering::Acquire);
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
         if p > g {
             return true;
         }
         // A producer that died after its commit point has not counted its message.
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         if h % 8 != 0 {
             return true; // let the locked path report it
         }
         let st = self.stamp(h).load(Ordering::Acquire) & !PAD;
-        st != 0 && st == self.u64(C_COUNT).load(Ordering::Acquire).wrapping_add(1)
+        st != 0
+            && st
+                == self
+                    .region
+                    .hdr_u64::<C_COUNT>()
+                    .load(Ordering::Acquire)
+                    .wrapping_add(1)
     }
 
     /// Takes the next message: `read` copies it out before it is claimed, then
@@ -1234,8 +1250,8 @@ impl Ring {
             // it mid-write. (A message whose producer died before counting it is
             // found by `ready`, after the spin.)
             let spin = || {
-                self.u64(P_COUNT).load(Ordering::Acquire)
-                    > self.u64(C_COUNT).load(Ordering::Acquire)
+                self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire)
+                    > self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire)
                     || self.is_closed()
             };
             let ready = || self.has_data() || self.is_closed();
@@ -1253,7 +1269,9 @@ impl Ring {
             // Under the producer lock: no put is half-way through when the flag flips,
             // so every put that succeeded is visible to a get that sees the flag.
             let g = self.lock(P_MUTEX, None);
-            self.u32(H_CLOSED).store(1, Ordering::Release);
+            self.region
+                .hdr_u32::<H_CLOSED>()
+                .store(1, Ordering::Release);
             drop(g);
         }
         self.wake(Wait::Data, true, true);
@@ -1261,18 +1279,20 @@ impl Ring {
     }
 
     pub(crate) fn done(&self) -> u64 {
-        self.u64(J_DONE).load(Ordering::Acquire)
+        self.region.hdr_u64::<J_DONE>().load(Ordering::Acquire)
     }
 
     /// Counts one finished task; `Err(puts)` when every put is already counted.
     pub(crate) fn task_done(&self) -> Result<(), u64> {
-        let done = self.u64(J_DONE);
+        let done = self.region.hdr_u64::<J_DONE>();
         let mut d = done.load(Ordering::Acquire);
         loop {
             // A consumer may take an item before its producer has counted it (the
             // record's stamp is the commit point, the count comes after), but never
             // before the consumers have: bound by whichever count is ahead.
-            let puts = self.puts().max(self.u64(C_COUNT).load(Ordering::Acquire));
+            let puts = self
+                .puts()
+                .max(self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire));
             if d >= puts {
                 return Err(puts);
             }
@@ -1424,10 +1444,10 @@ fn decrement(w: &AtomicU32) {
 impl Ring {
     pub(crate) fn debug_positions(&self) -> (u64, u64, u64, u64) {
         (
-            self.u64(P_TAIL).load(Ordering::Relaxed),
-            self.u64(P_COUNT).load(Ordering::Relaxed),
-            self.u64(C_HEAD).load(Ordering::Relaxed),
-            self.u64(C_COUNT).load(Ordering::Relaxed),
+            self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed),
+            self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed),
+            self.region.hdr_u64::<C_HEAD>().load(Ordering::Relaxed),
+            self.region.hdr_u64::<C_COUNT>().load(Ordering::Relaxed),
         )
     }
 }
