@@ -5,13 +5,18 @@
 //! unpinned, and pinned to the same CPU / to different CPUs (the `_samecpu`/`_crosscpu`
 //! figures), since on these VMs waking a sleeping process on the other core costs ~30 µs.
 //!
-//! Contenders: mproc `Pipe` (pending: `mproc::pipe` has not landed; it plugs in as a
-//! [`crate::Local`] with `Role::Mproc` over [`PingPong`]), Python's `Pipe` (`py_pipe.py`),
+//! Contenders: mproc `Pipe` ([`MprocPipe`]: a `duplex::<u8>()` pair, `send`/`recv` with a
+//! child started with the default start method), Python's `Pipe` (`py_pipe.py`),
 //! the Unix-socket floor (`c/os_uds.c`) and, for the spin-versus-sleep picture, the
 //! futex and spinning floors (`c/os_futex.c`).
 
+use std::time::{Duration, Instant};
+
+use mproc::pipe::{self, Connection};
+use mproc::process::Process;
+
 use crate::anchors::{CAnchor, PyAnchor};
-use crate::{Area, Compare, Config, Local, Result, Role};
+use crate::{Area, Compare, Config, Local, Result, Role, Watchdog};
 
 /// Round trips per sample.
 pub const ROUND_TRIPS: usize = 20_000;
@@ -88,6 +93,51 @@ fn num_online_cpus() -> usize {
     usize::try_from(n).unwrap_or(1)
 }
 
+/// The echo child: pins itself, then sends back every byte until it receives 0 (or the
+/// parent's end closes).
+fn mproc_echo((conn, cpu): (Connection<u8>, Option<u64>)) {
+    pin_to(cpu.map(|c| c as usize)).expect("pin the echo child");
+    while let Ok(b) = conn.recv() {
+        if b == 0 {
+            break;
+        }
+        conn.send(&b).expect("parent alive");
+    }
+}
+
+/// mproc [`pipe::duplex`]`::<u8>()`: parent `send(&b'x')` / `recv()`, the child echoes
+/// (as `py_pipe.py`'s `send`/`recv` pair), one warm-up round trip before the clock starts.
+pub struct MprocPipe;
+
+impl PingPong for MprocPipe {
+    fn round_trips(&mut self, n: usize, placement: Placement) -> Result<f64> {
+        let (pcpu, ccpu) = placement.cpus();
+        let (a, b) = pipe::duplex::<u8>().map_err(|e| format!("pipe: {e}"))?;
+        let child = Process::start(mproc_echo, (b, ccpu.map(|c| c as u64)))
+            .map_err(|e| format!("start: {e}"))?;
+        let _watchdog = Watchdog::arm(Duration::from_secs(120), "mproc pipe ping-pong");
+        pin_to(pcpu)?;
+        let run = || -> Result<f64> {
+            a.send(&b'x').map_err(|e| format!("send: {e}"))?;
+            a.recv().map_err(|e| format!("recv: {e}"))?;
+            let t0 = Instant::now();
+            for _ in 0..n {
+                a.send(&b'x').map_err(|e| format!("send: {e}"))?;
+                let got = a.recv().map_err(|e| format!("recv: {e}"))?;
+                if got != b'x' {
+                    return Err(format!("echo sent {got}, not {}", b'x').into());
+                }
+            }
+            Ok(t0.elapsed().as_secs_f64() / n as f64 * 1e6)
+        };
+        let r = run();
+        pin_to(None)?;
+        a.send(&0).map_err(|e| format!("send: {e}"))?;
+        child.join().map_err(|e| format!("join: {e}"))?;
+        r
+    }
+}
+
 /// The standard figures of a [`PingPong`]: `<prefix>`, `<prefix>_samecpu`, `<prefix>_crosscpu`
 /// (µs per round trip), [`ROUND_TRIPS`] a sample.
 pub fn pingpong_contender<W: PingPong + 'static>(
@@ -124,12 +174,19 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         title: "Pipe ping-pong (issue 3)",
         description: format!(
             "One small message each way between parent and child, {ROUND_TRIPS} round trips a sample \
-             (µs per round trip), unpinned, same CPU and cross CPU. Python: `Pipe()` send/recv \
+             (µs per round trip), unpinned, same CPU and cross CPU. mproc: `pipe::duplex::<u8>()` \
+             `send`/`recv`, the echo child started with the default start method. Python: `Pipe()` send/recv \
              (`py_pipe.py`). Floors: Unix socket 1-byte ping-pong (`c/os_uds.c`); futex and spinning \
              ping-pong over shared memory (`c/os_futex.c`)."
         ),
-        mproc_pending: Some("mproc::pipe has not landed on main"),
+        mproc_pending: None,
         contenders: vec![
+            Box::new(pingpong_contender(
+                "mproc Pipe",
+                Role::Mproc,
+                "mproc_pipe_pingpong",
+                MprocPipe,
+            )),
             Box::new(PyAnchor::new("py_pipe.py")),
             Box::new(CAnchor::new("os_uds")),
             Box::new(CAnchor::new("os_futex")),
@@ -153,6 +210,11 @@ pub fn area(_cfg: &Config) -> Result<Area> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mproc_pingpong() {
+        assert!(MprocPipe.round_trips(100, Placement::CrossCpu).unwrap() > 0.0);
+    }
 
     #[test]
     fn pin_and_unpin() {

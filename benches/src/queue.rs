@@ -5,16 +5,19 @@
 //!   (messages/s, the clock runs from "go" to the last message received);
 //! - 1 MiB messages, one producer → one consumer (MB/s, 1 MB = 1e6 bytes).
 //!
-//! Contenders: mproc `Queue` between processes (pending: `mproc::queue` has not landed;
-//! it plugs in as another [`Local`] with `Role::Mproc` built on [`QueueWorkload`]),
-//! Python's `multiprocessing.Queue` (`py_queue.py` for 1→1, `benches/py/py_queue_2to2.py`
+//! Contenders: mproc `Queue<Bytes>` between processes ([`MprocQueue`]: producer and
+//! consumer children started with the default start method), Python's `multiprocessing.Queue` (`py_queue.py` for 1→1, `benches/py/py_queue_2to2.py`
 //! for 2→2), `crossbeam-channel` bounded between threads (the in-process ceiling) and
 //! `c/os_memcpy.c` (the bandwidth ceiling for 1 MiB messages).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use mproc::process::Process;
+use mproc::queue::{Bytes, Queue};
+use mproc::sync::Barrier;
 
 use crate::anchors::{CAnchor, PyAnchor};
-use crate::{Area, Compare, Config, Local, Result, Role};
+use crate::{Area, Compare, Config, Local, Result, Role, Watchdog};
 
 /// Messages per 64-byte sample (all producers together).
 pub const SMALL_COUNT: usize = 1_000_000;
@@ -25,7 +28,7 @@ pub const BIG_SIZE: usize = 1 << 20;
 /// Capacity of the bounded channels (messages).
 pub const CAPACITY: usize = 1024;
 
-/// A 64-byte message.
+/// A 64-byte message (crossbeam's side; mproc sends [`Bytes`], see [`MprocQueue`]).
 pub type Msg64 = [u8; 64];
 
 /// One queue implementation under the producer/consumer workloads.
@@ -110,6 +113,119 @@ impl QueueWorkload for Crossbeam {
     }
 }
 
+/// CLOCK_MONOTONIC in ns: one clock for every process of the machine, so a consumer's
+/// "last message received" compares with the parent's "go".
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A producer child: after the start barrier, puts `n` fresh `size`-byte messages;
+/// returns the [`monotonic_ns`] at which it started.
+fn mproc_producer((q, go, n, size): (Queue<Bytes>, Barrier, u64, u64)) -> u64 {
+    go.wait().expect("start barrier");
+    let start = monotonic_ns();
+    let size = size as usize;
+    for _ in 0..n {
+        // A fresh buffer per message, filled: what a producer would send (as for
+        // crossbeam's 1 MiB case).
+        q.put(Bytes(vec![7u8; size])).expect("queue open");
+    }
+    start
+}
+
+/// A consumer child: after the start barrier, gets until the queue is closed and drained;
+/// returns (bytes received, [`monotonic_ns`] when it last found the queue empty or closed
+/// after a message: just after its last message, without reading the clock per message).
+fn mproc_consumer((q, go): (Queue<Bytes>, Barrier)) -> (u64, u64) {
+    go.wait().expect("start barrier");
+    let mut bytes = 0u64;
+    let mut check = |m: Bytes| {
+        if m.first() != Some(&7) {
+            panic!("message of {} bytes does not start with 7", m.len());
+        }
+        bytes += std::hint::black_box(m).len() as u64;
+    };
+    let last = loop {
+        match q.try_get() {
+            Ok(m) => check(m),
+            Err(e) => {
+                let now = monotonic_ns();
+                if e.is_closed() {
+                    break now;
+                }
+                match q.get() {
+                    Ok(m) => check(m),
+                    Err(_) => break now,
+                }
+            }
+        }
+    };
+    (bytes, last)
+}
+
+/// mproc `Queue<Bytes>`, bounded like crossbeam's channel, between producer and consumer
+/// child processes (default start method). The clock runs from the first producer's
+/// start (after a start barrier) to the last message received, both read from
+/// CLOCK_MONOTONIC in the children; the parent closes the queue once the producers have
+/// returned.
+pub struct MprocQueue;
+
+impl QueueWorkload for MprocQueue {
+    fn run(
+        &mut self,
+        producers: usize,
+        consumers: usize,
+        count: usize,
+        size: usize,
+    ) -> Result<f64> {
+        let per_producer = count / producers;
+        let total = per_producer * producers;
+        let q = Queue::<Bytes>::bounded(CAPACITY).map_err(|e| format!("queue: {e}"))?;
+        let go = Barrier::new(producers + consumers + 1).map_err(|e| format!("barrier: {e}"))?;
+        let _watchdog = Watchdog::arm(Duration::from_secs(300), "mproc queue workload");
+        let mut cons = Vec::new();
+        for _ in 0..consumers {
+            cons.push(
+                Process::start(mproc_consumer, (q.clone(), go.clone()))
+                    .map_err(|e| format!("start consumer: {e}"))?,
+            );
+        }
+        let mut prods = Vec::new();
+        for _ in 0..producers {
+            prods.push(
+                Process::start(
+                    mproc_producer,
+                    (q.clone(), go.clone(), per_producer as u64, size as u64),
+                )
+                .map_err(|e| format!("start producer: {e}"))?,
+            );
+        }
+        go.wait().map_err(|e| format!("start barrier: {e}"))?;
+        let mut t0 = u64::MAX;
+        for p in prods {
+            t0 = t0.min(p.join().map_err(|e| format!("producer: {e}"))?);
+        }
+        q.close();
+        let mut bytes = 0u64;
+        let mut last = t0;
+        for c in cons {
+            let (b, t) = c.join().map_err(|e| format!("consumer: {e}"))?;
+            bytes += b;
+            last = last.max(t);
+        }
+        if bytes != (total * size) as u64 {
+            return Err(format!("received {bytes} bytes, expected {}", total * size).into());
+        }
+        Ok((last - t0) as f64 / 1e9)
+    }
+}
+
 /// The standard figures of a [`QueueWorkload`]: `<prefix>_64B_1to1`, `<prefix>_64B_2to2`
 /// (msgs/s) and `<prefix>_1MiB` (MB/s).
 pub fn queue_contender<W: QueueWorkload + 'static>(
@@ -142,13 +258,20 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         title: "Queue throughput (issue 3)",
         description: format!(
             "64-byte messages, 1 producer process → 1 consumer process and 2 → 2 (messages/s), and 1 MiB \
-             messages 1 → 1 (MB/s). Python: `multiprocessing.Queue` (`py_queue.py` 1 → 1, \
+             messages 1 → 1 (MB/s). mproc: `Queue<Bytes>` bounded({CAPACITY}) between child processes \
+             (default start method), a fresh `Bytes` per message, {SMALL_COUNT} messages a sample. Python: `multiprocessing.Queue` (`py_queue.py` 1 → 1, \
              `benches/py/py_queue_2to2.py` 2 → 2, 200,000 messages a sample). In-process ceiling: \
              `crossbeam-channel` bounded({CAPACITY}) between threads, {SMALL_COUNT} messages a sample. \
              Bandwidth ceiling: hot `memcpy` of 64 MiB (`c/os_memcpy.c`)."
         ),
-        mproc_pending: Some("mproc::queue has not landed on main"),
+        mproc_pending: None,
         contenders: vec![
+            Box::new(queue_contender(
+                "mproc Queue (processes)",
+                Role::Mproc,
+                "mproc_queue",
+                MprocQueue,
+            )),
             Box::new(queue_contender(
                 "crossbeam-channel (threads)",
                 Role::InProcess,
@@ -180,6 +303,12 @@ pub fn area(_cfg: &Config) -> Result<Area> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mproc_delivers_everything() {
+        assert!(MprocQueue.run(2, 2, 1000, 64).unwrap() > 0.0);
+        assert!(MprocQueue.run(1, 1, 4, 1 << 16).unwrap() > 0.0);
+    }
 
     #[test]
     fn crossbeam_delivers_everything() {

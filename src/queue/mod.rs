@@ -49,14 +49,17 @@
 //!
 //! - a `put` that returned `Ok` has put its item: it will be returned by exactly one
 //!   `get`, unless the consumer running that `get` dies after it has copied the item
-//!   out and marked it taken (the last step of `get`, after which the item lives
-//!   only in that process);
+//!   out and marked it taken (its claim, the compare-and-swap near the end of `get`,
+//!   after which the item lives only in that process);
 //! - a `put` killed before it returned either put its item whole or not at all; a
-//!   `get` killed before its last step leaves the item at the head of the queue for
-//!   the next consumer;
-//! - the queue stays consistent and the others carry on: each side is serialized by
-//!   a robust process-shared mutex, and the next process to take it after a death
+//!   `get` killed before its claim leaves the item at the head of the queue for the
+//!   next consumer;
+//! - the queue stays consistent and the others carry on: producers are serialized by
+//!   a robust process-shared mutex, and the next producer to take it after a death
 //!   repairs the state from the records' stamps (counted by [`Queue::recoveries`]);
+//!   consumers take no lock: a get copies the item out, then claims it with one
+//!   atomic compare-and-swap, so a consumer killed at any point either took the item
+//!   or left it in place, and leaves nothing to repair;
 //! - per producer, items stay in order (FIFO), and gets return them in put order.
 //!
 //! # Caveats
@@ -64,7 +67,8 @@
 //! - **Drop**: dropping a handle never loses items; the queue lives while any process
 //!   holds a handle. Items left in a queue when the last handle goes are dropped.
 //! - **Child crash / parent death**: see *Crashes*. A process that is *stopped*
-//!   (`SIGSTOP`) inside a put or get holds its side's lock until it continues.
+//!   (`SIGSTOP`) inside a put holds the producers' lock until it continues (a
+//!   stopped consumer holds nothing).
 //! - **Handles inside items**: items travel as bytes, so an item that contains a
 //!   handle (a queue, a pipe end) cannot be put; that is an error at the `put`. Send
 //!   handles over a [`pipe`](crate::pipe) or as process arguments instead.
@@ -564,9 +568,9 @@ impl<T> Queue<T> {
         self.ring.is_closed()
     }
 
-    /// How many times an operation found that a process had died inside a `put` or
-    /// `get` (holding that side's lock) and repaired the queue. For monitoring and
-    /// tests.
+    /// How many times a `put` found that a producer had died inside a `put`
+    /// (holding the producers' lock) and repaired the queue. (A consumer killed
+    /// inside a `get` needs no repair and is not counted.) For monitoring and tests.
     ///
     /// # Examples
     ///

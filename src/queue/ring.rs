@@ -16,50 +16,75 @@
 //!
 //! # Protocol
 //!
-//! Producers serialize with one robust mutex, consumers with another; the two sides
-//! only meet through the stamps (consumer ← producer) and `head` (producer ←
+//! Producers serialize with one robust mutex; consumers take no lock at all. The two
+//! sides only meet through the stamps (consumer ← producer) and `head` (producer ←
 //! consumer). A message is number `c` (from 1) and its stamp is `c`; a pad before
 //! message `c` has stamp `c | PAD`. Within the producer lock:
 //!
 //! 1. encode the value straight into free ring space at `p` (`p = tail`, or the start
-//!    of the next lap), with room left for 8 more bytes after it;
+//!    of the next lap), with room left for 8 more bytes after it (a byte vector is
+//!    written with two `memcpy`s, its size being known up front);
 //! 2. zero the stamp word at the new tail `nt` (free space);
 //! 3. store `len`, then the stamp `c` at `p` (release): **the commit point**, unless
 //!    the record wrapped;
 //! 4. when wrapping, store the pad stamp at the old tail (release): the commit point
 //!    of a wrapped record, since consumers only reach `p` through the pad;
-//! 5. store `put_count = c`, then `tail = nt`.
+//! 5. store `put_count = c` (a `SeqCst` swap, see *Waiting*), then `tail = nt`.
 //!
 //! Past `wrap_at` (256 KiB, or half a smaller ring) a producer wraps early as soon as
 //! the consumers have left the start of the ring free.
 //!
 //! Invariant: *the stamp word at `tail` is 0 unless the record there is committed*
-//! (step 2 keeps it; the ring starts zeroed). Within the consumer lock: read the stamp
-//! at `head`; if it is `get_count + 1`, copy the payload out, then store
-//! `get_count + 1`, then `head` past the record (release). Producers only reuse bytes
-//! behind `head`, so a record is never overwritten before it is consumed.
+//! (step 2 keeps it; the ring starts zeroed). Producers only reuse bytes behind
+//! `head`, so a record at or after `head` is never overwritten.
+//!
+//! A consumer (`take`) works from a snapshot `g = get_count`, then `h = head`:
+//!
+//! - stamp at `h` is `g + 1`: check `len`, **copy the payload out**, then claim the
+//!   message with one CAS `get_count: g → g + 1`: **the take point**. Then CAS
+//!   `head: h → h + size` (steps 11–14 of the fault hooks). If the claim CAS fails,
+//!   another consumer took message `g + 1`; the copy is dropped and `take` starts
+//!   over. The copy is optimistic, as in a seqlock: if the CAS succeeds, `get_count`
+//!   was `g` throughout, so message `g + 1` was not taken, `head` could not pass `h`,
+//!   and no producer wrote over the bytes while they were copied; if it fails, the
+//!   bytes may be garbage and are never looked at (they are only copied, with their
+//!   length checked against the ring first, never trusted).
+//! - stamp at `h` is `g`: message `g` was claimed but `head` not moved past it (its
+//!   taker is between its two CASes, or was killed there): *help*, CAS `head` past
+//!   it, and look again. Producers help the same way before they wait for room.
+//! - stamp at `h` is `(g + 1) | PAD`: CAS `head` to the next lap (steps 15–16).
+//! - otherwise: empty (if the snapshot still holds; else look again).
+//!
+//! `head` and `get_count` only grow (no ABA), and every CAS on `head` moves it from a
+//! value it held while the record there was protected, so helping is idempotent:
+//! whichever process's CAS lands first does the move, the others' fail harmlessly.
+//! Messages are claimed in number order, so gets return items in put order.
 //!
 //! # Crash repair
 //!
-//! glibc's robust mutexes tell the next locker when the previous owner died
-//! (`EOWNERDEAD`). Outside the locks a process holds no state, so this is the only
-//! case to repair, and it needs only the stamps:
+//! A consumer holds no lock and no state that others wait on: killed before its claim
+//! CAS it took nothing (the message stays for the next consumer); killed after it, it
+//! took the message (which then lives only in the dead process) and a `head` it did
+//! not move is moved by the next `take` or waiting producer. Nothing to repair.
 //!
-//! - producer side: a nonzero stamp at `tail` means the dead producer committed but
-//!   did not finish step 5; finish it (the stamp gives the count, the record's `len`
-//!   the new tail). A zero stamp means it committed nothing: its partial bytes are
-//!   free space again, and a record it may have stamped past an unwritten pad is
-//!   unreachable and overwritten later.
-//! - consumer side: a stamp at `head` equal to `get_count` (not `+ 1`) means the dead
-//!   consumer had copied the record out and counted it but not moved `head`; move
-//!   it. Otherwise the record is still there for the next consumer.
+//! Producers: glibc's robust mutexes tell the next locker when the previous owner
+//! died (`EOWNERDEAD`). Outside the lock a producer holds no state, so this is the
+//! only case to repair, and it needs only the stamps: a nonzero stamp at `tail`
+//! means the dead producer committed but did not finish step 5; finish it (the stamp
+//! gives the count, the record's `len` the new tail). A zero stamp means it committed
+//! nothing: its partial bytes are free space again, and a record it may have stamped
+//! past an unwritten pad is unreachable and overwritten later.
 //!
 //! # Waiting
 //!
-//! A waiter spins (bounded, adaptive per handle) on a lock-free check, then sleeps on
-//! a futex word (`*_seq`) after registering in a waiter count; the other side bumps
-//! the word and wakes only when the count is nonzero, so nobody makes a system call
-//! while nobody sleeps. Sleeps are capped at [`NAP`] and re-check the condition, so a
+//! A waiter spins (bounded, adaptive per handle) on a lock-free check (a consumer on
+//! `put_count`, not on the next record, whose lines the producer is writing), then
+//! sleeps on a futex word (`*_seq`) after registering in a waiter count (`SeqCst`
+//! RMW, then a `SeqCst` fence, then the check); the other side bumps the word and
+//! wakes only when the count is nonzero, so nobody makes a system call while nobody
+//! sleeps. The waker's last store of what the waiter checks is a `SeqCst` RMW (the
+//! `put_count` swap, the claim and `head` CASes), so its `SeqCst` load of the count
+//! needs no fence of its own. Sleeps are capped at [`NAP`] and re-check the condition, so a
 //! waker killed between its commit and its wake delays a waiter, never strands it;
 //! a count left high by a waiter killed in its sleep is healed after repeated empty
 //! wakes.
@@ -83,7 +108,7 @@ use crate::sys::shm_region::Locked;
 pub(crate) use crate::sys::shm_region::SharedRegion;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocQ01");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 // Header: read-only after creation.
 const H_MAGIC: usize = 0;
@@ -107,8 +132,7 @@ const P_COUNT: usize = 584;
 const P_SEEN_HEAD: usize = 592;
 const P_SEEN_GOT: usize = 600;
 const P_WRAP_MARK: usize = 608;
-// Consumer side (written under the consumer lock).
-const C_MUTEX: usize = 768;
+// Consumer side (written by consumers' CASes, lock-free).
 const C_HEAD: usize = 832;
 const C_COUNT: usize = 840;
 // Wait words, each pair on its own cache line.
@@ -513,7 +537,6 @@ impl Ring {
             .store(tn.len() as u32, Ordering::Relaxed);
         region.write(H_TYPE_NAME, tn);
         region.mutex_init(P_MUTEX)?;
-        region.mutex_init(C_MUTEX)?;
         region.u64_at(H_MAGIC).store(MAGIC, Ordering::Release);
         Ok(Ring::with(
             region,
@@ -686,30 +709,32 @@ impl Ring {
 
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.u32(H_CLOSED).load(Ordering::Acquire) != 0
+        self.region.hdr_u32::<H_CLOSED>().load(Ordering::Acquire) != 0
     }
 
     pub(crate) fn recoveries(&self) -> u64 {
-        self.u64(H_RECOVERIES).load(Ordering::Relaxed)
+        self.region
+            .hdr_u64::<H_RECOVERIES>()
+            .load(Ordering::Relaxed)
     }
 
     /// Messages put and not yet taken.
     pub(crate) fn len(&self) -> u64 {
-        let g = self.u64(C_COUNT).load(Ordering::Acquire);
-        let p = self.u64(P_COUNT).load(Ordering::Acquire);
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
         p.saturating_sub(g)
     }
 
     pub(crate) fn puts(&self) -> u64 {
-        self.u64(P_COUNT).load(Ordering::Acquire)
+        self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire)
     }
 
     pub(crate) fn is_full(&self) -> bool {
         if self.len() >= self.capacity {
             return true;
         }
-        let t = self.u64(P_TAIL).load(Ordering::Acquire);
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         !self.fits(t, h, 0) && !self.fits(self.next_lap(t), h, 0)
     }
 
@@ -737,12 +762,10 @@ impl Ring {
             _not_send: PhantomData,
         };
         if locked == Locked::OwnerDied {
-            self.u64(H_RECOVERIES).fetch_add(1, Ordering::Relaxed);
-            if off == P_MUTEX {
-                self.repair_producer();
-            } else {
-                self.repair_consumer();
-            }
+            self.region
+                .hdr_u64::<H_RECOVERIES>()
+                .fetch_add(1, Ordering::Relaxed);
+            self.repair_producer();
         }
         Ok(guard)
     }
@@ -751,8 +774,8 @@ impl Ring {
     /// docs). Called with the producer lock held.
     fn repair_producer(&self) {
         for _ in 0..4 {
-            let t = self.u64(P_TAIL).load(Ordering::Relaxed);
-            let c = self.u64(P_COUNT).load(Ordering::Relaxed);
+            let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed);
+            let c = self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed);
             if t % 8 != 0 {
                 return;
             }
@@ -762,7 +785,9 @@ impl Ring {
             }
             let num = st & !PAD;
             if num == c.wrapping_add(1) {
-                self.u64(P_COUNT).store(num, Ordering::Release);
+                self.region
+                    .hdr_u64::<P_COUNT>()
+                    .store(num, Ordering::Release);
                 continue;
             }
             if num != c || c == 0 {
@@ -776,23 +801,9 @@ impl Ring {
             if n > self.max_message as u64 || self.phys(p) as u64 + rec_size(n) > self.size {
                 return;
             }
-            self.u64(P_TAIL).store(p + rec_size(n), Ordering::Release);
-        }
-    }
-
-    /// Finishes a get whose consumer died after counting its message but before
-    /// moving `head`. Called with the consumer lock held.
-    fn repair_consumer(&self) {
-        let h = self.u64(C_HEAD).load(Ordering::Relaxed);
-        let g = self.u64(C_COUNT).load(Ordering::Relaxed);
-        if h % 8 != 0 || g == 0 {
-            return;
-        }
-        if self.stamp(h).load(Ordering::Acquire) == g {
-            let n = self.len_word(h).load(Ordering::Relaxed);
-            if n <= self.max_message as u64 && self.phys(h) as u64 + rec_size(n) <= self.size {
-                self.u64(C_HEAD).store(h + rec_size(n), Ordering::Release);
-            }
+            self.region
+                .hdr_u64::<P_TAIL>()
+                .store(p + rec_size(n), Ordering::Release);
         }
     }
 
@@ -858,9 +869,12 @@ impl Ring {
             self.stamp(t).store((c + 1) | PAD, Ordering::Release);
         }
         fault::step(6);
-        self.u64(P_COUNT).store(c + 1, Ordering::Release);
+        // `SeqCst` RMW: lets `wake` skip its fence (see there).
+        self.region
+            .hdr_u64::<P_COUNT>()
+            .swap(c + 1, Ordering::SeqCst);
         fault::step(7);
-        self.u64(P_TAIL).store(nt, Ordering::Release);
+        self.region.hdr_u64::<P_TAIL>().store(nt, Ordering::Release);
         fault::step(8);
     }
 
@@ -875,24 +889,24 @@ impl Ring {
         if self.is_closed() {
             return Err(PutFail::Closed);
         }
-        let t = self.u64(P_TAIL).load(Ordering::Relaxed);
-        let c = self.u64(P_COUNT).load(Ordering::Relaxed);
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed);
+        let c = self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed);
         if t % 8 != 0 {
             return Err(PutFail::Invalid(MessageError::corrupt(
                 "queue tail is misaligned",
             )));
         }
         if self.capacity != u64::MAX {
-            let seen = self.u64(P_SEEN_GOT);
+            let seen = self.region.hdr_u64::<P_SEEN_GOT>();
             if c.wrapping_sub(seen.load(Ordering::Relaxed)) >= self.capacity {
-                let g = self.u64(C_COUNT).load(Ordering::Acquire);
+                let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
                 seen.store(g, Ordering::Relaxed);
                 if c.saturating_sub(g) >= self.capacity {
                     return Err(PutFail::Full);
                 }
             }
         }
-        let seen_head = self.u64(P_SEEN_HEAD);
+        let seen_head = self.region.hdr_u64::<P_SEEN_HEAD>();
         let mut h = seen_head.load(Ordering::Relaxed);
         let q = self.next_lap(t);
         // Past `wrap_at`, go back to the start of the ring as soon as the consumers
@@ -901,14 +915,58 @@ impl Ring {
         let past = q != t && (t & self.mask) >= self.wrap_at;
         let wants_wrap =
             |h: u64| self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096);
-        let mark = self.u64(P_WRAP_MARK);
+        let mark = self.region.hdr_u64::<P_WRAP_MARK>();
         let look = past && !wants_wrap(h) && t >= mark.load(Ordering::Relaxed);
         if h > t || t - h > self.size || look {
-            h = self.u64(C_HEAD).load(Ordering::Acquire);
+            h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
             seen_head.store(h, Ordering::Relaxed);
             if look {
                 mark.store(t + 4096, Ordering::Relaxed);
             }
+        }
+        if let Item::Bytes(b) = value {
+            // The size is known: place the record once, write the varint and the
+            // bytes straight into the ring (no staging copy).
+            let mut varint = [0u8; 10];
+            let k = write_varint(b.len() as u64, &mut varint);
+            let n = (k + b.len()) as u64;
+            if n > self.max_message as u64 {
+                return Err(PutFail::Invalid(MessageError::too_large(
+                    n as usize,
+                    self.max_message,
+                )));
+            }
+            let write = |p: u64| {
+                let off = RING_OFF + self.phys(p) + HDR as usize;
+                self.region.write(off, &varint[..k]);
+                self.region.write(off + k, b);
+                self.commit(t, c, p, n);
+            };
+            // The same placement policy as for values below: the preferred place,
+            // with a fresh look at `head` if it does not fit, then either place.
+            for attempt in 0..2 {
+                let p = if past && wants_wrap(h) { q } else { t };
+                if self.fits(p, h, n) {
+                    write(p);
+                    return Ok(());
+                }
+                if attempt == 0 {
+                    let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
+                    seen_head.store(fresh, Ordering::Relaxed);
+                    if fresh == h {
+                        break;
+                    }
+                    h = fresh;
+                }
+            }
+            for p in [t, q] {
+                if self.fits(p, h, n) {
+                    write(p);
+                    return Ok(());
+                }
+            }
+            *need = n;
+            return Err(PutFail::Full);
         }
         for attempt in 0..2 {
             let prefer_wrap = past && wants_wrap(h);
@@ -924,7 +982,7 @@ impl Ring {
                 }
             }
             if attempt == 0 {
-                let fresh = self.u64(C_HEAD).load(Ordering::Acquire);
+                let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
                 seen_head.store(fresh, Ordering::Relaxed);
                 if fresh == h {
                     break;
@@ -960,8 +1018,8 @@ impl Ring {
         if self.capacity != u64::MAX && self.len() >= self.capacity {
             return false;
         }
-        let t = self.u64(P_TAIL).load(Ordering::Acquire);
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         self.fits(t, h, n) || self.fits(self.next_lap(t), h, n)
     }
 
@@ -989,10 +1047,11 @@ impl Ring {
             };
             match r {
                 Ok(()) => {
-                    self.wake(Wait::Data, false);
+                    self.wake(Wait::Data, false, false);
                     return Ok(());
                 }
                 Err(PutFail::Full) if block => {
+                    self.help_head();
                     // While spinning, hold out for a quarter of the queue to be free
                     // (up to 256 items): a batch of puts then runs without touching
                     // the lines the consumers are writing. Sleeping waits for any room.
@@ -1019,27 +1078,40 @@ impl Ring {
 
     // ---- get -----------------------------------------------------------------
 
-    /// One get attempt under the consumer lock: `read(region, offset, len)` copies
-    /// the payload out; the record is consumed whether `read` succeeds or not (a
+    /// One lock-free get attempt: `read(region, offset, len)` copies the payload out
+    /// (optimistically, see the module docs), then the item is claimed with one CAS
+    /// on the get count. The record is consumed whether `read` succeeds or not (a
     /// payload that cannot be read as the expected type is reported, not retried).
-    fn get_locked<X>(
+    fn take<X>(
         &self,
         read: &mut impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
     ) -> Result<Option<X>, MessageError> {
-        for _ in 0..3 {
-            let h = self.u64(C_HEAD).load(Ordering::Relaxed);
-            let g = self.u64(C_COUNT).load(Ordering::Relaxed);
+        let count = self.region.hdr_u64::<C_COUNT>();
+        let head = self.region.hdr_u64::<C_HEAD>();
+        // Whether the snapshot `(g, h)` still holds: a bad value read from it is then
+        // real damage, not a race with another consumer.
+        let unchanged =
+            |g: u64, h: u64| count.load(Ordering::SeqCst) == g && head.load(Ordering::SeqCst) == h;
+        loop {
+            let g = count.load(Ordering::Acquire);
+            let h = head.load(Ordering::Acquire);
             if h % 8 != 0 {
-                return Err(MessageError::corrupt("queue head is misaligned"));
+                if unchanged(g, h) {
+                    return Err(MessageError::corrupt("queue head is misaligned"));
+                }
+                continue;
             }
             let st = self.stamp(h).load(Ordering::Acquire);
             if st == g.wrapping_add(1) {
-                let n = self.len_word(h).load(Ordering::Relaxed);
+                let n = self.len_word(h).load(Ordering::Acquire);
                 if n > self.max_message as u64 || self.phys(h) as u64 + rec_size(n) > self.size {
-                    return Err(MessageError::corrupt(format!(
-                        "record {st} claims {n} bytes at offset {}",
-                        self.phys(h)
-                    )));
+                    if unchanged(g, h) {
+                        return Err(MessageError::corrupt(format!(
+                            "record {st} claims {n} bytes at offset {}",
+                            self.phys(h)
+                        )));
+                    }
+                    continue;
                 }
                 fault::step(11);
                 let x = read(
@@ -1048,53 +1120,97 @@ impl Ring {
                     n as usize,
                 );
                 fault::step(12);
-                self.u64(C_COUNT).store(g + 1, Ordering::Release);
+                if count
+                    .compare_exchange(g, g + 1, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_err()
+                {
+                    // Another consumer took message `g + 1`; what we copied may be
+                    // anything. Drop it and look again.
+                    continue;
+                }
                 fault::step(13);
-                self.u64(C_HEAD).store(h + rec_size(n), Ordering::Release);
+                let _ =
+                    head.compare_exchange(h, h + rec_size(n), Ordering::SeqCst, Ordering::Relaxed);
                 fault::step(14);
                 return x.map(Some);
             }
+            if st == g && g != 0 {
+                // Message `g` was taken but `head` not moved past it yet (its taker is
+                // between its two CASes, or died there): help.
+                let n = self.len_word(h).load(Ordering::Acquire);
+                if n <= self.max_message as u64 && self.phys(h) as u64 + rec_size(n) <= self.size {
+                    let _ = head.compare_exchange(
+                        h,
+                        h + rec_size(n),
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    );
+                } else if unchanged(g, h) {
+                    return Err(MessageError::corrupt(format!(
+                        "record {st} claims {n} bytes at offset {}",
+                        self.phys(h)
+                    )));
+                }
+                continue;
+            }
             if st == g.wrapping_add(1) | PAD && h & self.mask != 0 {
                 fault::step(15);
-                self.u64(C_HEAD).store(self.next_lap(h), Ordering::Release);
+                let _ =
+                    head.compare_exchange(h, self.next_lap(h), Ordering::SeqCst, Ordering::Relaxed);
                 fault::step(16);
+                continue;
+            }
+            if !unchanged(g, h) {
                 continue;
             }
             return Ok(None);
         }
-        Ok(None)
     }
 
-    /// Whether the record at `head` is committed: the spinning check, which reads
-    /// no counter that producers write.
-    #[inline]
-    fn next_is_ready(&self) -> bool {
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
-        if h % 8 != 0 {
-            return true; // let the locked path report it
+    /// Moves `head` past a record that was taken (the get count says so) but not
+    /// yet passed: its consumer is between its two CASes, or died there. Any
+    /// process may do this at any time; producers do it before they wait for room.
+    fn help_head(&self) {
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
+        if g == 0 || h % 8 != 0 || self.stamp(h).load(Ordering::Acquire) != g {
+            return;
         }
-        let g = self.u64(C_COUNT).load(Ordering::Acquire);
-        self.stamp(h).load(Ordering::Acquire) & !PAD == g.wrapping_add(1)
+        let n = self.len_word(h).load(Ordering::Acquire);
+        if n <= self.max_message as u64 && self.phys(h) as u64 + rec_size(n) <= self.size {
+            let _ = self.region.hdr_u64::<C_HEAD>().compare_exchange(
+                h,
+                h + rec_size(n),
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Whether a get would find a message now (lock-free estimate).
     fn has_data(&self) -> bool {
-        let g = self.u64(C_COUNT).load(Ordering::Acquire);
-        let p = self.u64(P_COUNT).load(Ordering::Acquire);
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
         if p > g {
             return true;
         }
         // A producer that died after its commit point has not counted its message.
-        let h = self.u64(C_HEAD).load(Ordering::Acquire);
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
         if h % 8 != 0 {
             return true; // let the locked path report it
         }
         let st = self.stamp(h).load(Ordering::Acquire) & !PAD;
-        st != 0 && st == self.u64(C_COUNT).load(Ordering::Acquire).wrapping_add(1)
+        st != 0
+            && st
+                == self
+                    .region
+                    .hdr_u64::<C_COUNT>()
+                    .load(Ordering::Acquire)
+                    .wrapping_add(1)
     }
 
-    /// Takes the next message: `read` copies it out under the consumer lock, then
-    /// `finish` turns that into the item, outside it. Waits until `deadline` when
+    /// Takes the next message: `read` copies it out before it is claimed, then
+    /// `finish` turns that into the item. Waits until `deadline` when
     /// `block`.
     pub(crate) fn get<X, R>(
         &self,
@@ -1104,35 +1220,22 @@ impl Ring {
         finish: impl FnOnce(X) -> Result<R, MessageError>,
     ) -> Result<R, GetFail> {
         loop {
-            if block || self.next_is_ready() || self.has_data() || self.is_closed() {
-                let got = match self.lock(C_MUTEX, deadline) {
-                    Ok(_g) => self.get_locked(&mut read),
-                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                        return Err(GetFail::Timeout);
-                    }
-                    Err(e) => Err(MessageError::corrupt(e)),
-                };
-                match got {
-                    Ok(Some(x)) => {
-                        self.wake(Wait::Space, true);
-                        return finish(x).map_err(GetFail::Invalid);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        self.wake(Wait::Space, true);
-                        return Err(GetFail::Invalid(e));
-                    }
+            match self.take(&mut read) {
+                Ok(Some(x)) => {
+                    self.wake(Wait::Space, true, false);
+                    return finish(x).map_err(GetFail::Invalid);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.wake(Wait::Space, true, false);
+                    return Err(GetFail::Invalid(e));
                 }
             }
             if self.is_closed() {
                 // Everything put before `close` is visible now; one more look.
-                let got = match self.lock(C_MUTEX, deadline) {
-                    Ok(_g) => self.get_locked(&mut read),
-                    Err(_) => Ok(None),
-                };
-                return match got {
+                return match self.take(&mut read) {
                     Ok(Some(x)) => {
-                        self.wake(Wait::Space, true);
+                        self.wake(Wait::Space, true, false);
                         finish(x).map_err(GetFail::Invalid)
                     }
                     Ok(None) => Err(GetFail::Closed),
@@ -1142,7 +1245,15 @@ impl Ring {
             if !block {
                 return Err(GetFail::Empty);
             }
-            let spin = || self.next_is_ready() || self.is_closed();
+            // Spin on the put count, not on the next record: that record's lines are
+            // what the producer is writing, and each look would pull them away from
+            // it mid-write. (A message whose producer died before counting it is
+            // found by `ready`, after the spin.)
+            let spin = || {
+                self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire)
+                    > self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire)
+                    || self.is_closed()
+            };
             let ready = || self.has_data() || self.is_closed();
             if !self.wait(Wait::Data, deadline, spin, ready) {
                 return Err(GetFail::Timeout);
@@ -1158,26 +1269,30 @@ impl Ring {
             // Under the producer lock: no put is half-way through when the flag flips,
             // so every put that succeeded is visible to a get that sees the flag.
             let g = self.lock(P_MUTEX, None);
-            self.u32(H_CLOSED).store(1, Ordering::Release);
+            self.region
+                .hdr_u32::<H_CLOSED>()
+                .store(1, Ordering::Release);
             drop(g);
         }
-        self.wake(Wait::Data, true);
-        self.wake(Wait::Space, true);
+        self.wake(Wait::Data, true, true);
+        self.wake(Wait::Space, true, true);
     }
 
     pub(crate) fn done(&self) -> u64 {
-        self.u64(J_DONE).load(Ordering::Acquire)
+        self.region.hdr_u64::<J_DONE>().load(Ordering::Acquire)
     }
 
     /// Counts one finished task; `Err(puts)` when every put is already counted.
     pub(crate) fn task_done(&self) -> Result<(), u64> {
-        let done = self.u64(J_DONE);
+        let done = self.region.hdr_u64::<J_DONE>();
         let mut d = done.load(Ordering::Acquire);
         loop {
             // A consumer may take an item before its producer has counted it (the
             // record's stamp is the commit point, the count comes after), but never
             // before the consumers have: bound by whichever count is ahead.
-            let puts = self.puts().max(self.u64(C_COUNT).load(Ordering::Acquire));
+            let puts = self
+                .puts()
+                .max(self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire));
             if d >= puts {
                 return Err(puts);
             }
@@ -1186,7 +1301,7 @@ impl Ring {
                 Err(now) => d = now,
             }
         }
-        self.wake(Wait::Join, true);
+        self.wake(Wait::Join, true, true);
         Ok(())
     }
 
@@ -1198,12 +1313,20 @@ impl Ring {
 
     // ---- waiting -------------------------------------------------------------
 
+    /// Wakes waiters of `w`, if any are registered. `need_fence`: false when the
+    /// caller's last store that the waiters' condition reads was a `SeqCst`
+    /// read-modify-write (the claim and head CASes of `take`, the `put_count` swap
+    /// of a put): a waiter registers with a `SeqCst` RMW and a `SeqCst` fence before
+    /// it checks, so either it sees that store or this `SeqCst` load sees it
+    /// registered, without a second fence here.
     #[inline]
-    fn wake(&self, w: Wait, all: bool) {
+    fn wake(&self, w: Wait, all: bool, need_fence: bool) {
         let (seq_off, waiters_off) = w.offs();
-        fence(Ordering::SeqCst);
+        if need_fence {
+            fence(Ordering::SeqCst);
+        }
         let waiters = self.u32(waiters_off);
-        if waiters.load(Ordering::Relaxed) == 0 {
+        if waiters.load(Ordering::SeqCst) == 0 {
             return;
         }
         let seq = self.u32(seq_off);
@@ -1321,10 +1444,10 @@ fn decrement(w: &AtomicU32) {
 impl Ring {
     pub(crate) fn debug_positions(&self) -> (u64, u64, u64, u64) {
         (
-            self.u64(P_TAIL).load(Ordering::Relaxed),
-            self.u64(P_COUNT).load(Ordering::Relaxed),
-            self.u64(C_HEAD).load(Ordering::Relaxed),
-            self.u64(C_COUNT).load(Ordering::Relaxed),
+            self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed),
+            self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed),
+            self.region.hdr_u64::<C_HEAD>().load(Ordering::Relaxed),
+            self.region.hdr_u64::<C_COUNT>().load(Ordering::Relaxed),
         )
     }
 }

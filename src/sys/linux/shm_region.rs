@@ -41,6 +41,10 @@ pub(crate) enum Locked {
     OwnerDied,
 }
 
+/// Bytes at the start of every region that [`SharedRegion::hdr_u64`] and
+/// [`SharedRegion::hdr_u32`] may address without a run-time bounds check.
+pub(crate) const HEADER_BYTES: usize = 4096;
+
 /// One shared mapping, accessed only through checked, typed operations.
 #[derive(Debug)]
 pub(crate) struct SharedRegion {
@@ -49,8 +53,45 @@ pub(crate) struct SharedRegion {
 
 impl SharedRegion {
     /// Wraps `map`.
+    ///
+    /// # Panics
+    ///
+    /// If the mapping is shorter than [`HEADER_BYTES`].
     pub(crate) fn new(map: Mapping) -> SharedRegion {
+        assert!(
+            map.len() >= HEADER_BYTES,
+            "a shared region needs at least {HEADER_BYTES} bytes, not {}",
+            map.len()
+        );
         SharedRegion { map }
+    }
+
+    /// The `AtomicU64` at the constant header offset `OFF`: bounds and alignment
+    /// are checked at compile time against [`HEADER_BYTES`], which `new` checked
+    /// against the mapping, so the hot paths pay no run-time check.
+    #[inline(always)]
+    pub(crate) fn hdr_u64<const OFF: usize>(&self) -> &AtomicU64 {
+        const {
+            assert!(OFF % align_of::<AtomicU64>() == 0 && OFF + 8 <= HEADER_BYTES);
+        }
+        // SAFETY:
+        // - `OFF + 8 <= HEADER_BYTES <= self.map.len()` (compile-time assertion
+        //   above; `new` checked the mapping's length), so the pointer and the 8
+        //   bytes behind it are inside the mapping, and `OFF` is 8-aligned (the
+        //   mapping is page-aligned);
+        // - the mapping is readable and writable and lives as long as `&self`;
+        // - every process accesses this word atomically (the queue protocol).
+        unsafe { &*self.map.as_ptr().add(OFF).cast::<AtomicU64>() }
+    }
+
+    /// The `AtomicU32` at the constant header offset `OFF` (see [`Self::hdr_u64`]).
+    #[inline(always)]
+    pub(crate) fn hdr_u32<const OFF: usize>(&self) -> &AtomicU32 {
+        const {
+            assert!(OFF % align_of::<AtomicU32>() == 0 && OFF + 4 <= HEADER_BYTES);
+        }
+        // SAFETY: as for `hdr_u64`, with 4 bytes and 4-alignment.
+        unsafe { &*self.map.as_ptr().add(OFF).cast::<AtomicU32>() }
     }
 
     #[inline]
