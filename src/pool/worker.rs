@@ -1,7 +1,6 @@
 //! The worker's side: a long-lived child that runs batches of tasks until told to
 //! stop, its parent goes away, or it reaches `max_tasks_per_child`.
 
-use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -46,8 +45,15 @@ pub(crate) struct WorkerConfig {
 /// dies, at most that much finished work is lost (and run again elsewhere).
 const FLUSH_NS: u64 = 1_000_000;
 
-thread_local! {
-    static LAST_PANIC: RefCell<Option<PanicInfo>> = const { RefCell::new(None) };
+/// The panic the worker's task thread recorded last (the process bootstrap's panic
+/// hook records it; a worker must not install its own hook, see
+/// `bootstrap::install_panic_hook`).
+fn last_panic() -> Option<PanicInfo> {
+    crate::process::take_task_panic().map(|p| PanicInfo {
+        message: p.message,
+        location: p.location,
+        backtrace: p.backtrace,
+    })
 }
 
 /// The worker's shared words, for the chunk runner (set once at start; the worker
@@ -77,13 +83,11 @@ impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for ChunkRunner {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a))) {
                 Ok(r) => out.push(r),
                 Err(payload) => {
-                    let info = LAST_PANIC
-                        .with(|p| p.borrow_mut().take())
-                        .unwrap_or_else(|| PanicInfo {
-                            message: panic_text(&*payload),
-                            location: None,
-                            backtrace: String::new(),
-                        });
+                    let info = last_panic().unwrap_or_else(|| PanicInfo {
+                        message: panic_text(&*payload),
+                        location: None,
+                        backtrace: String::new(),
+                    });
                     failed = Some((k as u32, info));
                     break;
                 }
@@ -110,13 +114,11 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 fn run_caught(entry: &EntryPoint, input: Message) -> Result<Result<Message, String>, PanicInfo> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.invoke(input))) {
         Ok(r) => Ok(r),
-        Err(payload) => Err(LAST_PANIC
-            .with(|p| p.borrow_mut().take())
-            .unwrap_or_else(|| PanicInfo {
-                message: panic_text(&*payload),
-                location: None,
-                backtrace: String::new(),
-            })),
+        Err(payload) => Err(last_panic().unwrap_or_else(|| PanicInfo {
+            message: panic_text(&*payload),
+            location: None,
+            backtrace: String::new(),
+        })),
     }
 }
 
@@ -128,16 +130,6 @@ fn send(sock: &OwnedFd, frame: frames::FrameBuf, fds: &[OwnedFd]) -> bool {
 /// The worker process's main function.
 pub(crate) fn worker_main(cfg: WorkerConfig) {
     let _ = crate::sys::interrupt::ignore();
-    std::panic::set_hook(Box::new(|info| {
-        let report = PanicInfo {
-            message: panic_text(info.payload()),
-            location: info
-                .location()
-                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
-            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
-        };
-        LAST_PANIC.with(|p| *p.borrow_mut() = Some(report));
-    }));
     let sock = cfg.sock.0;
     let Ok(words) = SharedWords::open(cfg.words.0) else {
         let _ = send(

@@ -87,47 +87,101 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Where a panic of the running task goes.
+struct PanicContext {
+    /// The process running the task (a forked child inherits a stale copy).
+    pid: u32,
+    task_thread: std::thread::ThreadId,
+    caught: Arc<Mutex<Option<PanicReport>>>,
+    channel: Arc<OwnedFd>,
+}
+
+static PANIC_CONTEXT: Mutex<Option<PanicContext>> = Mutex::new(None);
+static PANIC_HOOK: std::sync::Once = std::sync::Once::new();
+
+fn panic_context() -> std::sync::MutexGuard<'static, Option<PanicContext>> {
+    PANIC_CONTEXT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds the panic context's lock across a `fork` (see `info::fork_guard`).
+pub(crate) fn fork_guard() -> std::sync::MutexGuard<'static, impl Sized> {
+    panic_context()
+}
+
+/// Installs, once per process image, a panic hook that reports a task's panic
+/// (message, location, backtrace) and hands every other panic to the hook that was
+/// there before.
+///
+/// A `Fork` parent calls this *before* forking: the hook's lock in std may be held
+/// by another thread at the moment of a fork (a thread that is panicking), and a
+/// child that then called `set_hook` would wait for it forever. Installed in the
+/// parent, the hook is simply inherited.
+pub(crate) fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !report_task_panic(info) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Takes the last panic recorded on the task's thread of this process, if any: for
+/// code that runs many tasks in one child (a pool worker) and catches their panics.
+pub(crate) fn take_task_panic() -> Option<PanicReport> {
+    let guard = panic_context();
+    let ctx = guard.as_ref().filter(|c| c.pid == os::getpid())?;
+    ctx.caught.lock().ok()?.take()
+}
+
+/// Records (or, under `panic = "abort"`, sends) a panic of the task; `false` when
+/// this process runs no task, so the previous hook should handle it.
+fn report_task_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    let guard = panic_context();
+    let Some(ctx) = guard.as_ref().filter(|c| c.pid == os::getpid()) else {
+        return false;
+    };
+    let report = PanicReport {
+        message: panic_message(info.payload()),
+        location: info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
+        backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+    };
+    if std::thread::current().id() != ctx.task_thread {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed>")
+            .to_string();
+        let _ = writeln!(
+            std::io::stderr(),
+            "thread '{name}' panicked at {}:\n{}",
+            report.location.as_deref().unwrap_or("?"),
+            report.message
+        );
+    } else if cfg!(panic = "abort") {
+        let _ = send_report(&ctx.channel, &Report::Panicked(report), &[]);
+    } else if let Ok(mut slot) = ctx.caught.lock() {
+        *slot = Some(report);
+    }
+    true
+}
+
 /// Runs `job` in this process, reports its outcome on `channel`, and exits.
 pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
     let channel = Arc::new(channel);
     info::set_current(&job.name, job.daemon, Some(job.parent.clone()));
 
-    // A panic on the task's thread is reported with its location and backtrace. Under
-    // `panic = "abort"` there is no unwinding to come back from, so the hook sends the
-    // report itself.
+    // A panic on the task's thread is reported with its location and backtrace.
     let caught: Arc<Mutex<Option<PanicReport>>> = Arc::default();
-    let task_thread = std::thread::current().id();
-    {
-        let caught = Arc::clone(&caught);
-        let channel = Arc::clone(&channel);
-        std::panic::set_hook(Box::new(move |info| {
-            let report = PanicReport {
-                message: panic_message(info.payload()),
-                location: info
-                    .location()
-                    .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
-                backtrace: std::backtrace::Backtrace::force_capture().to_string(),
-            };
-            if std::thread::current().id() != task_thread {
-                let name = std::thread::current()
-                    .name()
-                    .unwrap_or("<unnamed>")
-                    .to_string();
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "thread '{name}' panicked at {}:\n{}",
-                    report.location.as_deref().unwrap_or("?"),
-                    report.message
-                );
-                return;
-            }
-            if cfg!(panic = "abort") {
-                let _ = send_report(&channel, &Report::Panicked(report), &[]);
-            } else if let Ok(mut slot) = caught.lock() {
-                *slot = Some(report);
-            }
-        }));
-    }
+    install_panic_hook();
+    *panic_context() = Some(PanicContext {
+        pid: os::getpid(),
+        task_thread: std::thread::current().id(),
+        caught: Arc::clone(&caught),
+        channel: Arc::clone(&channel),
+    });
 
     match job.fault {
         StartFault::None => {}

@@ -187,8 +187,10 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
     let parent = os::getpid();
     // Every lock of ours (and stdio's) is taken across the fork, in one order, so
     // that the child never inherits one held by a thread that does not exist there.
+    bootstrap::install_panic_hook();
     let guards = (
         forkserver::fork_guard(),
+        bootstrap::fork_guard(),
         launcher_fork_guard(),
         registry::fork_guard(),
         info::fork_guard(),

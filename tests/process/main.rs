@@ -605,3 +605,53 @@ fn fork_warns_when_the_parent_has_threads() {
         "{warnings:?}"
     );
 }
+
+/// In a fresh process: one thread panics over and over (so std's panic-hook lock
+/// is often held) while Fork children run tasks that panic. A child must never
+/// inherit that lock held and hang (regression: it did when the child installed
+/// its own hook).
+fn fork_while_another_thread_panics(rounds: u32) -> u32 {
+    // A slow, quiet hook: the panicking thread holds std's hook lock most of the time.
+    std::panic::set_hook(Box::new(|_| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_micros(200) {
+            std::hint::spin_loop();
+        }
+    }));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let panicker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::panic::catch_unwind(|| panic!("noise"));
+            }
+        })
+    };
+    let mut reported = 0;
+    for i in 0..rounds {
+        let p = Process::builder()
+            .start_method(StartMethod::Fork)
+            .handshake_timeout(Duration::from_secs(20))
+            .start(|i: u32| -> u32 { panic!("task {i}") }, i)
+            .unwrap();
+        let err = p.join().unwrap_err();
+        assert_eq!(
+            err.panic_message(),
+            Some(format!("task {i}").as_str()),
+            "{err}"
+        );
+        reported += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    panicker.join().unwrap();
+    reported
+}
+
+#[test]
+fn fork_is_safe_while_another_thread_panics() {
+    let _w = watchdog("fork_while_panicking", LIMIT);
+    let p = builder(StartMethod::Spawn)
+        .start(fork_while_another_thread_panics, 100)
+        .unwrap();
+    assert_eq!(p.join().unwrap(), 100);
+}
