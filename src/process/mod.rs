@@ -60,6 +60,13 @@
 //!   [`Builder::capture_output`] is set.
 //! - **Child code runs before `main`** in `Spawn` children: `main`'s own set-up
 //!   (a logger, say) has not run there.
+//! - **Panic hook.** mproc installs a panic hook (once, wrapping the one before it)
+//!   to report a task's panic with its location and backtrace; other panics go to
+//!   the previous hook. A task that calls `std::panic::set_hook` itself replaces it,
+//!   and its later panics come back with the message only.
+//! - **Fork and libtest.** A `Fork` child of a test thread inherits libtest's
+//!   capture of `println!` (capture passes to threads), so its `println!` output is
+//!   lost; write to `std::io::stdout()` directly, or use another start method.
 
 mod bootstrap;
 mod error;
