@@ -165,18 +165,39 @@ fn flush_stdio() {
     let _ = std::io::stderr().flush();
 }
 
-fn fork(req: Request) -> Result<Launched, SpawnError> {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.load(std::sync::atomic::Ordering::Relaxed) {
-        // The launcher thread itself does not count: it only ever waits for work.
-        let others = os::thread_count().saturating_sub(if os::is_main_thread() { 1 } else { 2 });
-        if others > 0 && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            log::warn!(
-                "mproc: StartMethod::Fork with {others} other thread(s) running: the child inherits any lock \
-                 they held at the fork and may deadlock; prefer Forkserver or Spawn"
-            );
-        }
+/// Logs, once per process, that `Fork` is used while other threads run. Counting
+/// threads reads `/proc`, so it is done at most every 100 ms, not at every start.
+fn warn_if_threaded() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    static LAST_CHECK_MS: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    if WARNED.load(Ordering::Relaxed) {
+        return;
     }
+    // Offset by one so that the first call always checks.
+    let now_ms = EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1;
+    let last = LAST_CHECK_MS.load(Ordering::Relaxed);
+    if last != 0 && now_ms < last + 100 {
+        return;
+    }
+    LAST_CHECK_MS.store(now_ms, Ordering::Relaxed);
+    // The launcher thread itself does not count: it only ever waits for work.
+    let others = os::thread_count().saturating_sub(if os::is_main_thread() { 1 } else { 2 });
+    if others > 0 && !WARNED.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "mproc: StartMethod::Fork with {others} other thread(s) running: the child inherits any lock \
+             they held at the fork and may deadlock; prefer Forkserver or Spawn"
+        );
+    }
+}
+
+fn fork(req: Request) -> Result<Launched, SpawnError> {
+    warn_if_threaded();
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let pipes = capture_pipes(req.capture)?;
     let (output, child_pipes) = match pipes {
