@@ -84,7 +84,7 @@ impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for ChunkRunner {
                 Ok(r) => out.push(r),
                 Err(payload) => {
                     let info = last_panic().unwrap_or_else(|| PanicInfo {
-                        message: panic_text(&*payload),
+                        message: crate::process::panic_message(&*payload),
                         location: None,
                         backtrace: String::new(),
                     });
@@ -101,21 +101,11 @@ impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for ChunkRunner {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
 fn run_caught(entry: &EntryPoint, input: Message) -> Result<Result<Message, String>, PanicInfo> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.invoke(input))) {
         Ok(r) => Ok(r),
         Err(payload) => Err(last_panic().unwrap_or_else(|| PanicInfo {
-            message: panic_text(&*payload),
+            message: crate::process::panic_message(&*payload),
             location: None,
             backtrace: String::new(),
         })),

@@ -89,7 +89,7 @@ use serde::de::DeserializeOwned;
 pub use error::{JoinError, JoinTimeoutError, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 
-pub(crate) use bootstrap::{on_load, take_task_panic};
+pub(crate) use bootstrap::{on_load, panic_message, take_task_panic};
 
 use crate::codec;
 #[doc(hidden)]
