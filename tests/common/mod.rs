@@ -15,7 +15,13 @@ pub fn watchdog(what: &str, limit: Duration) -> Watchdog {
     let what = what.to_string();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("watchdog: '{what}' still running after {limit:?}; aborting the test binary");
+            // Straight to fd 2: libtest's capture of `eprintln!` passes to threads
+            // spawned by a test and would swallow the message.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "watchdog: '{what}' still running after {limit:?}; aborting the test binary"
+            );
             std::process::abort();
         }
     });

@@ -4,6 +4,8 @@
 //! tests in `src/queue/tests.rs`.
 #![cfg(not(miri))]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod faults;
 mod processes;
 mod threads;

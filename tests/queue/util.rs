@@ -1,37 +1,6 @@
-//! Test helpers: a watchdog that aborts a hung test, and a tiny seeded RNG.
+//! Test helpers: the shared watchdog, and a tiny seeded RNG.
 
-use std::sync::mpsc;
-use std::time::Duration;
-
-/// Aborts the test binary with a message unless dropped within `limit`.
-pub struct Watchdog {
-    cancel: Option<mpsc::Sender<()>>,
-}
-
-pub fn watchdog(what: &str, limit: Duration) -> Watchdog {
-    let (tx, rx) = mpsc::channel::<()>();
-    let what = what.to_string();
-    std::thread::spawn(move || {
-        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            // Straight to fd 2: the test harness's output capture would swallow eprintln.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "watchdog: '{what}' still running after {limit:?}; aborting the test binary"
-            );
-            std::process::abort();
-        }
-    });
-    Watchdog { cancel: Some(tx) }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(tx) = self.cancel.take() {
-            let _ = tx.send(());
-        }
-    }
-}
+pub use crate::common::watchdog;
 
 /// xorshift64*: reproducible from the printed seed.
 pub struct Rng(u64);
