@@ -503,6 +503,16 @@ impl<R> Process<R> {
     /// assert_eq!(child.join()?, "hello, world");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// A closure that captures its environment cannot travel to another process,
+    /// and does not compile (the Rust counterpart of Python's `PicklingError`):
+    ///
+    /// ```compile_fail
+    /// use mproc::process::Process;
+    ///
+    /// let offset = 10u32;
+    /// let _child = Process::start(move |x: u32| x + offset, 1);
+    /// ```
     pub fn start<A>(f: fn(A) -> R, arg: A) -> Result<Process<R>, SpawnError>
     where
         A: Serialize + DeserializeOwned + 'static,
