@@ -22,13 +22,14 @@ use std::io;
 use std::mem::{align_of, size_of};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::memory::Mapping;
+use super::pthread::{Acquire, MutexKind, RobustMutex};
 
 /// Bytes reserved for one robust mutex (glibc's `pthread_mutex_t` is 40 on x86-64).
 pub(crate) const MUTEX_SIZE: usize = 64;
-const _: () = assert!(size_of::<libc::pthread_mutex_t>() <= MUTEX_SIZE);
+const _: () = assert!(size_of::<RobustMutex>() <= MUTEX_SIZE);
 const _: () = assert!(align_of::<libc::pthread_mutex_t>() <= 8);
 
 /// How a robust lock was acquired.
@@ -178,114 +179,77 @@ impl SharedRegion {
         }
     }
 
+    /// The robust mutex at `off` (bounds and alignment checked).
     #[inline]
-    fn mutex_ptr(&self, off: usize) -> *mut libc::pthread_mutex_t {
-        self.check(off, MUTEX_SIZE, 8).cast()
+    fn mutex(&self, off: usize) -> &RobustMutex {
+        let p = self.check(off, MUTEX_SIZE, 8);
+        // SAFETY:
+        // - `p` points at `MUTEX_SIZE` (>= size of `RobustMutex`) 8-aligned bytes
+        //   inside the mapping (checked above);
+        // - `RobustMutex` is a `repr(C)` `UnsafeCell` around a `pthread_mutex_t`,
+        //   touched only through glibc's atomic operations, so a shared reference to
+        //   bytes that other processes also use is sound;
+        // - the reference borrows `self`, which keeps the mapping alive.
+        unsafe { &*p.cast::<RobustMutex>() }
     }
 
     /// Initialises a process-shared robust mutex at `off` (only the creator of the
     /// region does this, before any other process can see it).
     pub(crate) fn mutex_init(&self, off: usize) -> io::Result<()> {
-        let m = self.mutex_ptr(off);
-        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        // SAFETY:
-        // - `attr` is a local, valid for writes; `pthread_mutexattr_init` initialises
-        //   it and every later call uses it only after a successful init;
-        // - `m` points at `MUTEX_SIZE` (>= size of `pthread_mutex_t`) 8-aligned bytes
-        //   inside the mapping (checked), and no other process has the region yet;
-        // - the attribute object is destroyed before returning.
-        unsafe {
-            check_rc(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-            let a = attr.as_mut_ptr();
-            let r = (|| {
-                check_rc(libc::pthread_mutexattr_setpshared(
-                    a,
-                    libc::PTHREAD_PROCESS_SHARED,
-                ))?;
-                check_rc(libc::pthread_mutexattr_setrobust(
-                    a,
-                    libc::PTHREAD_MUTEX_ROBUST,
-                ))?;
-                check_rc(libc::pthread_mutex_init(m, a))
-            })();
-            libc::pthread_mutexattr_destroy(a);
-            r
-        }
+        // SAFETY: the region is new and not yet shared (the caller is its creator),
+        // so nobody else uses these bytes and the mutex is not held.
+        unsafe { self.mutex(off).init(MutexKind::Normal) }
     }
 
     /// Locks the robust mutex at `off`, waiting at most `timeout` (forever when
     /// `None`). `ErrorKind::TimedOut` at the timeout.
     pub(crate) fn mutex_lock(&self, off: usize, timeout: Option<Duration>) -> io::Result<Locked> {
-        let m = self.mutex_ptr(off);
-        let rc = match timeout {
-            None => {
-                // SAFETY:
-                // - `m` is an initialised process-shared mutex inside the mapping
-                //   (the creator initialised it; offsets are our layout constants);
-                // - the mapping outlives the call (`&self`).
-                unsafe { libc::pthread_mutex_lock(m) }
-            }
-            Some(t) => {
-                let at = SystemTime::now()
-                    .checked_add(t)
-                    .unwrap_or(SystemTime::now() + Duration::from_secs(86400 * 365));
-                let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-                let ts = libc::timespec {
-                    tv_sec: since.as_secs().min(i64::MAX as u64) as libc::time_t,
-                    tv_nsec: since.subsec_nanos() as _,
-                };
-                // SAFETY: as for `pthread_mutex_lock` above; `ts` is a valid local.
-                unsafe { libc::pthread_mutex_timedlock(m, &ts) }
+        let m = self.mutex(off);
+        // SAFETY: the creator initialised the mutex before publishing the region
+        // (offsets are our layout constants), and the mapping outlives every guard
+        // (`Locked` users borrow `self`).
+        let acquired = unsafe {
+            match timeout {
+                None => m.lock(),
+                Some(t) => m.lock_timeout(t),
             }
         };
-        self.locked(m, rc)
+        Self::locked(m, acquired?)
     }
 
     /// Tries to lock the robust mutex at `off` without waiting; `None` when it is
     /// held by someone else.
     #[inline]
     pub(crate) fn mutex_try_lock(&self, off: usize) -> io::Result<Option<Locked>> {
-        let m = self.mutex_ptr(off);
-        // SAFETY: `m` is an initialised process-shared mutex inside the mapping,
-        // which outlives the call.
-        let rc = unsafe { libc::pthread_mutex_trylock(m) };
-        if rc == libc::EBUSY {
-            return Ok(None);
+        let m = self.mutex(off);
+        // SAFETY: as in `mutex_lock`.
+        match unsafe { m.try_lock() }? {
+            Acquire::WouldBlock => Ok(None),
+            acquired => Self::locked(m, acquired).map(Some),
         }
-        self.locked(m, rc).map(Some)
     }
 
     #[inline]
-    fn locked(&self, m: *mut libc::pthread_mutex_t, rc: i32) -> io::Result<Locked> {
-        match rc {
-            0 => Ok(Locked::Clean),
-            libc::EOWNERDEAD => {
-                // SAFETY: we hold `m` (EOWNERDEAD means the lock was acquired), which
-                // is what `pthread_mutex_consistent` requires.
-                check_rc(unsafe { libc::pthread_mutex_consistent(m) })?;
+    fn locked(m: &RobustMutex, acquired: Acquire) -> io::Result<Locked> {
+        match acquired {
+            Acquire::Locked => Ok(Locked::Clean),
+            Acquire::OwnerDied => {
+                // The queue repairs its own state from the record stamps; the mutex
+                // itself is usable again at once.
+                m.make_consistent()?;
                 Ok(Locked::OwnerDied)
             }
-            libc::ETIMEDOUT => Err(io::ErrorKind::TimedOut.into()),
-            e => Err(io::Error::from_raw_os_error(e)),
+            Acquire::TimedOut => Err(io::ErrorKind::TimedOut.into()),
+            Acquire::WouldBlock | Acquire::Deadlock => {
+                Err(io::Error::from(io::ErrorKind::WouldBlock))
+            }
         }
     }
 
     /// Unlocks the robust mutex at `off`, which this thread holds.
     #[inline]
     pub(crate) fn mutex_unlock(&self, off: usize) {
-        let m = self.mutex_ptr(off);
-        // SAFETY: `m` is an initialised mutex inside the mapping, held by this
-        // thread (callers pair every successful lock with one unlock, from a guard
-        // that cannot leave the thread).
-        let rc = unsafe { libc::pthread_mutex_unlock(m) };
-        debug_assert_eq!(rc, 0, "pthread_mutex_unlock failed");
-    }
-}
-
-fn check_rc(rc: i32) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(rc))
+        let r = self.mutex(off).unlock();
+        debug_assert!(r.is_ok(), "pthread_mutex_unlock failed: {r:?}");
     }
 }
