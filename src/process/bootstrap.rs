@@ -17,6 +17,7 @@ use crate::process::protocol::{
 };
 use crate::process::{forkserver, info, registry};
 use crate::sys::process as os;
+use crate::sys::socket;
 use crate::wire;
 
 /// Called by the load hook in every process that links mproc, before `main`.
@@ -68,13 +69,41 @@ pub(crate) fn on_load() {
     }
 }
 
+/// Sends `report` to the parent without ever blocking on a full socket: the parent
+/// reads its child's reports once the child has exited (one wake-up per process
+/// instead of one per report), so a report that might not fit in the socket's send
+/// buffer travels in an anonymous file instead ([`Report::Spilled`]).
 fn send_report(
     channel: &OwnedFd,
     report: &Report,
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> std::io::Result<()> {
     let bytes = postcard::to_stdvec(report).map_err(std::io::Error::other)?;
-    wire::send(channel.as_fd(), &bytes, fds)
+    if bytes.len() <= inline_limit(channel, bytes.len()) {
+        return wire::send(channel.as_fd(), &bytes, fds);
+    }
+    let file = crate::sys::memory::memfd_with(c"mproc-report", &bytes)?;
+    let spilled = postcard::to_stdvec(&Report::Spilled {
+        len: bytes.len() as u64,
+    })
+    .map_err(std::io::Error::other)?;
+    let mut all = Vec::with_capacity(fds.len() + 1);
+    all.push(file.as_fd());
+    all.extend_from_slice(fds);
+    wire::send(channel.as_fd(), &spilled, &all)
+}
+
+/// The largest report sent inline: a quarter of the socket's send buffer (a child
+/// sends at most two reports, the first a few bytes), so that the send completes
+/// with nobody reading; at most 64 KiB. Up to 1 KiB always fits (no socket buffer
+/// is smaller than about 4.5 KiB), without asking the kernel.
+fn inline_limit(channel: &OwnedFd, len: usize) -> usize {
+    const ALWAYS_FITS: usize = 1024;
+    if len <= ALWAYS_FITS {
+        return ALWAYS_FITS;
+    }
+    socket::send_buffer_size(channel.as_fd())
+        .map_or(ALWAYS_FITS, |size| (size / 4).clamp(ALWAYS_FITS, 64 * 1024))
 }
 
 /// The text of a panic payload (`&str` or `String`; anything else is named).
@@ -92,7 +121,8 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 struct PanicContext {
     /// The process running the task (a forked child inherits a stale copy).
     pid: u32,
-    task_thread: std::thread::ThreadId,
+    /// The kernel id of the thread running the task (`gettid`).
+    task_thread: u32,
     caught: Arc<Mutex<Option<PanicReport>>>,
     channel: Arc<OwnedFd>,
 }
@@ -150,7 +180,7 @@ fn report_task_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
             .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column())),
         backtrace: std::backtrace::Backtrace::force_capture().to_string(),
     };
-    if std::thread::current().id() != ctx.task_thread {
+    if os::gettid() != ctx.task_thread {
         let name = std::thread::current()
             .name()
             .unwrap_or("<unnamed>")
@@ -179,7 +209,7 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
     install_panic_hook();
     *panic_context() = Some(PanicContext {
         pid: os::getpid(),
-        task_thread: std::thread::current().id(),
+        task_thread: os::gettid(),
         caught: Arc::clone(&caught),
         channel: Arc::clone(&channel),
     });

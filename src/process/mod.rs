@@ -780,10 +780,15 @@ impl<R> Process<R> {
         }
     }
 
-    /// Reads reports until there is a result or the channel ends, then reaps.
+    /// Waits for the child to exit, then reads what it reported and reaps it.
     /// `Ok(false)`: `deadline` passed first.
+    ///
+    /// Only the pidfd is watched: a child's reports never block on the socket (see
+    /// `bootstrap::send_report`), so they can be read after it exits, and a start+join
+    /// costs one wake-up of the parent rather than one per report. The socket is
+    /// looked at before the exit only when the handshake deadline passes.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, JoinError> {
-        while self.report.is_none() && !self.eof {
+        while !self.eof {
             let handshake_deadline =
                 (!self.handshake_done).then(|| self.started_at + self.handshake_timeout);
             let until = match (deadline, handshake_deadline) {
@@ -791,60 +796,64 @@ impl<R> Process<R> {
                 (a, b) => a.or(b),
             };
             let timeout = until.map(|d| d.saturating_duration_since(Instant::now()));
-            let ready = socket::poll(
-                &[(self.control.as_fd(), false), (self.pidfd.as_fd(), false)],
-                timeout,
-            )
-            .map_err(|e| self.io_error(e))?;
-            if ready[0].readable {
-                self.read_report()?;
-                continue;
-            }
-            if ready[1].readable {
-                // The child is gone; take what it managed to send.
-                let more = socket::poll(&[(self.control.as_fd(), false)], Some(Duration::ZERO))
-                    .map_err(|e| self.io_error(e))?;
-                if more[0].readable {
-                    self.read_report()?;
-                } else {
-                    self.eof = true;
-                }
-                continue;
+            if os::pidfd_wait_exit(self.pidfd.as_fd(), timeout).map_err(|e| self.io_error(e))? {
+                // The child is gone: everything it sent is on the socket.
+                self.read_reports()?;
+                self.eof = true;
+                break;
             }
             let now = Instant::now();
             if let Some(h) = handshake_deadline {
                 if now >= h {
-                    let _ = os::pidfd_signal(self.pidfd.as_fd(), os::SIGKILL);
-                    let _ = self.reap(None);
-                    return Err(JoinError::HandshakeTimeout {
-                        name: self.name.clone(),
-                        pid: self.pid,
-                        waited: self.handshake_timeout,
-                    });
+                    self.read_reports()?;
+                    if !self.handshake_done {
+                        let _ = os::pidfd_signal(self.pidfd.as_fd(), os::SIGKILL);
+                        let _ = self.reap(None);
+                        return Err(JoinError::HandshakeTimeout {
+                            name: self.name.clone(),
+                            pid: self.pid,
+                            waited: self.handshake_timeout,
+                        });
+                    }
                 }
             }
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(false);
             }
         }
+        if matches!(self.report, Some((Report::Returned(_), _)))
+            && matches!(self.exit, Some(ExitSource::Server(_)))
+        {
+            // The result is in and the child has exited: its status, which only the
+            // forkserver can read, would add a round trip through the server and
+            // change nothing `join` returns.
+            self.exit = None;
+            registry::forget(self.pid);
+            return Ok(true);
+        }
         self.reap(deadline)
+    }
+
+    /// Reads every report waiting on the control socket, without blocking (a
+    /// descendant may still hold the child's end open, so no end-of-file is awaited).
+    fn read_reports(&mut self) -> Result<(), JoinError> {
+        while !self.eof
+            && socket::poll(&[(self.control.as_fd(), false)], Some(Duration::ZERO))
+                .map_err(|e| self.io_error(e))?[0]
+                .readable
+        {
+            self.read_report()?;
+        }
+        Ok(())
     }
 
     fn read_report(&mut self) -> Result<(), JoinError> {
         match wire::recv(self.control.as_fd(), MAX_FRAME) {
             Ok(Some(msg)) => {
-                let report: Report =
-                    postcard::from_bytes(&msg.bytes).map_err(|e| JoinError::Codec {
-                        name: self.name.clone(),
-                        pid: self.pid,
-                        reason: format!("malformed report from the child: {e}"),
-                    })?;
-                match report {
-                    Report::Started => self.handshake_done = true,
-                    other => {
-                        self.handshake_done = true;
-                        self.report = Some((other, msg.fds));
-                    }
+                let (report, fds) = self.decode_report(msg)?;
+                self.handshake_done = true;
+                if !matches!(report, Report::Started) {
+                    self.report = Some((report, fds));
                 }
                 Ok(())
             }
@@ -860,6 +869,30 @@ impl<R> Process<R> {
                 Ok(())
             }
             Err(e) => Err(self.io_error(e)),
+        }
+    }
+
+    /// Decodes one report frame, reading a spilled report from its file.
+    fn decode_report(&self, msg: codec::Message) -> Result<(Report, Vec<OwnedFd>), JoinError> {
+        let malformed = |e: &dyn fmt::Display| JoinError::Codec {
+            name: self.name.clone(),
+            pid: self.pid,
+            reason: format!("malformed report from the child: {e}"),
+        };
+        let report: Report = postcard::from_bytes(&msg.bytes).map_err(|e| malformed(&e))?;
+        let Report::Spilled { len } = report else {
+            return Ok((report, msg.fds));
+        };
+        let mut fds = msg.fds.into_iter();
+        let file = fds
+            .next()
+            .ok_or_else(|| malformed(&"a spilled report without its file"))?;
+        let len = usize::try_from(len).map_err(|e| malformed(&e))?;
+        let bytes =
+            crate::sys::memory::read_at_start(file.as_fd(), len).map_err(|e| self.io_error(e))?;
+        match postcard::from_bytes(&bytes).map_err(|e| malformed(&e))? {
+            Report::Spilled { .. } => Err(malformed(&"a spilled report inside a spilled report")),
+            inner => Ok((inner, fds.collect())),
         }
     }
 
@@ -906,7 +939,7 @@ impl<R> Process<R> {
                 backtrace: p.backtrace,
             }),
             Some((Report::Failed(reason), _)) => Err(JoinError::Codec { name, pid, reason }),
-            Some((Report::Started, _)) | None => {
+            Some((Report::Started | Report::Spilled { .. }, _)) | None => {
                 let status = self.status.unwrap_or(ExitStatus::Code(-1));
                 Err(match status {
                     ExitStatus::Signal(signal) => JoinError::Signaled { name, pid, signal },

@@ -62,6 +62,14 @@ pub(crate) enum Report {
     Panicked(PanicReport),
     /// The task could not run or its result could not be sent.
     Failed(String),
+    /// The report was too large to leave on the socket without a reader: it is the
+    /// first `len` bytes of the anonymous file that is the frame's first descriptor
+    /// (the report's own descriptors follow). The parent reads reports only once
+    /// the child has exited, so a child must never block on a full socket.
+    Spilled {
+        /// Length of the encoded report in the file.
+        len: u64,
+    },
 }
 
 /// A panic, as the child saw it.

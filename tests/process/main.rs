@@ -52,6 +52,35 @@ fn returns_value(m: StartMethod) {
     assert!(back.iter().rev().eq(big.iter()));
 }
 
+/// A result too large to wait on the socket, with a descriptor inside it: the
+/// descriptor must come out of the spilled report's frame in its place.
+fn big_result_with_handle(n: usize) -> (Vec<u8>, mproc::pipe::Receiver<u64>) {
+    let (tx, rx) = mproc::pipe::simplex::<u64>().unwrap();
+    tx.send(&(n as u64)).unwrap();
+    ((0..n).map(|i| (i % 251) as u8).collect(), rx)
+}
+
+fn large_reports_travel(m: StartMethod) {
+    let _w = watchdog("large_reports_travel", LIMIT);
+    for n in [10, 100_000, 3_000_000] {
+        let (bytes, rx) = builder(m)
+            .start(big_result_with_handle, n)
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(bytes.len(), n);
+        assert!(bytes.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+        assert_eq!(rx.recv_timeout(LIMIT).unwrap(), n as u64);
+    }
+    // A panic whose report (message and backtrace) is larger than a socket buffer.
+    let err = builder(m)
+        .start(|n: usize| -> u8 { panic!("{}", "x".repeat(n)) }, 500_000)
+        .unwrap()
+        .join()
+        .unwrap_err();
+    assert_eq!(err.panic_message().map(str::len), Some(500_000));
+}
+
 #[derive(Serialize, Deserialize)]
 struct Sum {
     items: Vec<i64>,
@@ -524,6 +553,7 @@ macro_rules! for_each_method {
 
 for_each_method!(
     returns_value,
+    large_reports_travel,
     task_trait,
     identity,
     nested,

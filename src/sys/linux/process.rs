@@ -316,3 +316,10 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
     // life of the program (it is a function item, not a closure).
     unsafe { libc::atexit(f) };
 }
+
+/// The kernel's id of the calling thread (`gettid`): unique among the live threads
+/// of the system, and cheap to ask (no allocation, unlike `std::thread::current`,
+/// which a freshly forked child would have to set up first).
+pub(crate) fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}

@@ -183,3 +183,8 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     flags.set(rustix::fs::OFlags::NONBLOCK, on);
     Ok(rustix::fs::fcntl_setfl(fd, flags)?)
 }
+
+/// The send buffer size of a socket (`SO_SNDBUF`), in bytes.
+pub(crate) fn send_buffer_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    Ok(rustix::net::sockopt::socket_send_buffer_size(fd)?)
+}
