@@ -158,6 +158,20 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
+/// Sets up, in a process that is about to fork children (the forkserver, a `Fork`
+/// parent), what every child would otherwise set up for itself: the panic hook,
+/// this thread's codec state (whose first use registers a thread-local destructor,
+/// which binds a dynamic symbol lazily), std's stdout and stderr. A child inherits
+/// all of it; set up in each child instead, it costs a dozen page faults per
+/// child (measured: 36 down to 22 for a forkserver child running an empty task).
+pub(crate) fn prepare_to_fork() {
+    install_panic_hook();
+    let _ = crate::codec::encode(&());
+    let _ = crate::codec::decode_bytes::<()>(&[], Vec::new());
+    let _ = std::io::stdout();
+    let _ = std::io::stderr();
+}
+
 /// Takes the last panic recorded on the task's thread of this process, if any: for
 /// code that runs many tasks in one child (a pool worker) and catches their panics.
 pub(crate) fn take_task_panic() -> Option<PanicReport> {

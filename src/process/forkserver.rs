@@ -167,6 +167,7 @@ struct Child {
 
 /// The server's loop; runs in the forkserver process until its client goes away.
 pub(crate) fn serve(sock: OwnedFd) -> ! {
+    bootstrap::prepare_to_fork();
     let mut children: Vec<Child> = Vec::new();
     loop {
         let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(sock.as_fd(), false)];

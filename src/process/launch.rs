@@ -208,7 +208,7 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
     let parent = os::getpid();
     // Every lock of ours (and stdio's) is taken across the fork, in one order, so
     // that the child never inherits one held by a thread that does not exist there.
-    bootstrap::install_panic_hook();
+    bootstrap::prepare_to_fork();
     let guards = (
         forkserver::fork_guard(),
         bootstrap::fork_guard(),
