@@ -44,6 +44,14 @@
 //!   lock held by another thread at the fork stays locked in the child forever);
 //!   mproc logs a warning when the parent has other threads.
 //!
+//! Whatever the method, a start+join wakes the parent once: the child leaves its
+//! result on its control socket (in an anonymous file when it is larger than the
+//! socket can hold with nobody reading) and exits, and `join` watches only the
+//! child's pidfd, reading the result once the child is gone. The forkserver and
+//! a `Fork` parent set up what every child would otherwise set up for itself
+//! (panic hook, codec state, stdio) before forking, so children inherit it.
+//! `scripts/bench.sh` measures each method against the OS floor.
+//!
 //! # Caveats
 //!
 //! - **Parent death.** Every child gets `PR_SET_PDEATHSIG(SIGKILL)`: when the
