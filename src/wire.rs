@@ -5,7 +5,7 @@
 //! `sendmsg`. Used by the process bootstrap and the forkserver.
 
 use std::io::{self, IoSlice};
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::codec::Message;
 use crate::sys::socket;
@@ -59,12 +59,7 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<Option<Me
     }
     let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
     let nfds = u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) as usize;
-    if len > max_len {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame of {len} bytes is over the limit of {max_len}"),
-        ));
-    }
+    check_len(len, max_len)?;
     let mut bytes = vec![0u8; len];
     let mut got = 0;
     while got < len {
@@ -75,13 +70,233 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<Option<Me
         got += n;
     }
     if fds.len() != nfds {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "frame announced {nfds} descriptors but {} arrived",
-                fds.len()
-            ),
-        ));
+        return Err(fd_count_mismatch(nfds, fds.len()));
     }
     Ok(Some(Message { bytes, fds }))
+}
+
+/// Receives every frame already queued on `sock` without waiting for more: for a
+/// peer that has exited, everything it sent is there, and a few large reads replace
+/// two per frame. A frame that has begun to arrive is read to its end (blocking).
+/// Returns the frames and whether the stream ended.
+pub(crate) fn recv_ready(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<(Vec<Message>, bool)> {
+    const CHUNK: usize = 4096;
+    let mut data: Vec<u8> = Vec::new();
+    let mut fds = Vec::new();
+    let mut eof = false;
+    loop {
+        let filled = data.len();
+        data.resize(filled + CHUNK, 0);
+        match crate::sys::stream::recv(sock, &mut data[filled..], &mut fds, true) {
+            Ok(0) => {
+                data.truncate(filled);
+                eof = true;
+                break;
+            }
+            Ok(n) => data.truncate(filled + n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                data.truncate(filled);
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let mut frames = Vec::new();
+    let mut fds = fds.into_iter();
+    let mut at = 0;
+    while at < data.len() {
+        if data.len() - at < HEADER {
+            if eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            // The rest of this frame is on its way: take it, then stop.
+            let rest = complete(sock, &data[at..], max_len, &mut fds)?;
+            frames.push(rest);
+            return Ok((frames, false));
+        }
+        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let nfds = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+        check_len(len, max_len)?;
+        if data.len() - at - HEADER < len {
+            if eof {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let rest = complete(sock, &data[at..], max_len, &mut fds)?;
+            frames.push(rest);
+            return Ok((frames, false));
+        }
+        let bytes = data[at + HEADER..at + HEADER + len].to_vec();
+        let frame_fds: Vec<OwnedFd> = fds.by_ref().take(nfds).collect();
+        if frame_fds.len() != nfds {
+            return Err(fd_count_mismatch(nfds, frame_fds.len()));
+        }
+        frames.push(Message {
+            bytes,
+            fds: frame_fds,
+        });
+        at += HEADER + len;
+    }
+    if fds.next().is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "descriptors arrived without a frame to carry them",
+        ));
+    }
+    Ok((frames, eof))
+}
+
+/// Finishes a frame of which `start` (at least one byte of its header) has been
+/// read, with `fds` holding the descriptors that came with it.
+fn complete(
+    sock: BorrowedFd<'_>,
+    start: &[u8],
+    max_len: usize,
+    fds: &mut impl Iterator<Item = OwnedFd>,
+) -> io::Result<Message> {
+    let mut more = Vec::new();
+    let mut header = [0u8; HEADER];
+    let have = start.len().min(HEADER);
+    header[..have].copy_from_slice(&start[..have]);
+    let mut got = have;
+    while got < HEADER {
+        let n = socket::recv_with_fds(sock, &mut header[got..], &mut more)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let nfds = u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) as usize;
+    check_len(len, max_len)?;
+    let mut bytes = vec![0u8; len];
+    let body = &start[have..];
+    bytes[..body.len()].copy_from_slice(body);
+    let mut got = body.len();
+    while got < len {
+        let n = socket::recv_with_fds(sock, &mut bytes[got..], &mut more)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+    }
+    let frame_fds: Vec<OwnedFd> = fds.chain(more).collect();
+    if frame_fds.len() != nfds {
+        return Err(fd_count_mismatch(nfds, frame_fds.len()));
+    }
+    Ok(Message {
+        bytes,
+        fds: frame_fds,
+    })
+}
+
+fn check_len(len: usize, max_len: usize) -> io::Result<()> {
+    if len > max_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the limit of {max_len}"),
+        ));
+    }
+    Ok(())
+}
+
+fn fd_count_mismatch(announced: usize, arrived: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("frame announced {announced} descriptors but {arrived} arrived"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    fn pipe_with(text: &[u8]) -> OwnedFd {
+        let (r, w) = socket::pipe().unwrap();
+        assert_eq!(socket::write(w.as_fd(), text).unwrap(), text.len());
+        r
+    }
+
+    fn read_all(fd: &OwnedFd) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let n = socket::read(fd.as_fd(), &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn recv_ready_splits_frames_and_their_descriptors() {
+        let (a, b) = socket::socketpair().unwrap();
+        let one = pipe_with(b"one");
+        let two = pipe_with(b"two");
+        let big = vec![7u8; 3 * 4096 + 5];
+        send(a.as_fd(), b"first", &[one.as_fd()]).unwrap();
+        send(a.as_fd(), &big, &[]).unwrap();
+        send(a.as_fd(), b"", &[two.as_fd(), one.as_fd()]).unwrap();
+        let (frames, eof) = recv_ready(b.as_fd(), 1 << 20).unwrap();
+        assert!(!eof);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].bytes, b"first");
+        assert_eq!(frames[0].fds.len(), 1);
+        assert_eq!(read_all(&frames[0].fds[0]), b"one");
+        assert_eq!(frames[1].bytes, big);
+        assert!(frames[1].fds.is_empty());
+        assert!(frames[2].bytes.is_empty());
+        assert_eq!(read_all(&frames[2].fds[0]), b"two");
+        assert_eq!(frames[2].fds.len(), 2);
+        // Nothing more is waiting, and the peer is still there.
+        let (frames, eof) = recv_ready(b.as_fd(), 1 << 20).unwrap();
+        assert!(frames.is_empty() && !eof);
+        drop(a);
+        let (frames, eof) = recv_ready(b.as_fd(), 1 << 20).unwrap();
+        assert!(frames.is_empty() && eof);
+    }
+
+    #[test]
+    fn recv_ready_finishes_a_frame_that_is_still_arriving() {
+        let (a, b) = socket::socketpair().unwrap();
+        let payload: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        // Half of the header and some of the body now, the rest from a thread.
+        assert_eq!(socket::write(a.as_fd(), &header[..3]).unwrap(), 3);
+        let (first, rest) = (header[3..].to_vec(), payload.clone());
+        let writer = std::thread::spawn(move || {
+            let mut all = first;
+            all.extend_from_slice(&rest);
+            let mut done = 0;
+            while done < all.len() {
+                done += socket::write(a.as_fd(), &all[done..]).unwrap();
+            }
+            a
+        });
+        // Three bytes of a header are there whatever the writer has done yet: the
+        // frame is read to its end, waiting for the writer if need be.
+        let (frames, eof) = recv_ready(b.as_fd(), 1 << 20).unwrap();
+        let _a = writer.join().unwrap();
+        assert!(!eof);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].bytes, payload);
+    }
+
+    #[test]
+    fn recv_ready_reports_a_frame_cut_short() {
+        let (a, b) = socket::socketpair().unwrap();
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(socket::write(a.as_fd(), &header).unwrap(), HEADER);
+        assert_eq!(socket::write(a.as_fd(), b"short").unwrap(), 5);
+        drop(a);
+        let err = recv_ready(b.as_fd(), 1 << 20).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn recv_ready_refuses_an_oversized_frame() {
+        let (a, b) = socket::socketpair().unwrap();
+        send(a.as_fd(), &[0u8; 100], &[]).unwrap();
+        let err = recv_ready(b.as_fd(), 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("over the limit"), "{err}");
+    }
 }

@@ -842,42 +842,32 @@ impl<R> Process<R> {
         self.reap(deadline)
     }
 
-    /// Reads every report waiting on the control socket, without blocking (a
-    /// descendant may still hold the child's end open, so no end-of-file is awaited).
+    /// Reads every report waiting on the control socket, without waiting for more
+    /// (a descendant may still hold the child's end open, so no end-of-file is
+    /// awaited).
     fn read_reports(&mut self) -> Result<(), JoinError> {
-        while !self.eof
-            && socket::poll(&[(self.control.as_fd(), false)], Some(Duration::ZERO))
-                .map_err(|e| self.io_error(e))?[0]
-                .readable
-        {
-            self.read_report()?;
+        if self.eof {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn read_report(&mut self) -> Result<(), JoinError> {
-        match wire::recv(self.control.as_fd(), MAX_FRAME) {
-            Ok(Some(msg)) => {
-                let (report, fds) = self.decode_report(msg)?;
-                self.handshake_done = true;
-                if !matches!(report, Report::Started) {
-                    self.report = Some((report, fds));
-                }
-                Ok(())
-            }
-            Ok(None) => {
-                self.eof = true;
-                Ok(())
-            }
+        let (frames, eof) = match wire::recv_ready(self.control.as_fd(), MAX_FRAME) {
+            Ok(got) => got,
             Err(e)
                 if e.kind() == std::io::ErrorKind::ConnectionReset
                     || e.kind() == std::io::ErrorKind::UnexpectedEof =>
             {
-                self.eof = true;
-                Ok(())
+                (Vec::new(), true)
             }
-            Err(e) => Err(self.io_error(e)),
+            Err(e) => return Err(self.io_error(e)),
+        };
+        for msg in frames {
+            let (report, fds) = self.decode_report(msg)?;
+            self.handshake_done = true;
+            if !matches!(report, Report::Started) {
+                self.report = Some((report, fds));
+            }
         }
+        self.eof |= eof;
+        Ok(())
     }
 
     /// Decodes one report frame, reading a spilled report from its file.
