@@ -51,16 +51,11 @@ pub(crate) fn ensure_started() -> Result<(), SpawnError> {
 }
 
 /// Whether `s` is a live server started by this process.
+/// Whether `s` is a server of this process (a forked child inherits its parent's
+/// handle, which is not its own). A server that has died is found out by the
+/// request that fails to reach it, and replaced then.
 fn usable(s: &Option<Server>) -> bool {
-    let me = os::getpid();
-    match s {
-        Some(s) => {
-            s.owner == me
-                && !os::pidfd_wait_exit(s.pidfd.as_fd(), Some(std::time::Duration::ZERO))
-                    .unwrap_or(true)
-        }
-        None => false,
-    }
+    s.as_ref().is_some_and(|s| s.owner == os::getpid())
 }
 
 /// Makes sure `SERVER` holds a live server. The lock is not held while a new server
@@ -74,22 +69,26 @@ fn server(
     }
     let stale = g.take();
     drop(g);
-    if let Some(old) = stale {
+    retire(stale);
+    let fresh = on_launcher(start_server)?;
+    let mut g = lock();
+    if usable(&g) {
+        // Another thread started one meanwhile: keep theirs.
+        retire(Some(fresh));
+    } else {
+        *g = Some(fresh);
+    }
+    Ok(g)
+}
+
+/// Stops (if need be) and reaps a server of this process that no longer serves.
+fn retire(old: Option<Server>) {
+    if let Some(old) = old {
         if old.owner == os::getpid() {
             let _ = os::pidfd_signal(old.pidfd.as_fd(), os::SIGKILL);
             let _ = os::pidfd_reap(old.pidfd.as_fd(), true);
         }
     }
-    let fresh = on_launcher(start_server)?;
-    let mut g = lock();
-    if usable(&g) {
-        // Another thread started one meanwhile: keep theirs.
-        let _ = os::pidfd_signal(fresh.pidfd.as_fd(), os::SIGKILL);
-        let _ = os::pidfd_reap(fresh.pidfd.as_fd(), true);
-    } else {
-        *g = Some(fresh);
-    }
-    Ok(g)
 }
 
 fn lock() -> MutexGuard<'static, Option<Server>> {
@@ -132,8 +131,9 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
                 reply = Some(msg);
                 break;
             }
-            // The server died (for example, it was killed): start a new one, once.
-            Ok(None) | Err(_) => *g = None,
+            // The server died (for example, it was killed): reap it and start a
+            // new one, once.
+            Ok(None) | Err(_) => retire(g.take()),
         }
     }
     drop(g);
@@ -191,13 +191,16 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
         if ready[0].readable {
             match wire::recv(sock.as_fd(), MAX_FRAME) {
                 Ok(Some(msg)) => {
-                    let reply = fork_one(msg, &mut children);
-                    let (answer, pidfd) = match reply {
-                        Ok((pid, pidfd)) => (ForkReply::Started(pid), Some(pidfd)),
+                    let (answer, pidfd) = match fork_one(msg, &mut children) {
+                        // The client gets its own copy of the pidfd with the reply.
+                        Ok(pid) => (
+                            ForkReply::Started(pid),
+                            children.last().map(|c| c.pidfd.as_fd()),
+                        ),
                         Err(why) => (ForkReply::Failed(why), None),
                     };
                     let bytes = postcard::to_stdvec(&answer).unwrap_or_default();
-                    let extra: Vec<BorrowedFd<'_>> = pidfd.iter().map(|f| f.as_fd()).collect();
+                    let extra: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
                     if wire::send(sock.as_fd(), &bytes, &extra).is_err() {
                         os::exit_now(0);
                     }
@@ -209,10 +212,8 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
     }
 }
 
-fn fork_one(
-    msg: crate::codec::Message,
-    children: &mut Vec<Child>,
-) -> Result<(u32, OwnedFd), String> {
+/// Forks the child that `msg` asks for; its pidfd is the last of `children`.
+fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<u32, String> {
     let req: ForkRequest =
         postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
     let mut fds = msg.fds.into_iter();
@@ -244,7 +245,6 @@ fn fork_one(
     })
     .map_err(|e| format!("fork failed: {e}"))?;
     let pidfd = os::pidfd_open(pid).map_err(|e| format!("pidfd_open failed: {e}"))?;
-    let reply_fd = socket::dup(&pidfd).map_err(|e| format!("dup failed: {e}"))?;
     children.push(Child { pidfd, status });
-    Ok((pid, reply_fd))
+    Ok(pid)
 }

@@ -69,3 +69,69 @@ fn sigkilled_spawn_parent_leaves_no_child() {
 fn sigkilled_fork_parent_leaves_no_child() {
     kill_parent(StartMethod::Fork);
 }
+
+/// The pid of the process that forked this one: the forkserver, for its children.
+fn forked_by(_: ()) -> u32 {
+    std::os::unix::process::parent_id()
+}
+
+fn forkserver_child() -> mproc::process::Builder {
+    let mut b = Process::builder();
+    b.start_method(StartMethod::Forkserver).daemon(true);
+    b
+}
+
+/// In a process of its own (the test binary's forkserver serves other tests):
+/// kills the forkserver, then starts more children. Returns the old and the new
+/// server's pids, the next task's result and the zombie children left.
+fn kill_own_forkserver(_: ()) -> (u32, u32, u32, Vec<u32>) {
+    let old = forkserver_child()
+        .start(forked_by, ())
+        .unwrap()
+        .join()
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(old as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(eventually(Duration::from_secs(30), || {
+        crate::common::proc_state(old).is_none_or(|s| s == 'Z')
+    }));
+    let new = forkserver_child()
+        .start(forked_by, ())
+        .unwrap()
+        .join()
+        .unwrap();
+    let sum = forkserver_child()
+        .start(|x: u32| x + 1, 41)
+        .unwrap()
+        .join()
+        .unwrap();
+    (
+        old,
+        new,
+        sum,
+        crate::common::zombie_children(std::process::id()),
+    )
+}
+
+#[test]
+fn a_killed_forkserver_is_replaced_and_reaped() {
+    let _w = watchdog(
+        "a_killed_forkserver_is_replaced_and_reaped",
+        Duration::from_secs(90),
+    );
+    let (old, new, sum, zombies) = Process::builder()
+        .start_method(StartMethod::Spawn)
+        .start(kill_own_forkserver, ())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_ne!(old, new, "the dead server was not replaced");
+    assert_eq!(sum, 42);
+    assert!(
+        zombies.is_empty(),
+        "zombies left: {zombies:?} (old server {old})"
+    );
+}
