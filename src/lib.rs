@@ -72,6 +72,8 @@
 
 pub(crate) mod codec;
 pub mod futures;
+#[cfg(all(test, loom))]
+pub(crate) mod loom;
 pub mod pipe;
 pub mod pool;
 pub mod process;

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::CreateError;
-use super::wait::{self, Sleep};
+use super::wait::{self, FutexWord, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
 use crate::shm::raw::{EventHeader, Shared};
 
 const EVENT_MAGIC: u64 = u64::from_le_bytes(*b"mprocEV\x01");
 
-const SET: u32 = 1;
+pub(crate) const SET: u32 = 1;
 const WAITERS: u32 = 2;
 const GEN_ONE: u32 = 4;
 const GEN_MASK: u32 = !(SET | WAITERS);
@@ -124,21 +124,7 @@ impl Event {
     /// ```
     #[inline]
     pub fn set(&self) {
-        let word = self.word();
-        let mut cur = word.load(Ordering::Relaxed);
-        loop {
-            if cur & SET != 0 {
-                return; // already raised: nothing to publish, nobody to wake
-            }
-            let new = (cur & GEN_MASK).wrapping_add(GEN_ONE) | SET;
-            match word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
-        if cur & WAITERS != 0 {
-            wait::wake(word, u32::MAX);
-        }
+        raise(self.word());
     }
 
     /// Lowers the flag. Waiters that were woken by an earlier [`set`](Event::set)
@@ -155,10 +141,7 @@ impl Event {
     /// ```
     #[inline]
     pub fn clear(&self) {
-        let word = self.word();
-        if word.load(Ordering::Relaxed) & SET != 0 {
-            word.fetch_and(!SET, Ordering::AcqRel);
-        }
+        lower(self.word());
     }
 
     /// Waits until the flag is raised (Python's `wait()`, which then returns
@@ -216,40 +199,67 @@ impl Event {
 
     #[inline]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let word = self.word();
-        let start = word.load(Ordering::Acquire);
-        if start & SET != 0 {
-            return true;
-        }
-        self.wait_slow(start & GEN_MASK, deadline)
+        wait_raised(self.word(), deadline)
     }
+}
 
-    #[cold]
-    fn wait_slow(&self, generation: u32, deadline: Option<Instant>) -> bool {
-        let word = self.word();
-        let done = |w: u32| w & SET != 0 || w & GEN_MASK != generation;
-        if wait::spin_until(deadline, || done(word.load(Ordering::Acquire))) {
+/// Raises the flag in `word` and wakes every sleeper ([`Event::set`]).
+#[inline]
+pub(crate) fn raise<W: FutexWord>(word: &W) {
+    let mut cur = word.load(Ordering::Relaxed);
+    loop {
+        if cur & SET != 0 {
+            return; // already raised: nothing to publish, nobody to wake
+        }
+        let new = (cur & GEN_MASK).wrapping_add(GEN_ONE) | SET;
+        match word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    if cur & WAITERS != 0 {
+        word.wake(u32::MAX);
+    }
+}
+
+/// Lowers the flag in `word` ([`Event::clear`]).
+#[inline]
+pub(crate) fn lower<W: FutexWord>(word: &W) {
+    if word.load(Ordering::Relaxed) & SET != 0 {
+        word.fetch_and(!SET, Ordering::AcqRel);
+    }
+}
+
+/// Waits until the flag in `word` is raised, or has been raised since the wait
+/// began, or `deadline` passes ([`Event::wait_deadline`]).
+#[inline]
+pub(crate) fn wait_raised<W: FutexWord>(word: &W, deadline: Option<Instant>) -> bool {
+    let start = word.load(Ordering::Acquire);
+    if start & SET != 0 {
+        return true;
+    }
+    wait_raised_slow(word, start & GEN_MASK, deadline)
+}
+
+#[cold]
+fn wait_raised_slow<W: FutexWord>(word: &W, generation: u32, deadline: Option<Instant>) -> bool {
+    let done = |w: u32| w & SET != 0 || w & GEN_MASK != generation;
+    if word.spin_until(deadline, || done(word.load(Ordering::Acquire))) {
+        return true;
+    }
+    loop {
+        let mut cur = word.load(Ordering::Acquire);
+        if done(cur) {
             return true;
         }
-        loop {
-            let mut cur = word.load(Ordering::Acquire);
-            if done(cur) {
-                return true;
+        if cur & WAITERS == 0 {
+            match word.compare_exchange(cur, cur | WAITERS, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => cur |= WAITERS,
+                Err(_) => continue,
             }
-            if cur & WAITERS == 0 {
-                match word.compare_exchange(
-                    cur,
-                    cur | WAITERS,
-                    Ordering::Acquire,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => cur |= WAITERS,
-                    Err(_) => continue,
-                }
-            }
-            if wait::sleep(word, cur, deadline, None) == Sleep::TimedOut {
-                return done(word.load(Ordering::Acquire));
-            }
+        }
+        if word.sleep(cur, deadline) == Sleep::TimedOut {
+            return done(word.load(Ordering::Acquire));
         }
     }
 }

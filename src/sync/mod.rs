@@ -96,6 +96,8 @@ mod error;
 mod event;
 mod lock;
 mod semaphore;
+#[cfg(all(test, loom))]
+mod tests;
 mod wait;
 
 pub use barrier::{Barrier, BarrierBuilder, CHECK_INTERVAL, MAX_PARTIES};
@@ -107,3 +109,5 @@ pub use error::{
 pub use event::Event;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, SEMAPHORE_MAX, Semaphore, SemaphoreGuard};
+#[cfg(all(test, loom))]
+pub(crate) use wait::{FutexWord, Sleep};

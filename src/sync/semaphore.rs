@@ -4,8 +4,9 @@
 //! when there is none, it spins briefly, then announces itself in `sleepers` and
 //! sleeps while the count is 0. A releaser adds to the count and wakes as many
 //! sleepers as it added permits, making the system call only when `sleepers` says
-//! someone may be asleep. (Both sides use sequentially consistent operations on
-//! the two words, so one of them always sees the other: no lost wake-up.)
+//! someone may be asleep. (Each side writes its word, then a sequentially
+//! consistent fence, then reads the other's word, so one of them always sees the
+//! other: no lost wake-up. Checked by the loom models in `tests/loom_semaphore.rs`.)
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{CreateError, ReleaseError};
-use super::wait::{self, Sleep};
+use super::wait::{self, FutexWord, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
 use crate::shm::raw::{SemaphoreHeader, Shared};
 
@@ -63,63 +64,16 @@ impl Core {
 
     #[inline]
     fn try_take(&self) -> bool {
-        let count = self.count();
-        let mut cur = count.load(Ordering::Relaxed);
-        while cur > 0 {
-            match count.compare_exchange_weak(cur, cur - 1, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
-        false
+        try_take(self.count())
     }
 
     fn take_until(&self, deadline: Option<Instant>) -> bool {
-        if self.try_take() {
-            return true;
-        }
-        let count = self.count();
-        if wait::spin_until(deadline, || {
-            count.load(Ordering::Relaxed) > 0 && self.try_take()
-        }) {
-            return true;
-        }
-        let sleepers = &self.shared.header().sleepers;
-        loop {
-            sleepers.fetch_add(1, Ordering::SeqCst);
-            let r = if count.load(Ordering::SeqCst) == 0 {
-                wait::sleep(count, 0, deadline, None)
-            } else {
-                Sleep::Woken
-            };
-            sleepers.fetch_sub(1, Ordering::SeqCst);
-            if self.try_take() {
-                return true;
-            }
-            if r == Sleep::TimedOut || wait::expired(deadline) {
-                return false;
-            }
-        }
+        take_until(self.count(), &self.shared.header().sleepers, deadline)
     }
 
     /// Adds `n` permits, failing (and adding none) when that would exceed the bound.
     fn give(&self, n: u32) -> Result<(), u32> {
-        let count = self.count();
-        let mut cur = count.load(Ordering::Relaxed);
-        loop {
-            let new = match cur.checked_add(n) {
-                Some(v) if v <= self.bound => v,
-                _ => return Err(cur),
-            };
-            match count.compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => cur = now,
-            }
-        }
-        if self.shared.header().sleepers.load(Ordering::SeqCst) > 0 {
-            wait::wake(count, n);
-        }
-        Ok(())
+        give(self.count(), &self.shared.header().sleepers, self.bound, n)
     }
 
     fn value(&self) -> u32 {
@@ -145,6 +99,70 @@ impl Core {
             bound,
         })
     }
+}
+
+/// Takes a permit from `count` if there is one.
+#[inline]
+pub(crate) fn try_take<W: FutexWord>(count: &W) -> bool {
+    let mut cur = count.load(Ordering::Relaxed);
+    while cur > 0 {
+        match count.compare_exchange_weak(cur, cur - 1, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+    false
+}
+
+/// Takes a permit from `count`, waiting until `deadline` for one; `sleepers`
+/// counts the waiters that may be asleep on `count`.
+pub(crate) fn take_until<W: FutexWord>(count: &W, sleepers: &W, deadline: Option<Instant>) -> bool {
+    if try_take(count) {
+        return true;
+    }
+    if count.spin_until(deadline, || {
+        count.load(Ordering::Relaxed) > 0 && try_take(count)
+    }) {
+        return true;
+    }
+    loop {
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        count.fence();
+        let r = if count.load(Ordering::SeqCst) == 0 {
+            count.sleep(0, deadline)
+        } else {
+            Sleep::Woken
+        };
+        sleepers.fetch_sub(1, Ordering::SeqCst);
+        if try_take(count) {
+            return true;
+        }
+        if r == Sleep::TimedOut || wait::expired(deadline) {
+            return false;
+        }
+    }
+}
+
+/// Adds `n` permits to `count`, failing (and adding none) with the count when that
+/// would exceed `bound`; wakes up to `n` sleepers when `sleepers` says there may be
+/// any.
+pub(crate) fn give<W: FutexWord>(count: &W, sleepers: &W, bound: u32, n: u32) -> Result<(), u32> {
+    let mut cur = count.load(Ordering::Relaxed);
+    loop {
+        let new = match cur.checked_add(n) {
+            Some(v) if v <= bound => v,
+            _ => return Err(cur),
+        };
+        match count.compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => cur = now,
+        }
+    }
+    count.fence();
+    if sleepers.load(Ordering::SeqCst) > 0 {
+        count.wake(n);
+    }
+    Ok(())
 }
 
 /// A counting semaphore shared between processes (Python's

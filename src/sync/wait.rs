@@ -11,7 +11,7 @@
 
 use std::hint;
 use std::sync::OnceLock;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sys::futex;
@@ -113,4 +113,97 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
 /// Whether `deadline` has passed.
 pub(crate) fn expired(deadline: Option<Instant>) -> bool {
     deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// A 32-bit word that the futex-based algorithms (`Event`, `Semaphore`) work on.
+///
+/// In a program it is an `AtomicU32` in shared memory, waited on with a futex.
+/// Under `--cfg loom` it is `crate::loom::Word`, a loom atomic with a model of
+/// futex wait and wake, so that loom can check the algorithms for lost wake-ups
+/// with threads standing in for processes (`src/sync/tests/loom_*.rs`).
+pub(crate) trait FutexWord {
+    fn load(&self, order: Ordering) -> u32;
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
+    fn compare_exchange_weak(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32;
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32;
+    fn fetch_and(&self, value: u32, order: Ordering) -> u32;
+    /// A sequentially consistent fence (`std::sync::atomic::fence(SeqCst)`). The
+    /// "announce, then check the other side" handshakes between a sleeper and a
+    /// waker put one between their store and their load: loom models `SeqCst`
+    /// fences, but not `SeqCst` loads and stores.
+    fn fence(&self);
+    /// Sleeps while the word holds `expected`, until `deadline` (see [`sleep`]).
+    fn sleep(&self, expected: u32, deadline: Option<Instant>) -> Sleep;
+    /// Wakes up to `n` sleepers (see [`wake`]).
+    fn wake(&self, n: u32);
+    /// Spins until `done()` (see [`spin_until`]).
+    fn spin_until(&self, deadline: Option<Instant>, done: impl FnMut() -> bool) -> bool;
+}
+
+impl FutexWord for AtomicU32 {
+    #[inline]
+    fn load(&self, order: Ordering) -> u32 {
+        AtomicU32::load(self, order)
+    }
+    #[inline]
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        AtomicU32::compare_exchange(self, current, new, success, failure)
+    }
+    #[inline]
+    fn compare_exchange_weak(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        AtomicU32::compare_exchange_weak(self, current, new, success, failure)
+    }
+    #[inline]
+    fn fetch_add(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_add(self, value, order)
+    }
+    #[inline]
+    fn fetch_sub(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_sub(self, value, order)
+    }
+    #[inline]
+    fn fetch_and(&self, value: u32, order: Ordering) -> u32 {
+        AtomicU32::fetch_and(self, value, order)
+    }
+    #[inline]
+    fn fence(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+    }
+    #[inline]
+    fn sleep(&self, expected: u32, deadline: Option<Instant>) -> Sleep {
+        sleep(self, expected, deadline, None)
+    }
+    #[inline]
+    fn wake(&self, n: u32) {
+        wake(self, n);
+    }
+    #[inline]
+    fn spin_until(&self, deadline: Option<Instant>, done: impl FnMut() -> bool) -> bool {
+        spin_until(deadline, done)
+    }
 }

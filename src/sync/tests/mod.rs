@@ -1,0 +1,4 @@
+//! Loom models of the futex-word algorithms (`--cfg loom` only; see `crate::loom`).
+
+mod loom_event;
+mod loom_semaphore;
