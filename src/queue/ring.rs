@@ -78,7 +78,10 @@
 //! # Waiting
 //!
 //! A waiter spins (bounded, adaptive per handle) on a lock-free check (a consumer on
-//! `put_count`, not on the next record, whose lines the producer is writing), then
+//! `put_count`, not on the next record, whose lines the producer is writing; once
+//! items arrive it holds out briefly for a batch, so that it trails the producers
+//! instead of fetching each record the moment it is written; a producer waits for a
+//! quarter of the capacity to be free, for the same reason), then
 //! sleeps on a futex word (`*_seq`) after registering in a waiter count (`SeqCst`
 //! RMW, then a `SeqCst` fence, then the check); the other side bumps the word and
 //! wakes only when the count is nonzero, so nobody makes a system call while nobody
@@ -154,6 +157,11 @@ const SPIN_MIN_NS: u32 = 2_000;
 const SPIN_MAX_NS: u32 = 80_000;
 const SPIN_START_NS: u32 = 20_000;
 const LOCK_SPINS: u32 = 200;
+/// Items a spinning consumer waits for once some have arrived (see `get`).
+const BATCH: u64 = 16;
+/// Looks at a non-empty queue after which a spinning consumer stops waiting for a
+/// batch.
+const BATCH_LOOKS: u32 = 6;
 
 /// Which flavour of queue a ring belongs to (checked when a handle arrives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1249,10 +1257,29 @@ impl Ring {
             // what the producer is writing, and each look would pull them away from
             // it mid-write. (A message whose producer died before counting it is
             // found by `ready`, after the spin.)
+            //
+            // Once items arrive, wait for a batch (`BATCH` items, or until the
+            // producers pause for one look, or `BATCH_LOOKS` looks) instead of
+            // pouncing on the first one: a consumer that takes each item as soon as
+            // it is counted fetches every record's lines the moment they are written,
+            // one cache miss after the other, and pulls the count's line away from the
+            // producer at every put; one that trails by a batch reads records that
+            // are already complete, in sequence (prefetched), and lets the producers
+            // write without interference.
+            let batch = self.capacity.min(BATCH);
+            let seen = Cell::new((0u64, 0u32));
             let spin = || {
-                self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire)
-                    > self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire)
-                    || self.is_closed()
+                let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
+                let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+                if self.is_closed() {
+                    return true;
+                }
+                if p <= g {
+                    return false;
+                }
+                let (prev, looks) = seen.get();
+                seen.set((p, looks + 1));
+                p - g >= batch || p == prev || looks >= BATCH_LOOKS
             };
             let ready = || self.has_data() || self.is_closed();
             if !self.wait(Wait::Data, deadline, spin, ready) {
