@@ -159,9 +159,13 @@ const SPIN_START_NS: u32 = 20_000;
 const LOCK_SPINS: u32 = 200;
 /// Items a spinning consumer waits for once some have arrived (see `get`).
 const BATCH: u64 = 16;
+/// How far past its record a put prefetches the ring's lines for writing.
+const PREFETCH_AHEAD: u64 = 512;
 /// Looks at a non-empty queue after which a spinning consumer stops waiting for a
 /// batch.
 const BATCH_LOOKS: u32 = 6;
+/// Or this many bytes.
+const BATCH_BYTES: u64 = 2048;
 
 /// Which flavour of queue a ring belongs to (checked when a handle arrives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -884,6 +888,16 @@ impl Ring {
         fault::step(7);
         self.region.hdr_u64::<P_TAIL>().store(nt, Ordering::Release);
         fault::step(8);
+        // Ask for the lines a few records ahead now, while they are free space: the
+        // consumers read them last lap, and a put that has to take them back when
+        // it writes stalls on its `put_count` swap until they arrive.
+        let ahead = nt + PREFETCH_AHEAD;
+        let seen_head = self.region.hdr_u64::<P_SEEN_HEAD>().load(Ordering::Relaxed);
+        if ahead + 128 <= seen_head + self.size {
+            let off = RING_OFF + self.phys(ahead);
+            self.region.prefetch_write(off);
+            self.region.prefetch_write(off + 64);
+        }
     }
 
     /// One put attempt under the producer lock. On `Full`, `need` is set to the
@@ -1258,7 +1272,7 @@ impl Ring {
             // it mid-write. (A message whose producer died before counting it is
             // found by `ready`, after the spin.)
             //
-            // Once items arrive, wait for a batch (`BATCH` items, or until the
+            // Once items arrive, wait for a batch (`BATCH` items or `BATCH_BYTES`, or until the
             // producers pause for one look, or `BATCH_LOOKS` looks) instead of
             // pouncing on the first one: a consumer that takes each item as soon as
             // it is counted fetches every record's lines the moment they are written,
@@ -1279,7 +1293,13 @@ impl Ring {
                 }
                 let (prev, looks) = seen.get();
                 seen.set((p, looks + 1));
-                p - g >= batch || p == prev || looks >= BATCH_LOOKS
+                // (Large items: a batch of bytes, so the first is still in cache.)
+                let bytes = self
+                    .region
+                    .hdr_u64::<P_TAIL>()
+                    .load(Ordering::Relaxed)
+                    .wrapping_sub(self.region.hdr_u64::<C_HEAD>().load(Ordering::Relaxed));
+                p - g >= batch || bytes >= BATCH_BYTES || p == prev || looks >= BATCH_LOOKS
             };
             let ready = || self.has_data() || self.is_closed();
             if !self.wait(Wait::Data, deadline, spin, ready) {
