@@ -159,8 +159,6 @@ const SPIN_START_NS: u32 = 20_000;
 const LOCK_SPINS: u32 = 200;
 /// Items a spinning consumer waits for once some have arrived (see `get`).
 const BATCH: u64 = 16;
-/// How far past its record a put prefetches the ring's lines for writing.
-const PREFETCH_AHEAD: u64 = 512;
 /// Looks at a non-empty queue after which a spinning consumer stops waiting for a
 /// batch.
 const BATCH_LOOKS: u32 = 6;
@@ -501,8 +499,18 @@ pub(crate) fn read_byte_vec(
 ) -> Result<Vec<u8>, MessageError> {
     let mut head = [0u8; 10];
     let k = len.min(10);
-    region.read(off, &mut head[..k]);
-    match read_varint(&head[..k]) {
+    let mut varint = None;
+    if len >= 1 && off % 8 == 0 {
+        // The varint from one word instead of a copy: a record's payload is
+        // 8-aligned, and one of `len >= 1` bytes is padded to at least 8.
+        head[..8].copy_from_slice(&region.u64_at(off).load(Ordering::Relaxed).to_le_bytes());
+        varint = read_varint(&head[..k.min(8)]);
+    }
+    if varint.is_none() {
+        region.read(off, &mut head[..k]);
+        varint = read_varint(&head[..k]);
+    }
+    match varint {
         Some((v, w)) if v == (len - w) as u64 => {
             let mut out = Vec::with_capacity(len - w);
             region.read_append(off + w, len - w, &mut out);
@@ -752,21 +760,11 @@ impl Ring {
 
     // ---- locks -------------------------------------------------------------
 
+    #[inline]
     fn lock(&self, off: usize, deadline: Option<Instant>) -> Result<Guard<'_>, io::Error> {
-        let mut locked = None;
-        for _ in 0..LOCK_SPINS {
-            if let Some(l) = self.region.mutex_try_lock(off)? {
-                locked = Some(l);
-                break;
-            }
-            std::hint::spin_loop();
-        }
-        let locked = match locked {
+        let locked = match self.region.mutex_try_lock(off)? {
             Some(l) => l,
-            None => {
-                let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                self.region.mutex_lock(off, timeout)?
-            }
+            None => self.lock_contended(off, deadline)?,
         };
         let guard = Guard {
             ring: self,
@@ -774,12 +772,33 @@ impl Ring {
             _not_send: PhantomData,
         };
         if locked == Locked::OwnerDied {
-            self.region
-                .hdr_u64::<H_RECOVERIES>()
-                .fetch_add(1, Ordering::Relaxed);
-            self.repair_producer();
+            self.recover();
         }
         Ok(guard)
+    }
+
+    /// [`lock`](Self::lock) when the first try found the lock held: spin, then sleep.
+    #[cold]
+    #[inline(never)]
+    fn lock_contended(&self, off: usize, deadline: Option<Instant>) -> io::Result<Locked> {
+        for _ in 0..LOCK_SPINS {
+            std::hint::spin_loop();
+            if let Some(l) = self.region.mutex_try_lock(off)? {
+                return Ok(l);
+            }
+        }
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        self.region.mutex_lock(off, timeout)
+    }
+
+    /// Counts and repairs a producer's death (the lock is held).
+    #[cold]
+    #[inline(never)]
+    fn recover(&self) {
+        self.region
+            .hdr_u64::<H_RECOVERIES>()
+            .fetch_add(1, Ordering::Relaxed);
+        self.repair_producer();
     }
 
     /// Finishes a put whose producer died after its commit point (see the module
@@ -888,16 +907,6 @@ impl Ring {
         fault::step(7);
         self.region.hdr_u64::<P_TAIL>().store(nt, Ordering::Release);
         fault::step(8);
-        // Ask for the lines a few records ahead now, while they are free space: the
-        // consumers read them last lap, and a put that has to take them back when
-        // it writes stalls on its `put_count` swap until they arrive.
-        let ahead = nt + PREFETCH_AHEAD;
-        let seen_head = self.region.hdr_u64::<P_SEEN_HEAD>().load(Ordering::Relaxed);
-        if ahead + 128 <= seen_head + self.size {
-            let off = RING_OFF + self.phys(ahead);
-            self.region.prefetch_write(off);
-            self.region.prefetch_write(off + 64);
-        }
     }
 
     /// One put attempt under the producer lock. On `Full`, `need` is set to the
@@ -960,7 +969,17 @@ impl Ring {
             }
             let write = |p: u64| {
                 let off = RING_OFF + self.phys(p) + HDR as usize;
-                self.region.write(off, &varint[..k]);
+                // The varint as one word (`off` is 8-aligned, `k <= 8` for any
+                // length under 2^56, and the record has at least 8 payload bytes):
+                // the bytes after it are overwritten by the payload or are padding.
+                if k <= 8 {
+                    let mut word = [0u8; 8];
+                    word[..k].copy_from_slice(&varint[..k]);
+                    self.u64(off)
+                        .store(u64::from_le_bytes(word), Ordering::Relaxed);
+                } else {
+                    self.region.write(off, &varint[..k]);
+                }
                 self.region.write(off + k, b);
                 self.commit(t, c, p, n);
             };
@@ -1366,16 +1385,27 @@ impl Ring {
     /// of a put): a waiter registers with a `SeqCst` RMW and a `SeqCst` fence before
     /// it checks, so either it sees that store or this `SeqCst` load sees it
     /// registered, without a second fence here.
-    #[inline]
+    #[inline(always)]
     fn wake(&self, w: Wait, all: bool, need_fence: bool) {
-        let (seq_off, waiters_off) = w.offs();
         if need_fence {
             fence(Ordering::SeqCst);
         }
-        let waiters = self.u32(waiters_off);
-        if waiters.load(Ordering::SeqCst) == 0 {
-            return;
+        let waiters = match w {
+            Wait::Data => self.region.hdr_u32::<W_DATA_WAITERS>(),
+            Wait::Space => self.region.hdr_u32::<W_SPACE_WAITERS>(),
+            Wait::Join => self.region.hdr_u32::<J_WAITERS>(),
+        };
+        if waiters.load(Ordering::SeqCst) != 0 {
+            self.wake_slow(w, all);
         }
+    }
+
+    /// The rest of [`wake`](Self::wake), once waiters were seen.
+    #[cold]
+    #[inline(never)]
+    fn wake_slow(&self, w: Wait, all: bool) {
+        let (seq_off, waiters_off) = w.offs();
+        let waiters = self.u32(waiters_off);
         let seq = self.u32(seq_off);
         seq.fetch_add(1, Ordering::Release);
         let woken = futex_wake(seq, if all { i32::MAX as u32 } else { 1 });
