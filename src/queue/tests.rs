@@ -231,7 +231,7 @@ fn byte_vectors_use_postcards_encoding() {
     // The one-memcpy path writes what postcard writes for a Vec<u8>, and reads what
     // postcard wrote: the serde path and the fast path agree both ways.
     let q = Queue::<Vec<u8>>::new().unwrap();
-    for len in [0usize, 1, 127, 128, 300, 16_384, 70_000] {
+    for len in [0usize, 1, 6, 7, 8, 9, 127, 128, 300, 16_384, 70_000] {
         let v: Vec<u8> = (0..len).map(|i| i as u8).collect();
         q.put(v.clone()).unwrap(); // fast path in
         let back: Vec<u8> = q
@@ -364,5 +364,33 @@ fn racing_consumers_take_every_item_once() {
     for s in &mut seen {
         s.sort_unstable();
         assert_eq!(*s, (0..PER).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn a_waiting_consumer_takes_a_lone_item_without_waiting_for_a_batch() {
+    // A spinning consumer holds out for a batch once items arrive; with one item in
+    // the queue at a time (each put waits for the previous item's ack), every get
+    // must still return, small items and large ones alike.
+    for len in [8usize, 100_000] {
+        let q = Queue::<Vec<u8>>::bounded(64).unwrap();
+        let (ack, acks) = std::sync::mpsc::channel();
+        let consumer = {
+            let q = q.clone();
+            thread::spawn(move || {
+                for i in 0..200u32 {
+                    let v = q.get_timeout(Duration::from_secs(30)).expect("a lone item");
+                    assert_eq!(v, item(i as u8, len));
+                    ack.send(()).unwrap();
+                }
+            })
+        };
+        for i in 0..200u32 {
+            q.put(item(i as u8, len)).unwrap();
+            acks.recv_timeout(Duration::from_secs(30))
+                .expect("the consumer took the item");
+        }
+        consumer.join().unwrap();
+        assert!(q.is_empty());
     }
 }
