@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, Message};
 use crate::pool::frames::{self, PanicInfo, ResultsWriter, ToWorker};
+use crate::pool::plain;
 use crate::sys::code::{EntryPoint, Runner};
 use crate::sys::shared_word::SharedWords;
 use crate::wire;
@@ -69,12 +70,19 @@ pub(crate) type ChunkResult<R> = Result<Vec<R>, (u32, PanicInfo)>;
 /// crash is pinned on the exact item.
 pub(crate) struct ChunkRunner;
 
-impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for ChunkRunner {
+impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for ChunkRunner {
     fn run(f: fn(A) -> R, input: Message) -> Result<Message, String> {
-        let items: Vec<A> = codec::decode(input)
-            .map_err(|e| format!("cannot decode the arguments in the worker: {e}"))?;
+        // Plain numbers come as their bytes (see `plain`), anything else as postcard.
+        let mut items: Vec<A> = Vec::new();
+        let items = match plain::decode_into(&input.bytes, &mut items) {
+            Some(Ok(())) => items,
+            Some(Err(e)) => return Err(format!("cannot decode the arguments in the worker: {e}")),
+            None => codec::decode(input)
+                .map_err(|e| format!("cannot decode the arguments in the worker: {e}"))?,
+        };
         let position = WORDS.get().map(|w| w.word(1));
-        let mut out: Vec<R> = Vec::with_capacity(items.len());
+        let n = items.len();
+        let mut out: Vec<R> = Vec::with_capacity(n);
         let mut failed = None;
         for (k, a) in items.into_iter().enumerate() {
             if let Some(p) = position {
@@ -95,9 +103,22 @@ impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for ChunkRunner {
         }
         let result: ChunkResult<R> = match failed {
             Some(f) => Err(f),
-            None => Ok(out),
+            None => {
+                let mut bytes = Vec::with_capacity(1 + n * std::mem::size_of::<R>());
+                bytes.push(plain::OK);
+                if plain::encode(&out, 0..n, &mut bytes) {
+                    return Ok(Message {
+                        bytes,
+                        fds: Vec::new(),
+                    });
+                }
+                Ok(out)
+            }
         };
-        codec::encode(&result).map_err(|e| format!("cannot encode the results in the worker: {e}"))
+        // Room for every result at its in-memory size: enough for most values' encoding.
+        let room = n.saturating_mul(std::mem::size_of::<R>().clamp(1, 16)) + 16;
+        codec::encode_with_capacity(&result, room)
+            .map_err(|e| format!("cannot encode the results in the worker: {e}"))
     }
 }
 
