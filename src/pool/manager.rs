@@ -503,8 +503,14 @@ impl Manager {
                 }
                 return stop;
             }
-            for (i, w) in self.workers.iter().enumerate() {
-                let Some(w) = w else { continue };
+            // The least busy worker first: an idle worker must not watch work queue
+            // up behind a busy one.
+            let mut order: Vec<(usize, usize)> = (self.workers.iter().enumerate())
+                .filter_map(|(i, w)| w.as_ref().map(|w| (w.held.len(), i)))
+                .collect();
+            order.sort_unstable();
+            for (_, i) in order {
+                let Some(w) = &self.workers[i] else { continue };
                 if !w.ready || w.dead || w.stop_sent || w.batches >= window {
                     continue;
                 }

@@ -46,6 +46,9 @@ pub(crate) struct WorkerConfig {
 /// dies, at most that much finished work is lost (and run again elsewhere).
 const FLUSH_NS: u64 = 1_000_000;
 
+/// Freed heap memory a worker keeps for its next batches (bytes).
+const KEEP_FREED_HEAP: usize = 16 << 20;
+
 /// The panic the worker's task thread recorded last (the process bootstrap's panic
 /// hook records it; a worker must not install its own hook, see
 /// `bootstrap::install_panic_hook`).
@@ -141,6 +144,9 @@ fn send(sock: &OwnedFd, frame: frames::FrameBuf, fds: &[OwnedFd]) -> bool {
 /// The worker process's main function.
 pub(crate) fn worker_main(cfg: WorkerConfig) {
     let _ = crate::sys::interrupt::ignore();
+    // Batches allocate and free the same large buffers again and again: keep the
+    // freed memory for the next batch instead of faulting it back in page by page.
+    crate::sys::memory::keep_freed_heap(KEEP_FREED_HEAP);
     let sock = cfg.sock.0;
     let Ok(words) = SharedWords::open(cfg.words.0) else {
         let _ = send(
