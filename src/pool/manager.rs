@@ -570,7 +570,8 @@ impl Manager {
             entry_of.push(pos as u32);
         }
         let entries: Vec<EntryPoint> = calls.iter().map(|c| c.entry).collect();
-        let mut writer = BatchWriter::new(&entries);
+        let room = held.iter().map(|it| it.args.bytes.len() + 20).sum();
+        let mut writer = BatchWriter::new(&entries, room);
         let mut fds = Vec::new();
         let w = self.workers[i]
             .as_mut()

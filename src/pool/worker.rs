@@ -86,24 +86,25 @@ impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for Chu
         let position = WORDS.get().map(|w| w.word(1));
         let n = items.len();
         let mut out: Vec<R> = Vec::with_capacity(n);
-        let mut failed = None;
-        for (k, a) in items.into_iter().enumerate() {
-            if let Some(p) = position {
-                p.store(k as u64, Ordering::Relaxed);
-            }
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a))) {
-                Ok(r) => out.push(r),
-                Err(payload) => {
-                    let info = last_panic().unwrap_or_else(|| PanicInfo {
-                        message: crate::process::panic_message(&*payload),
-                        location: None,
-                        backtrace: String::new(),
-                    });
-                    failed = Some((k as u32, info));
-                    break;
+        // One unwind guard for the whole chunk: `done` says which item panicked.
+        let mut done = 0usize;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for a in items {
+                if let Some(p) = position {
+                    p.store(done as u64, Ordering::Relaxed);
                 }
+                out.push(f(a));
+                done += 1;
             }
-        }
+        }));
+        let failed = run.err().map(|payload| {
+            let info = last_panic().unwrap_or_else(|| PanicInfo {
+                message: crate::process::panic_message(&*payload),
+                location: None,
+                backtrace: String::new(),
+            });
+            (done as u32, info)
+        });
         let result: ChunkResult<R> = match failed {
             Some(f) => Err(f),
             None => {
