@@ -78,7 +78,7 @@ pub(crate) struct Item {
     /// one call by `worker::ChunkRunner` (tasks `index..index + span`).
     pub(crate) span: usize,
     /// Whether this item is a chunk task (arguments `Vec<A>`, result
-    /// `worker::ChunkResult<R>`).
+    /// `worker::ChunkResult<R>`; plain numbers in `pool::plain`'s format instead).
     pub(crate) chunk: bool,
 }
 

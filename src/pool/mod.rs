@@ -51,8 +51,10 @@
 //! so even `chunksize = 1` costs no system call per task. `map` with a chunk size
 //! above 1 (automatic by default, `len / (4 * processes)` as in Python) goes further:
 //! each chunk is encoded once and runs in one call in the worker; a crash is still
-//! pinned on the exact item. `imap`, `imap_unordered`, `apply` and calls with a
-//! timeout send tasks one by one (in batches).
+//! pinned on the exact item. A chunk of primitive numbers (`u8` to `u128`, `i8` to
+//! `i128`, `usize`, `isize`, `f32`, `f64`) travels as the items' raw bytes, both
+//! ways, with no per-item encoding at all. `imap`, `imap_unordered`, `apply` and
+//! calls with a timeout send tasks one by one (in batches).
 //!
 //! # Caveats
 //!

@@ -65,7 +65,8 @@ fn last_panic() -> Option<PanicInfo> {
 static WORDS: std::sync::OnceLock<SharedWords> = std::sync::OnceLock::new();
 
 /// What a chunk task hands back: every result, or the position and panic of the
-/// first item that panicked.
+/// first item that panicked. (Results that are plain numbers come back as
+/// `pool::plain::OK` followed by their bytes instead of the `Ok` variant.)
 pub(crate) type ChunkResult<R> = Result<Vec<R>, (u32, PanicInfo)>;
 
 /// Runs `f` on every item of a chunk (`Vec<A>`) in one call: the fast path of
