@@ -734,7 +734,7 @@ impl<'p> TaskOptions<'p> {
         for part in items.chunks(chunksize) {
             let span = part.len();
             let room = span.saturating_mul(std::mem::size_of::<A>().clamp(1, 16)) + 16;
-            let mut bytes = Vec::with_capacity(room);
+            let mut bytes = Vec::new();
             let encoded = if plain::encode(&items, index..index + span, &mut bytes) {
                 Ok(Message {
                     bytes,
