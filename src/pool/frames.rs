@@ -77,8 +77,10 @@ pub(crate) struct BatchWriter {
 }
 
 impl BatchWriter {
-    pub(crate) fn new(entries: &[EntryPoint]) -> BatchWriter {
-        let mut buf = FrameBuf::new(TAG_BATCH, 256);
+    /// A batch with room for `capacity` bytes of tasks (their arguments plus 20 bytes
+    /// each), so that large batches are not copied as the buffer grows.
+    pub(crate) fn new(entries: &[EntryPoint], capacity: usize) -> BatchWriter {
+        let mut buf = FrameBuf::new(TAG_BATCH, 256 + capacity);
         buf.u32(entries.len() as u32);
         for e in entries {
             let enc = postcard::to_stdvec(e).expect("an entry point always encodes");

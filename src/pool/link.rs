@@ -25,8 +25,11 @@ struct Out {
 pub(crate) struct Link {
     sock: OwnedFd,
     out: VecDeque<Out>,
+    /// Received bytes are `inbuf[start..end]`; the rest of `inbuf` is room (kept
+    /// initialized, so that reading never clears memory again).
     inbuf: Vec<u8>,
     start: usize,
+    end: usize,
     infds: VecDeque<OwnedFd>,
 }
 
@@ -36,8 +39,9 @@ impl Link {
         Ok(Link {
             sock,
             out: VecDeque::new(),
-            inbuf: Vec::with_capacity(64 * 1024),
+            inbuf: vec![0; 64 * 1024],
             start: 0,
+            end: 0,
             infds: VecDeque::new(),
         })
     }
@@ -90,40 +94,34 @@ impl Link {
     pub(crate) fn read(&mut self, frames: &mut Vec<Message>) -> io::Result<bool> {
         let mut eof = false;
         loop {
-            if self.start > 0 && self.start * 2 >= self.inbuf.len() {
-                self.inbuf.drain(..self.start);
+            if self.start > 0 && self.start * 2 >= self.end {
+                self.inbuf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
                 self.start = 0;
             }
-            let len = self.inbuf.len();
-            let room = (self.inbuf.capacity() - len).max(64 * 1024);
-            self.inbuf.resize(len + room, 0);
+            if self.inbuf.len() - self.end < 16 * 1024 {
+                let grown = (self.inbuf.len() * 2).max(self.end + 64 * 1024);
+                self.inbuf.resize(grown, 0);
+            }
             let mut fds = Vec::new();
-            let r = socket::recv_with_fds(self.sock.as_fd(), &mut self.inbuf[len..], &mut fds);
+            let r = socket::recv_with_fds(self.sock.as_fd(), &mut self.inbuf[self.end..], &mut fds);
             self.infds.extend(fds);
             match r {
                 Ok(0) => {
-                    self.inbuf.truncate(len);
                     eof = true;
                     break;
                 }
-                Ok(n) => self.inbuf.truncate(len + n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.inbuf.truncate(len);
-                    break;
-                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    self.inbuf.truncate(len);
                     eof = true;
                     break;
                 }
-                Err(e) => {
-                    self.inbuf.truncate(len);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
         loop {
-            let avail = &self.inbuf[self.start..];
+            let avail = &self.inbuf[self.start..self.end];
             if avail.len() < 8 {
                 break;
             }
@@ -138,9 +136,9 @@ impl Link {
             let fds = self.infds.drain(..take).collect();
             frames.push(Message { bytes, fds });
         }
-        if self.start == self.inbuf.len() {
-            self.inbuf.clear();
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
         }
         Ok(eof)
     }

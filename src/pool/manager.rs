@@ -78,7 +78,7 @@ pub(crate) struct Item {
     /// one call by `worker::ChunkRunner` (tasks `index..index + span`).
     pub(crate) span: usize,
     /// Whether this item is a chunk task (arguments `Vec<A>`, result
-    /// `worker::ChunkResult<R>`).
+    /// `worker::ChunkResult<R>`; plain numbers in `pool::plain`'s format instead).
     pub(crate) chunk: bool,
 }
 
@@ -503,8 +503,14 @@ impl Manager {
                 }
                 return stop;
             }
-            for (i, w) in self.workers.iter().enumerate() {
-                let Some(w) = w else { continue };
+            // The least busy worker first: an idle worker must not watch work queue
+            // up behind a busy one.
+            let mut order: Vec<(usize, usize)> = (self.workers.iter().enumerate())
+                .filter_map(|(i, w)| w.as_ref().map(|w| (w.held.len(), i)))
+                .collect();
+            order.sort_unstable();
+            for (_, i) in order {
+                let Some(w) = &self.workers[i] else { continue };
                 if !w.ready || w.dead || w.stop_sent || w.batches >= window {
                     continue;
                 }
@@ -564,7 +570,8 @@ impl Manager {
             entry_of.push(pos as u32);
         }
         let entries: Vec<EntryPoint> = calls.iter().map(|c| c.entry).collect();
-        let mut writer = BatchWriter::new(&entries);
+        let room = held.iter().map(|it| it.args.bytes.len() + 20).sum();
+        let mut writer = BatchWriter::new(&entries, room);
         let mut fds = Vec::new();
         let w = self.workers[i]
             .as_mut()

@@ -51,8 +51,10 @@
 //! so even `chunksize = 1` costs no system call per task. `map` with a chunk size
 //! above 1 (automatic by default, `len / (4 * processes)` as in Python) goes further:
 //! each chunk is encoded once and runs in one call in the worker; a crash is still
-//! pinned on the exact item. `imap`, `imap_unordered`, `apply` and calls with a
-//! timeout send tasks one by one (in batches).
+//! pinned on the exact item. A chunk of primitive numbers (`u8` to `u128`, `i8` to
+//! `i128`, `usize`, `isize`, `f32`, `f64`) travels as the items' raw bytes, both
+//! ways, with no per-item encoding at all. `imap`, `imap_unordered`, `apply` and
+//! calls with a timeout send tasks one by one (in batches).
 //!
 //! # Caveats
 //!
@@ -76,6 +78,7 @@ mod frames;
 mod interrupt;
 mod link;
 pub(crate) mod manager;
+mod plain;
 mod progress;
 mod results;
 mod worker;
@@ -628,6 +631,7 @@ impl<'p> TaskOptions<'p> {
                         Some(index),
                     );
                     return MapResult {
+                        plain: results::no_plain,
                         sink,
                         early: Some(e),
                         _r: PhantomData,
@@ -654,6 +658,7 @@ impl<'p> TaskOptions<'p> {
         sink.set_total(count);
         let early = closed.then(|| TaskError::cancelled("the pool is closed", None));
         MapResult {
+            plain: results::no_plain,
             sink,
             early,
             _r: PhantomData,
@@ -725,14 +730,20 @@ impl<'p> TaskOptions<'p> {
         let mut closed = false;
         let mut index = 0;
         let mut queued = 0;
-        let mut it = items.into_iter();
-        loop {
-            let part: Vec<A> = it.by_ref().take(chunksize).collect();
-            if part.is_empty() {
-                break;
-            }
+        // A slice encodes as the `Vec<A>` the worker decodes.
+        for part in items.chunks(chunksize) {
             let span = part.len();
-            let args = match codec::encode(&part) {
+            let room = span.saturating_mul(std::mem::size_of::<A>().clamp(1, 16)) + 16;
+            let mut bytes = Vec::new();
+            let encoded = if plain::encode(&items, index..index + span, &mut bytes) {
+                Ok(Message {
+                    bytes,
+                    fds: Vec::new(),
+                })
+            } else {
+                codec::encode_with_capacity(part, room)
+            };
+            let args = match encoded {
                 Ok(m) => m,
                 Err(e) => {
                     let e = TaskError::failed(
@@ -740,6 +751,7 @@ impl<'p> TaskOptions<'p> {
                         Some(index),
                     );
                     return MapResult {
+                        plain: plain::decode_into::<R>,
                         sink,
                         early: Some(e),
                         _r: PhantomData,
@@ -769,6 +781,7 @@ impl<'p> TaskOptions<'p> {
         }
         sink.set_total(n);
         MapResult {
+            plain: plain::decode_into::<R>,
             sink,
             early: closed.then(|| TaskError::cancelled("the pool is closed", None)),
             _r: PhantomData,

@@ -353,11 +353,22 @@ impl Sink for MapSink {
     }
 }
 
+/// Appends a chunk's results sent as plain bytes to the output, if `R` travels so.
+pub(crate) type PlainDecoder<R> = fn(&[u8], &mut Vec<R>) -> Option<Result<(), String>>;
+
+/// The [`PlainDecoder`] of a call without chunks.
+pub(crate) fn no_plain<R>(_: &[u8], _: &mut Vec<R>) -> Option<Result<(), String>> {
+    None
+}
+
 /// The result of [`Pool::map_async`](crate::pool::Pool::map_async): all the results
 /// in order, once they are all in.
 pub struct MapResult<R> {
     pub(crate) sink: Arc<MapSink>,
     pub(crate) early: Option<TaskError>,
+    /// Decodes a chunk's results sent as plain bytes (`pool::plain::decode_into`
+    /// for `R`; [`no_plain`] where chunks are not used).
+    pub(crate) plain: PlainDecoder<R>,
     pub(crate) _r: PhantomData<fn() -> R>,
 }
 
@@ -513,6 +524,28 @@ impl<R: DeserializeOwned> MapResult<R> {
         for (first, span, who, m) in spans {
             if out.len() != first {
                 return Err(TaskError::failed("results are missing", Some(out.len())));
+            }
+            // Plain numbers come back as their bytes (see `pool::plain`).
+            if m.bytes.first() == Some(&crate::pool::plain::OK) {
+                match (self.plain)(&m.bytes[1..], &mut out) {
+                    Some(Ok(())) if out.len() == first + span => continue,
+                    Some(Ok(())) => {
+                        return Err(TaskError::failed(
+                            format!(
+                                "a chunk of {span} tasks returned {} results",
+                                out.len() - first
+                            ),
+                            Some(first),
+                        ));
+                    }
+                    Some(Err(e)) => {
+                        return Err(TaskError::failed(
+                            format!("cannot decode the results in the parent: {e}"),
+                            Some(first),
+                        ));
+                    }
+                    None => {}
+                }
             }
             let chunk: crate::pool::worker::ChunkResult<R> = codec::decode(m).map_err(|e| {
                 TaskError::failed(

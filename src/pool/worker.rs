@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, Message};
 use crate::pool::frames::{self, PanicInfo, ResultsWriter, ToWorker};
+use crate::pool::plain;
 use crate::sys::code::{EntryPoint, Runner};
 use crate::sys::shared_word::SharedWords;
 use crate::wire;
@@ -45,6 +46,9 @@ pub(crate) struct WorkerConfig {
 /// dies, at most that much finished work is lost (and run again elsewhere).
 const FLUSH_NS: u64 = 1_000_000;
 
+/// Freed heap memory a worker keeps for its next batches (bytes).
+const KEEP_FREED_HEAP: usize = 16 << 20;
+
 /// The panic the worker's task thread recorded last (the process bootstrap's panic
 /// hook records it; a worker must not install its own hook, see
 /// `bootstrap::install_panic_hook`).
@@ -61,7 +65,8 @@ fn last_panic() -> Option<PanicInfo> {
 static WORDS: std::sync::OnceLock<SharedWords> = std::sync::OnceLock::new();
 
 /// What a chunk task hands back: every result, or the position and panic of the
-/// first item that panicked.
+/// first item that panicked. (Results that are plain numbers come back as
+/// `pool::plain::OK` followed by their bytes instead of the `Ok` variant.)
 pub(crate) type ChunkResult<R> = Result<Vec<R>, (u32, PanicInfo)>;
 
 /// Runs `f` on every item of a chunk (`Vec<A>`) in one call: the fast path of
@@ -69,35 +74,56 @@ pub(crate) type ChunkResult<R> = Result<Vec<R>, (u32, PanicInfo)>;
 /// crash is pinned on the exact item.
 pub(crate) struct ChunkRunner;
 
-impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for ChunkRunner {
+impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for ChunkRunner {
     fn run(f: fn(A) -> R, input: Message) -> Result<Message, String> {
-        let items: Vec<A> = codec::decode(input)
-            .map_err(|e| format!("cannot decode the arguments in the worker: {e}"))?;
+        // Plain numbers come as their bytes (see `plain`), anything else as postcard.
+        let mut items: Vec<A> = Vec::new();
+        let items = match plain::decode_into(&input.bytes, &mut items) {
+            Some(Ok(())) => items,
+            Some(Err(e)) => return Err(format!("cannot decode the arguments in the worker: {e}")),
+            None => codec::decode(input)
+                .map_err(|e| format!("cannot decode the arguments in the worker: {e}"))?,
+        };
         let position = WORDS.get().map(|w| w.word(1));
-        let mut out: Vec<R> = Vec::with_capacity(items.len());
-        let mut failed = None;
-        for (k, a) in items.into_iter().enumerate() {
-            if let Some(p) = position {
-                p.store(k as u64, Ordering::Relaxed);
-            }
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(a))) {
-                Ok(r) => out.push(r),
-                Err(payload) => {
-                    let info = last_panic().unwrap_or_else(|| PanicInfo {
-                        message: crate::process::panic_message(&*payload),
-                        location: None,
-                        backtrace: String::new(),
-                    });
-                    failed = Some((k as u32, info));
-                    break;
+        let n = items.len();
+        let mut out: Vec<R> = Vec::with_capacity(n);
+        // One unwind guard for the whole chunk: `done` says which item panicked.
+        let mut done = 0usize;
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for a in items {
+                if let Some(p) = position {
+                    p.store(done as u64, Ordering::Relaxed);
                 }
+                out.push(f(a));
+                done += 1;
             }
-        }
+        }));
+        let failed = run.err().map(|payload| {
+            let info = last_panic().unwrap_or_else(|| PanicInfo {
+                message: crate::process::panic_message(&*payload),
+                location: None,
+                backtrace: String::new(),
+            });
+            (done as u32, info)
+        });
         let result: ChunkResult<R> = match failed {
             Some(f) => Err(f),
-            None => Ok(out),
+            None => {
+                let mut bytes = Vec::with_capacity(1 + n * std::mem::size_of::<R>());
+                bytes.push(plain::OK);
+                if plain::encode(&out, 0..n, &mut bytes) {
+                    return Ok(Message {
+                        bytes,
+                        fds: Vec::new(),
+                    });
+                }
+                Ok(out)
+            }
         };
-        codec::encode(&result).map_err(|e| format!("cannot encode the results in the worker: {e}"))
+        // Room for every result at its in-memory size: enough for most values' encoding.
+        let room = n.saturating_mul(std::mem::size_of::<R>().clamp(1, 16)) + 16;
+        codec::encode_with_capacity(&result, room)
+            .map_err(|e| format!("cannot encode the results in the worker: {e}"))
     }
 }
 
@@ -120,6 +146,9 @@ fn send(sock: &OwnedFd, frame: frames::FrameBuf, fds: &[OwnedFd]) -> bool {
 /// The worker process's main function.
 pub(crate) fn worker_main(cfg: WorkerConfig) {
     let _ = crate::sys::interrupt::ignore();
+    // Batches allocate and free the same large buffers again and again: keep the
+    // freed memory for the next batch instead of faulting it back in page by page.
+    crate::sys::memory::keep_freed_heap(KEEP_FREED_HEAP);
     let sock = cfg.sock.0;
     let Ok(words) = SharedWords::open(cfg.words.0) else {
         let _ = send(

@@ -71,6 +71,38 @@ fn a_closed_pool_ends_an_endless_imap() {
 }
 
 #[test]
+fn chunked_map_carries_every_item_type() {
+    // Plain numbers travel in chunks as raw bytes, everything else as postcard:
+    // both give the serial answer, in order, for every chunk size.
+    let _w = watchdog("chunked_map_carries_every_item_type", LIMIT);
+    let p = pool(2);
+    for cs in [None, Some(1), Some(7)] {
+        let opts = || match cs {
+            Some(c) => p.options().chunksize(c),
+            None => p.options(),
+        };
+        let neg: Vec<i8> = opts().map(|x: i8| x.wrapping_neg(), -100i8..100).unwrap();
+        assert_eq!(neg, (-100i8..100).map(i8::wrapping_neg).collect::<Vec<_>>());
+        let halves = opts().map(|x: u32| f64::from(x) / 2.0, 0..1000u32).unwrap();
+        assert_eq!(
+            halves,
+            (0..1000).map(|x| f64::from(x) / 2.0).collect::<Vec<_>>()
+        );
+        let wide = opts().map(|x: u128| x << 64, 0..300u128).unwrap();
+        assert_eq!(wide, (0..300u128).map(|x| x << 64).collect::<Vec<_>>());
+        let words = opts().map(|x: u64| format!("#{x}"), 0..500).unwrap();
+        assert_eq!(words, (0..500).map(|x| format!("#{x}")).collect::<Vec<_>>());
+        let pairs = opts()
+            .map(
+                |s: String| (s.len(), s.is_empty()),
+                ["", "ab", "c"].map(String::from),
+            )
+            .unwrap();
+        assert_eq!(pairs, [(0, true), (2, false), (1, false)]);
+    }
+}
+
+#[test]
 fn every_verb_gives_the_serial_answer() {
     let _w = watchdog("every_verb_gives_the_serial_answer", LIMIT);
     let p = pool(2);
