@@ -2,7 +2,7 @@
 //!
 //! Workload: start a child that runs an empty task, then join it; sequentially, [`N`] per
 //! sample, reported as µs per process. Contenders:
-//! - mproc `Process` with each [`StartMethod`] (plus a batch view: start [`N`], then join
+//! - mproc `Process` with each [`StartMethod`] (plus a batch view: start [`BATCH`], then join
 //!   them, as `py_process_batch_start_join_*` does);
 //! - the floor of `Spawn`: a Rust `fn main() {}` binary (`src/bin/empty_main.rs`, built by the
 //!   same cargo invocation and profile as this benchmark), started with `posix_spawn` and with
@@ -22,8 +22,14 @@ use mproc::process::{Process, StartMethod};
 use crate::anchors::{CAnchor, CArg, PyAnchor};
 use crate::{Area, Compare, Config, Local, Result, Role, time_per_op};
 
-/// Processes per sample.
-pub const N: usize = 50;
+/// Processes per sample of a sequential start+join figure. One sample of mproc's
+/// takes only tens of milliseconds, so a VM hiccup moves a median of few samples:
+/// four times Python's count keeps the figure steady.
+pub const N: usize = 200;
+
+/// Processes per sample of a batch figure (start them all, then join them all),
+/// as many as `py_process_start.py` starts.
+pub const BATCH: usize = 50;
 
 /// The empty task.
 fn empty(_: ()) {}
@@ -50,11 +56,11 @@ impl StartJoin for MprocStart {
     }
 }
 
-/// Starts [`N`] mproc processes, then joins them all; µs per process.
+/// Starts [`BATCH`] mproc processes, then joins them all; µs per process.
 fn mproc_batch(method: StartMethod) -> Result<f64> {
     let t0 = std::time::Instant::now();
-    let mut ps = Vec::with_capacity(N);
-    for _ in 0..N {
+    let mut ps = Vec::with_capacity(BATCH);
+    for _ in 0..BATCH {
         ps.push(
             Process::builder()
                 .start_method(method)
@@ -65,7 +71,7 @@ fn mproc_batch(method: StartMethod) -> Result<f64> {
     for p in ps {
         p.join().map_err(|e| format!("join ({method:?}): {e:?}"))?;
     }
-    Ok(t0.elapsed().as_secs_f64() / N as f64 * 1e6)
+    Ok(t0.elapsed().as_secs_f64() / BATCH as f64 * 1e6)
 }
 
 /// `posix_spawn` + `waitpid` of a binary (no arguments, the parent's environment).
@@ -247,7 +253,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              `posix_spawn`+waitpid of a Rust `fn main() {{}}` binary built by the same cargo invocation and \
              profile (`benches/src/bin/empty_main.rs`). `rust_fork_exit_waitpid` is fork+`_exit`+waitpid \
              from this benchmark's own process, for reference (a fork costs more in a bigger parent). Python: `py_process_start.py` (`python3 -S`, an empty \
-             function, fork/spawn/forkserver). The batch rows start {N} processes, then join them."
+             function, 50 processes a sample, fork/spawn/forkserver). The batch rows start {BATCH} processes, then join them."
         ),
         mproc_pending: None,
         contenders: vec![
