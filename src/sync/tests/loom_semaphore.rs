@@ -22,16 +22,21 @@ fn sem(value: u32) -> Arc<Sem> {
     })
 }
 
+/// `n` threads that each wait for a permit.
+fn takers(s: &Arc<Sem>, n: usize) -> Vec<thread::JoinHandle<bool>> {
+    (0..n)
+        .map(|_| {
+            let s = Arc::clone(s);
+            thread::spawn(move || take_until(&s.count, &s.sleepers, None))
+        })
+        .collect()
+}
+
 #[test]
 fn loom_semaphore_two_takers_two_releases() {
     loom::model(|| {
         let s = sem(0);
-        let takers: Vec<_> = (0..2)
-            .map(|_| {
-                let s = Arc::clone(&s);
-                thread::spawn(move || take_until(&s.count, &s.sleepers, None))
-            })
-            .collect();
+        let takers = takers(&s, 2);
         give(&s.count, &s.sleepers, u32::MAX, 1).unwrap();
         give(&s.count, &s.sleepers, u32::MAX, 1).unwrap();
         for t in takers {
@@ -46,12 +51,7 @@ fn loom_semaphore_two_takers_two_releases() {
 fn loom_semaphore_release_of_two_wakes_two() {
     loom::model(|| {
         let s = sem(0);
-        let takers: Vec<_> = (0..2)
-            .map(|_| {
-                let s = Arc::clone(&s);
-                thread::spawn(move || take_until(&s.count, &s.sleepers, None))
-            })
-            .collect();
+        let takers = takers(&s, 2);
         give(&s.count, &s.sleepers, u32::MAX, 2).unwrap();
         for t in takers {
             assert!(t.join().unwrap());
