@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::codec::Message;
 use crate::process::protocol::{
@@ -78,11 +78,21 @@ fn send_report(
     report: &Report,
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> std::io::Result<()> {
-    let bytes = postcard::to_stdvec(report).map_err(std::io::Error::other)?;
+    // Most reports are a few bytes: encoded on the stack, they cost a forked child
+    // no allocation (and no page faults on the inherited heap).
+    let mut small = [0u8; 256];
+    let heap;
+    let bytes: &[u8] = match postcard::to_slice(report, &mut small) {
+        Ok(encoded) => encoded,
+        Err(_) => {
+            heap = postcard::to_stdvec(report).map_err(std::io::Error::other)?;
+            &heap
+        }
+    };
     if bytes.len() <= inline_limit(channel, bytes.len()) {
-        return wire::send(channel.as_fd(), &bytes, fds);
+        return wire::send(channel.as_fd(), bytes, fds);
     }
-    let file = crate::sys::memory::memfd_with(c"mproc-report", &bytes)?;
+    let file = crate::sys::memory::memfd_with(c"mproc-report", bytes)?;
     let spilled = postcard::to_stdvec(&Report::Spilled {
         len: bytes.len() as u64,
     })
@@ -123,8 +133,10 @@ struct PanicContext {
     pid: u32,
     /// The kernel id of the thread running the task (`gettid`).
     task_thread: u32,
-    caught: Arc<Mutex<Option<PanicReport>>>,
-    channel: Arc<OwnedFd>,
+    /// The task's panic, recorded by the hook for `run_job` (or a pool worker).
+    caught: Option<PanicReport>,
+    /// The control channel to the parent.
+    channel: OwnedFd,
 }
 
 static PANIC_CONTEXT: Mutex<Option<PanicContext>> = Mutex::new(None);
@@ -175,16 +187,16 @@ pub(crate) fn prepare_to_fork() {
 /// Takes the last panic recorded on the task's thread of this process, if any: for
 /// code that runs many tasks in one child (a pool worker) and catches their panics.
 pub(crate) fn take_task_panic() -> Option<PanicReport> {
-    let guard = panic_context();
-    let ctx = guard.as_ref().filter(|c| c.pid == os::getpid())?;
-    ctx.caught.lock().ok()?.take()
+    let mut guard = panic_context();
+    let ctx = guard.as_mut().filter(|c| c.pid == os::getpid())?;
+    ctx.caught.take()
 }
 
 /// Records (or, under `panic = "abort"`, sends) a panic of the task; `false` when
 /// this process runs no task, so the previous hook should handle it.
 fn report_task_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
-    let guard = panic_context();
-    let Some(ctx) = guard.as_ref().filter(|c| c.pid == os::getpid()) else {
+    let mut guard = panic_context();
+    let Some(ctx) = guard.as_mut().filter(|c| c.pid == os::getpid()) else {
         return false;
     };
     let report = PanicReport {
@@ -207,62 +219,67 @@ fn report_task_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
         );
     } else if cfg!(panic = "abort") {
         let _ = send_report(&ctx.channel, &Report::Panicked(report), &[]);
-    } else if let Ok(mut slot) = ctx.caught.lock() {
-        *slot = Some(report);
+    } else {
+        ctx.caught = Some(report);
     }
     true
 }
 
 /// Runs `job` in this process, reports its outcome on `channel`, and exits.
+///
+/// For an empty task this allocates nothing: in a forked child, every heap page
+/// written is a page copied.
 pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
-    let channel = Arc::new(channel);
-    info::set_current(&job.name, job.daemon, Some(job.parent.clone()));
+    let Job {
+        entry,
+        name,
+        daemon,
+        parent,
+        args,
+        fault,
+    } = job;
+    info::set_current(name, daemon, Some(parent));
 
     // A panic on the task's thread is reported with its location and backtrace.
-    let caught: Arc<Mutex<Option<PanicReport>>> = Arc::default();
     install_panic_hook();
     *panic_context() = Some(PanicContext {
         pid: os::getpid(),
         task_thread: os::gettid(),
-        caught: Arc::clone(&caught),
-        channel: Arc::clone(&channel),
+        caught: None,
+        channel,
     });
 
-    match job.fault {
+    match fault {
         StartFault::None => {}
         StartFault::ExitBeforeHandshake => os::exit_now(3),
         StartFault::StallHandshake(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
     }
     // A parent that dropped its handle no longer listens; the task runs anyway,
     // as a Python process whose object was discarded does.
-    let _ = send_report(&channel, &Report::Started, &[]);
-    let entry = job.entry;
+    report(&Report::Started, &[]);
     let input = Message {
-        bytes: job.args,
+        bytes: args,
         fds: arg_fds,
     };
     let outcome = std::panic::catch_unwind(move || entry.invoke(input));
     let code = match outcome {
         Ok(Ok(result)) => {
             let fds: Vec<_> = result.fds.iter().map(|f| f.as_fd()).collect();
-            let _ = send_report(&channel, &Report::Returned(result.bytes), &fds);
+            report(&Report::Returned(result.bytes), &fds);
             0
         }
         Ok(Err(reason)) => {
-            let _ = send_report(&channel, &Report::Failed(reason), &[]);
+            report(&Report::Failed(reason), &[]);
             1
         }
         Err(payload) => {
-            let report = caught
-                .lock()
-                .ok()
-                .and_then(|mut s| s.take())
-                .unwrap_or_else(|| PanicReport {
-                    message: panic_message(&*payload),
-                    location: None,
-                    backtrace: String::new(),
-                });
-            let _ = send_report(&channel, &Report::Panicked(report), &[]);
+            let caught = panic_context().as_mut().and_then(|c| c.caught.take());
+            let panicked = caught.unwrap_or_else(|| PanicReport {
+                message: panic_message(&*payload),
+                location: None,
+                backtrace: String::new(),
+            });
+            report(&Report::Panicked(panicked), &[]);
             1
         }
     };
@@ -272,4 +289,12 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     os::exit_now(code)
+}
+
+/// Sends `r` on the channel of the running task (see [`send_report`]). A parent that
+/// stopped listening is not this process's problem: the task runs to its end.
+fn report(r: &Report, fds: &[std::os::fd::BorrowedFd<'_>]) {
+    if let Some(ctx) = panic_context().as_ref() {
+        let _ = send_report(&ctx.channel, r, fds);
+    }
 }

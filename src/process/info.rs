@@ -48,11 +48,11 @@ struct Current {
 static CURRENT: Mutex<Option<Current>> = Mutex::new(None);
 
 /// Records who this process is; called once by the child bootstrap.
-pub(crate) fn set_current(name: &str, daemon: bool, parent: Option<Origin>) {
+pub(crate) fn set_current(name: String, daemon: bool, parent: Option<Origin>) {
     let mut c = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
     *c = Some(Current {
         pid: os::getpid(),
-        name: name.to_string(),
+        name,
         daemon,
         parent,
     });
