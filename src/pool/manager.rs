@@ -632,7 +632,12 @@ impl Manager {
                 Ok(FromWorker::Results { busy_ns, items }) => {
                     if !items.is_empty() {
                         let per = (busy_ns as f64 / items.len() as f64).max(50.0);
-                        if self.measured {
+                        // Averaged while the work stays alike; taken as it is when it
+                        // is off by more than 4x (another call, other tasks: after a
+                        // CPU-heavy call, a call of tiny tasks must not be dealt out one
+                        // chunk per round trip until an average catches up).
+                        let ratio = per / self.est_ns.max(1.0);
+                        if self.measured && (0.25..=4.0).contains(&ratio) {
                             self.est_ns = 0.7 * self.est_ns + 0.3 * per;
                         } else {
                             self.est_ns = per;
