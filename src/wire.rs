@@ -4,6 +4,7 @@
 //! little-endian) followed by the payload; the descriptors ride on the header's
 //! `sendmsg`. Used by the process bootstrap and the forkserver.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
@@ -75,118 +76,134 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<Option<Me
     Ok(Some(Message { bytes, fds }))
 }
 
+/// Frames arriving on a stream socket, read in large pieces: the bytes and
+/// descriptors received but not yet taken as whole frames stay here between reads.
+/// Used by the pool's links (kept across reads) and by [`recv_ready`].
+pub(crate) struct FrameReader {
+    /// Received bytes are `buf[start..end]`; the rest of `buf` is room (kept
+    /// initialized, so that reading never clears memory again).
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Descriptors received, in order; a frame's arrive with its first byte.
+    fds: VecDeque<OwnedFd>,
+    /// How much room one read wants; the buffer grows by at least this much.
+    chunk: usize,
+    max_len: usize,
+}
+
+impl FrameReader {
+    /// A reader that reads up to about `chunk` bytes at a time and refuses frames
+    /// longer than `max_len` as soon as their header is in.
+    pub(crate) fn new(chunk: usize, max_len: usize) -> FrameReader {
+        FrameReader {
+            buf: vec![0; chunk],
+            start: 0,
+            end: 0,
+            fds: VecDeque::new(),
+            chunk,
+            max_len,
+        }
+    }
+
+    /// Reads what `sock` has now, without waiting (whatever the descriptor's mode).
+    /// Returns `true` at end of stream (or when the peer reset the connection).
+    pub(crate) fn fill(&mut self, sock: BorrowedFd<'_>) -> io::Result<bool> {
+        loop {
+            match self.read_once(sock, true) {
+                Ok(0) => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(true),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads once, waiting for data. Returns `true` at end of stream.
+    fn fill_waiting(&mut self, sock: BorrowedFd<'_>) -> io::Result<bool> {
+        Ok(self.read_once(sock, false)? == 0)
+    }
+
+    fn read_once(&mut self, sock: BorrowedFd<'_>, nonblocking: bool) -> io::Result<usize> {
+        if self.start > 0 && self.start * 2 >= self.end {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < self.chunk / 4 {
+            let grown = (self.buf.len() * 2).max(self.end + self.chunk);
+            self.buf.resize(grown, 0);
+        }
+        let mut fds = Vec::new();
+        let r = crate::sys::stream::recv(sock, &mut self.buf[self.end..], &mut fds, nonblocking);
+        self.fds.extend(fds);
+        let n = r?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// The next whole frame buffered, with the number of descriptors its header
+    /// announced (it carries those that came with it, at most that many).
+    pub(crate) fn next_frame(&mut self) -> io::Result<Option<(Message, usize)>> {
+        let avail = &self.buf[self.start..self.end];
+        if avail.len() < HEADER {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(avail[..4].try_into().expect("4 bytes")) as usize;
+        let nfds = u32::from_le_bytes(avail[4..8].try_into().expect("4 bytes")) as usize;
+        check_len(len, self.max_len)?;
+        if avail.len() - HEADER < len {
+            return Ok(None);
+        }
+        let bytes = avail[HEADER..HEADER + len].to_vec();
+        self.start += HEADER + len;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        let take = nfds.min(self.fds.len());
+        let fds = self.fds.drain(..take).collect();
+        Ok(Some((Message { bytes, fds }, nfds)))
+    }
+
+    /// Whether part of a frame has been received.
+    fn has_partial_frame(&self) -> bool {
+        self.end > self.start
+    }
+}
+
 /// Receives every frame already queued on `sock` without waiting for more: for a
 /// peer that has exited, everything it sent is there, and a few large reads replace
-/// two per frame. A frame that has begun to arrive is read to its end (blocking).
+/// two per frame. A frame that has begun to arrive is read to its end (waiting).
 /// Returns the frames and whether the stream ended.
 pub(crate) fn recv_ready(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<(Vec<Message>, bool)> {
-    const CHUNK: usize = 4096;
-    let mut data: Vec<u8> = Vec::new();
-    let mut fds = Vec::new();
-    let mut eof = false;
-    loop {
-        let filled = data.len();
-        data.resize(filled + CHUNK, 0);
-        match crate::sys::stream::recv(sock, &mut data[filled..], &mut fds, true) {
-            Ok(0) => {
-                data.truncate(filled);
-                eof = true;
-                break;
-            }
-            Ok(n) => data.truncate(filled + n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                data.truncate(filled);
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let mut reader = FrameReader::new(4096, max_len);
+    let mut eof = reader.fill(sock)?;
     let mut frames = Vec::new();
-    let mut fds = fds.into_iter();
-    let mut at = 0;
-    while at < data.len() {
-        if data.len() - at < HEADER {
-            if eof {
-                return Err(io::ErrorKind::UnexpectedEof.into());
+    loop {
+        while let Some((msg, announced)) = reader.next_frame()? {
+            if msg.fds.len() != announced {
+                return Err(fd_count_mismatch(announced, msg.fds.len()));
             }
-            // The rest of this frame is on its way: take it, then stop.
-            let rest = complete(sock, &data[at..], max_len, &mut fds)?;
-            frames.push(rest);
-            return Ok((frames, false));
+            frames.push(msg);
         }
-        let len = u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let nfds = u32::from_le_bytes(data[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
-        check_len(len, max_len)?;
-        if data.len() - at - HEADER < len {
-            if eof {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            let rest = complete(sock, &data[at..], max_len, &mut fds)?;
-            frames.push(rest);
-            return Ok((frames, false));
+        if !reader.has_partial_frame() {
+            break;
         }
-        let bytes = data[at + HEADER..at + HEADER + len].to_vec();
-        let frame_fds: Vec<OwnedFd> = fds.by_ref().take(nfds).collect();
-        if frame_fds.len() != nfds {
-            return Err(fd_count_mismatch(nfds, frame_fds.len()));
+        if eof {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        frames.push(Message {
-            bytes,
-            fds: frame_fds,
-        });
-        at += HEADER + len;
+        // The rest of this frame is on its way.
+        eof = reader.fill_waiting(sock)?;
     }
-    if fds.next().is_some() {
+    if !reader.fds.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "descriptors arrived without a frame to carry them",
         ));
     }
     Ok((frames, eof))
-}
-
-/// Finishes a frame of which `start` (at least one byte of its header) has been
-/// read, with `fds` holding the descriptors that came with it.
-fn complete(
-    sock: BorrowedFd<'_>,
-    start: &[u8],
-    max_len: usize,
-    fds: &mut impl Iterator<Item = OwnedFd>,
-) -> io::Result<Message> {
-    let mut more = Vec::new();
-    let mut header = [0u8; HEADER];
-    let have = start.len().min(HEADER);
-    header[..have].copy_from_slice(&start[..have]);
-    let mut got = have;
-    while got < HEADER {
-        let n = socket::recv_with_fds(sock, &mut header[got..], &mut more)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        got += n;
-    }
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-    let nfds = u32::from_le_bytes(header[4..].try_into().expect("4 bytes")) as usize;
-    check_len(len, max_len)?;
-    let mut bytes = vec![0u8; len];
-    let body = &start[have..];
-    bytes[..body.len()].copy_from_slice(body);
-    let mut got = body.len();
-    while got < len {
-        let n = socket::recv_with_fds(sock, &mut bytes[got..], &mut more)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        got += n;
-    }
-    let frame_fds: Vec<OwnedFd> = fds.chain(more).collect();
-    if frame_fds.len() != nfds {
-        return Err(fd_count_mismatch(nfds, frame_fds.len()));
-    }
-    Ok(Message {
-        bytes,
-        fds: frame_fds,
-    })
 }
 
 fn check_len(len: usize, max_len: usize) -> io::Result<()> {

@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use crate::codec::Message;
 use crate::pool::frames::FrameBuf;
 use crate::sys::socket;
+use crate::wire::FrameReader;
 
 struct Out {
     bytes: Vec<u8>,
@@ -25,12 +26,8 @@ struct Out {
 pub(crate) struct Link {
     sock: OwnedFd,
     out: VecDeque<Out>,
-    /// Received bytes are `inbuf[start..end]`; the rest of `inbuf` is room (kept
-    /// initialized, so that reading never clears memory again).
-    inbuf: Vec<u8>,
-    start: usize,
-    end: usize,
-    infds: VecDeque<OwnedFd>,
+    /// Frames (partly) received.
+    inbox: FrameReader,
 }
 
 impl Link {
@@ -39,10 +36,7 @@ impl Link {
         Ok(Link {
             sock,
             out: VecDeque::new(),
-            inbuf: vec![0; 64 * 1024],
-            start: 0,
-            end: 0,
-            infds: VecDeque::new(),
+            inbox: FrameReader::new(64 * 1024, usize::MAX),
         })
     }
 
@@ -92,53 +86,9 @@ impl Link {
     /// Reads everything available and appends complete frames to `frames`.
     /// Returns `true` at end of stream.
     pub(crate) fn read(&mut self, frames: &mut Vec<Message>) -> io::Result<bool> {
-        let mut eof = false;
-        loop {
-            if self.start > 0 && self.start * 2 >= self.end {
-                self.inbuf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            }
-            if self.inbuf.len() - self.end < 16 * 1024 {
-                let grown = (self.inbuf.len() * 2).max(self.end + 64 * 1024);
-                self.inbuf.resize(grown, 0);
-            }
-            let mut fds = Vec::new();
-            let r = socket::recv_with_fds(self.sock.as_fd(), &mut self.inbuf[self.end..], &mut fds);
-            self.infds.extend(fds);
-            match r {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                    eof = true;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        loop {
-            let avail = &self.inbuf[self.start..self.end];
-            if avail.len() < 8 {
-                break;
-            }
-            let plen = u32::from_le_bytes(avail[..4].try_into().expect("4")) as usize;
-            let nfds = u32::from_le_bytes(avail[4..8].try_into().expect("4")) as usize;
-            if avail.len() < 8 + plen {
-                break;
-            }
-            let bytes = avail[8..8 + plen].to_vec();
-            self.start += 8 + plen;
-            let take = nfds.min(self.infds.len());
-            let fds = self.infds.drain(..take).collect();
-            frames.push(Message { bytes, fds });
-        }
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
+        let eof = self.inbox.fill(self.sock.as_fd())?;
+        while let Some((frame, _)) = self.inbox.next_frame()? {
+            frames.push(frame);
         }
         Ok(eof)
     }
