@@ -955,18 +955,20 @@ impl Ring {
                 mark.store(t + 4096, Ordering::Relaxed);
             }
         }
+        // A fresh look at the consumers' head when a record does not fit where it
+        // would go; `false` when the head has not moved (no point in a retry).
+        let refresh_head = |h: &mut u64| {
+            let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
+            seen_head.store(fresh, Ordering::Relaxed);
+            std::mem::replace(h, fresh) != fresh
+        };
         if let Item::Bytes(b) = value {
             // The size is known: place the record once, write the varint and the
             // bytes straight into the ring (no staging copy).
             let mut varint = [0u8; 10];
             let k = write_varint(b.len() as u64, &mut varint);
             let n = (k + b.len()) as u64;
-            if n > self.max_message as u64 {
-                return Err(PutFail::Invalid(MessageError::too_large(
-                    n as usize,
-                    self.max_message,
-                )));
-            }
+            self.check_size(n)?;
             let write = |p: u64| {
                 let off = RING_OFF + self.phys(p) + HDR as usize;
                 // The varint as one word (`off` is 8-aligned, `k <= 8` for any
@@ -991,13 +993,8 @@ impl Ring {
                     write(p);
                     return Ok(());
                 }
-                if attempt == 0 {
-                    let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
-                    seen_head.store(fresh, Ordering::Relaxed);
-                    if fresh == h {
-                        break;
-                    }
-                    h = fresh;
+                if attempt == 0 && !refresh_head(&mut h) {
+                    break;
                 }
             }
             for p in [t, q] {
@@ -1022,23 +1019,13 @@ impl Ring {
                     Err(e) => return Err(PutFail::Invalid(e)),
                 }
             }
-            if attempt == 0 {
-                let fresh = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
-                seen_head.store(fresh, Ordering::Relaxed);
-                if fresh == h {
-                    break;
-                }
-                h = fresh;
+            if attempt == 0 && !refresh_head(&mut h) {
+                break;
             }
         }
         // Learn the exact size, then try each placement once more.
         let n = self.encoded_size(value).map_err(PutFail::Invalid)?;
-        if n > self.max_message as u64 {
-            return Err(PutFail::Invalid(MessageError::too_large(
-                n as usize,
-                self.max_message,
-            )));
-        }
+        self.check_size(n)?;
         for p in [t, q] {
             if self.fits(p, h, n) {
                 if let Ok(Encoded::Done(m)) = self.encode_at(value, p, n) {
@@ -1049,6 +1036,17 @@ impl Ring {
         }
         *need = n;
         Err(PutFail::Full)
+    }
+
+    /// Refuses a record of `n` payload bytes over the queue's item limit.
+    fn check_size(&self, n: u64) -> Result<(), PutFail> {
+        if n > self.max_message as u64 {
+            return Err(PutFail::Invalid(MessageError::too_large(
+                n as usize,
+                self.max_message,
+            )));
+        }
+        Ok(())
     }
 
     /// Whether a record of `n` payload bytes would fit now (lock-free estimate).
