@@ -293,6 +293,10 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
 
 /// Sends `r` on the channel of the running task (see [`send_report`]). A parent that
 /// stopped listening is not this process's problem: the task runs to its end.
+///
+/// The context's lock is held across the send: the send never waits (a report that
+/// might not fit in the socket goes to a file), and the only other taker is the
+/// panic hook of a thread the task left running, which then waits that long.
 fn report(r: &Report, fds: &[std::os::fd::BorrowedFd<'_>]) {
     if let Some(ctx) = panic_context().as_ref() {
         let _ = send_report(&ctx.channel, r, fds);

@@ -206,24 +206,20 @@ fn callbacks_run_in_the_parent() {
     assert!(bad.get().unwrap_err().is_panic());
 }
 
+/// Panics on 13, returns anything else.
+fn unlucky_13(x: u64) -> u64 {
+    if x == 13 {
+        panic!("unlucky {x}");
+    }
+    x
+}
+
 #[test]
 fn a_panic_comes_back_and_the_worker_keeps_serving() {
     let _w = watchdog("a_panic_comes_back", LIMIT);
     let p = pool(2);
     let before: HashSet<u32> = p.worker_pids().into_iter().collect();
-    let err = p
-        .options()
-        .chunksize(1)
-        .map(
-            |x: u64| {
-                if x == 13 {
-                    panic!("unlucky {x}");
-                }
-                x
-            },
-            0..40,
-        )
-        .unwrap_err();
+    let err = p.options().chunksize(1).map(unlucky_13, 0..40).unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.panic_message(), Some("unlucky 13"));
     assert_eq!(err.task_index(), Some(13));
@@ -233,17 +229,7 @@ fn a_panic_comes_back_and_the_worker_keeps_serving() {
     let msg = err.to_string();
     assert!(msg.starts_with("task 13 panicked in worker"), "{msg}");
     // The same with automatic chunking (a chunk runs in one call in the worker).
-    let err = p
-        .map(
-            |x: u64| {
-                if x == 13 {
-                    panic!("unlucky {x}");
-                }
-                x
-            },
-            0..40,
-        )
-        .unwrap_err();
+    let err = p.map(unlucky_13, 0..40).unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.task_index(), Some(13));
     assert_eq!(err.panic_message(), Some("unlucky 13"));
