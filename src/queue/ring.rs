@@ -29,7 +29,7 @@
 //!    the record wrapped;
 //! 4. when wrapping, store the pad stamp at the old tail (release): the commit point
 //!    of a wrapped record, since consumers only reach `p` through the pad;
-//! 5. store `put_count = c` (a `SeqCst` swap, see *Waiting*), then `tail = nt`.
+//! 5. store `put_count = c` (see *Waiting* for its ordering), then `tail = nt`.
 //!
 //! Past `wrap_at` (256 KiB, or half a smaller ring) a producer wraps early as soon as
 //! the consumers have left the start of the ring free.
@@ -85,9 +85,17 @@
 //! sleeps on a futex word (`*_seq`) after registering in a waiter count (`SeqCst`
 //! RMW, then a `SeqCst` fence, then the check); the other side bumps the word and
 //! wakes only when the count is nonzero, so nobody makes a system call while nobody
-//! sleeps. The waker's last store of what the waiter checks is a `SeqCst` RMW (the
-//! `put_count` swap, the claim and `head` CASes), so its `SeqCst` load of the count
-//! needs no fence of its own. Sleeps are capped at [`NAP`] and re-check the condition, so a
+//! sleeps. A consumer's last store of what a waiting producer checks is a `SeqCst`
+//! RMW (the claim and `head` CASes), so its `SeqCst` load of the count needs no fence
+//! of its own. A producer does not even pay for that: every put would drain its
+//! store buffer, stalling on the record's cache lines, and that stall measured a
+//! fifth of a small put. It stores `put_count` plainly and loads the waiter count
+//! after a compiler barrier only; a consumer about to sleep issues a global
+//! `membarrier(2)` after registering, which runs a full barrier on the CPU of every
+//! running producer (see `sys::barrier`), so that either the producer sees the
+//! waiter or the waiter sees the put. Where the kernel or a sandbox lacks the call,
+//! the queue's creator records that (`H_ASYMMETRIC = 0`) and producers swap
+//! `put_count` with a `SeqCst` RMW instead. Sleeps are capped at [`NAP`] and re-check the condition, so a
 //! waker killed between its commit and its wake delays a waiter, never strands it;
 //! a count left high by a waiter killed in its sleep is healed after repeated empty
 //! wakes.
@@ -98,20 +106,21 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, compiler_fence, fence};
 use std::time::{Duration, Instant};
 
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;
 
 use super::error::MessageError;
+use crate::sys::barrier;
 use crate::sys::futex::{futex_wait, futex_wake};
 use crate::sys::memory::{Mapping, file_len, memfd};
 use crate::sys::shm_region::Locked;
 pub(crate) use crate::sys::shm_region::SharedRegion;
 
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocQ01");
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 // Header: read-only after creation.
 const H_MAGIC: usize = 0;
@@ -128,6 +137,9 @@ const TYPE_NAME_MAX: usize = 192;
 // Shared flags and statistics.
 const H_CLOSED: usize = 256;
 const H_RECOVERIES: usize = 264;
+/// 1: waiters issue a global `membarrier` before they sleep, and producers skip
+/// their fence (see *Waiting*); 0: both sides fence.
+const H_ASYMMETRIC: usize = 272;
 // Producer side (written under the producer lock).
 const P_MUTEX: usize = 512;
 const P_TAIL: usize = 576;
@@ -164,6 +176,8 @@ const BATCH: u64 = 16;
 const BATCH_LOOKS: u32 = 6;
 /// Or this many bytes.
 const BATCH_BYTES: u64 = 2048;
+/// Bytes at the new tail that a put prefetches for the next one (two cache lines).
+const PREFETCH: u64 = 128;
 
 /// Which flavour of queue a ring belongs to (checked when a handle arrives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +252,15 @@ pub(crate) enum GetFail {
     Invalid(MessageError),
 }
 
+/// A ring's geometry and modes, read once from its header.
+struct Layout {
+    size: u64,
+    capacity: u64,
+    max_message: usize,
+    wrap_at: u64,
+    asymmetric: bool,
+}
+
 /// One process's view of a shared ring.
 pub(crate) struct Ring {
     region: SharedRegion,
@@ -248,6 +271,8 @@ pub(crate) struct Ring {
     capacity: u64,
     max_message: usize,
     wrap_at: u64,
+    /// Whether data waiters pay for the producers' fence (`H_ASYMMETRIC`).
+    asymmetric: bool,
     spin_ns: AtomicU32,
     wake_misses: [AtomicU32; 3],
 }
@@ -557,36 +582,34 @@ impl Ring {
             .store(tn.len() as u32, Ordering::Relaxed);
         region.write(H_TYPE_NAME, tn);
         region.mutex_init(P_MUTEX)?;
+        let asymmetric = barrier::register();
+        region
+            .u32_at(H_ASYMMETRIC)
+            .store(u32::from(asymmetric), Ordering::Relaxed);
         region.u64_at(H_MAGIC).store(MAGIC, Ordering::Release);
-        Ok(Ring::with(
-            region,
-            fd,
-            p.kind,
+        let layout = Layout {
             size,
-            cap,
-            p.max_message,
+            capacity: cap,
+            max_message: p.max_message,
             wrap_at,
-        ))
+            asymmetric,
+        };
+        Ok(Ring::new(region, fd, p.kind, layout))
     }
 
-    fn with(
-        region: SharedRegion,
-        fd: OwnedFd,
-        kind: Kind,
-        size: u64,
-        capacity: u64,
-        max_message: usize,
-        wrap_at: u64,
-    ) -> Ring {
+    /// This process's view of a ring with the given layout (as `create` wrote it
+    /// or `attach` checked it).
+    fn new(region: SharedRegion, fd: OwnedFd, kind: Kind, layout: Layout) -> Ring {
         Ring {
             region,
             fd,
             kind,
-            size,
-            mask: size - 1,
-            capacity,
-            max_message,
-            wrap_at,
+            size: layout.size,
+            mask: layout.size - 1,
+            capacity: layout.capacity,
+            max_message: layout.max_message,
+            wrap_at: layout.wrap_at,
+            asymmetric: layout.asymmetric,
             spin_ns: AtomicU32::new(SPIN_START_NS),
             wake_misses: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
         }
@@ -645,15 +668,29 @@ impl Ring {
         {
             return Err(invalid("queue header is damaged".into()));
         }
-        Ok(Ring::with(
-            region,
-            fd,
-            kind,
+        let asymmetric = match region.u32_at(H_ASYMMETRIC).load(Ordering::Relaxed) {
+            0 => false,
+            1 if barrier::register() => true,
+            1 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this queue was created in a process that uses membarrier(2) \
+                     (MEMBARRIER_CMD_GLOBAL_EXPEDITED) to wake its waiters, and this \
+                     process cannot register for it (an older kernel, or a seccomp \
+                     filter that blocks membarrier); create the queue where every \
+                     process that uses it can",
+                ));
+            }
+            _ => return Err(invalid("queue header is damaged".into())),
+        };
+        let layout = Layout {
             size,
-            cap,
-            max as usize,
+            capacity: cap,
+            max_message: max as usize,
             wrap_at,
-        ))
+            asymmetric,
+        };
+        Ok(Ring::new(region, fd, kind, layout))
     }
 
     /// The memfd, for sending the handle to another process.
@@ -900,13 +937,25 @@ impl Ring {
             self.stamp(t).store((c + 1) | PAD, Ordering::Release);
         }
         fault::step(6);
-        // `SeqCst` RMW: lets `wake` skip its fence (see there).
-        self.region
-            .hdr_u64::<P_COUNT>()
-            .swap(c + 1, Ordering::SeqCst);
+        let count = self.region.hdr_u64::<P_COUNT>();
+        if self.asymmetric {
+            // A plain store: a waiter's `membarrier` stands in for our fence (see
+            // *Waiting*), so the records' stores drain in the background.
+            count.store(c + 1, Ordering::Release);
+        } else {
+            // `SeqCst` RMW: lets `wake` skip its fence (see there).
+            count.swap(c + 1, Ordering::SeqCst);
+        }
         fault::step(7);
         self.region.hdr_u64::<P_TAIL>().store(nt, Ordering::Release);
         fault::step(8);
+        // The next put writes there: fetch its lines now, in the background, rather
+        // than stall on them then (a consumer has read them since they were last
+        // written, so they must come back from its CPU).
+        self.region.prefetch_for_write(
+            RING_OFF + self.phys(nt),
+            PREFETCH.min(self.size - (nt & self.mask)) as usize,
+        );
     }
 
     /// One put attempt under the producer lock. On `Full`, `need` is set to the
@@ -917,6 +966,9 @@ impl Ring {
         need: &mut u64,
     ) -> Result<(), PutFail> {
         fault::step(1);
+        // The commit stores the counts, whose line the waiting consumers keep
+        // reading: fetch it back now, while the record is written.
+        self.region.prefetch_for_write(P_TAIL, 16);
         if self.is_closed() {
             return Err(PutFail::Closed);
         }
@@ -1387,6 +1439,11 @@ impl Ring {
     fn wake(&self, w: Wait, all: bool, need_fence: bool) {
         if need_fence {
             fence(Ordering::SeqCst);
+        } else {
+            // Keeps the caller's last store before the load below in program
+            // order; the CPU may still swap them, which is what the caller's
+            // `SeqCst` RMW or the waiter's `membarrier` covers.
+            compiler_fence(Ordering::SeqCst);
         }
         let waiters = match w {
             Wait::Data => self.region.hdr_u32::<W_DATA_WAITERS>(),
@@ -1463,6 +1520,13 @@ impl Ring {
             let s = seq.load(Ordering::Acquire);
             waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
+            if self.asymmetric && matches!(w, Wait::Data) {
+                // Producers count their puts with a plain store and then look at
+                // the waiter count without a fence: this barrier runs one on their
+                // CPUs, so that either they see us registered or we see their put.
+                // Should it fail, a missed wake costs at most one `NAP`.
+                let _ = barrier::global_barrier();
+            }
             if cond() {
                 decrement(waiters);
                 self.adapt_spin(start.elapsed(), true);
