@@ -325,7 +325,7 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// Crash injection for the in-process tests: `step(n)` "kills" the calling thread
+/// Test hooks. Crash injection for the in-process tests: `step(n)` "kills" the calling thread
 /// at protocol step `n` (a panic that leaves every lock it holds locked, as a
 /// `SIGKILL` would; the kernel then marks the robust mutex's owner dead when the
 /// thread exits). Compiled to nothing outside tests.
@@ -368,6 +368,39 @@ pub(crate) mod fault {
     #[cfg(not(test))]
     #[inline(always)]
     pub(crate) fn crashed() -> bool {
+        false
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        /// Rings created on this thread use the fenced wake protocol, as where
+        /// `membarrier` is unavailable.
+        pub(crate) static FENCED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    #[cfg(test)]
+    thread_local! {
+        /// Futex sleeps this thread has started in queue waits.
+        pub(crate) static SLEEPS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sleeping() {
+        SLEEPS.with(|c| c.set(c.get() + 1));
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn sleeping() {}
+
+    #[cfg(test)]
+    pub(crate) fn fenced() -> bool {
+        FENCED.with(|f| f.get())
+    }
+
+    #[cfg(not(test))]
+    #[inline(always)]
+    pub(crate) fn fenced() -> bool {
         false
     }
 }
@@ -582,7 +615,7 @@ impl Ring {
             .store(tn.len() as u32, Ordering::Relaxed);
         region.write(H_TYPE_NAME, tn);
         region.mutex_init(P_MUTEX)?;
-        let asymmetric = barrier::register();
+        let asymmetric = !fault::fenced() && barrier::register();
         region
             .u32_at(H_ASYMMETRIC)
             .store(u32::from(asymmetric), Ordering::Relaxed);
@@ -1543,6 +1576,7 @@ impl Ring {
                     left.min(NAP)
                 }
             };
+            fault::sleeping();
             let _ = futex_wait(seq, s, Some(nap));
             decrement(waiters);
             if cond() {

@@ -368,6 +368,55 @@ fn racing_consumers_take_every_item_once() {
 }
 
 #[test]
+fn sleeping_waiters_are_woken_in_both_wake_protocols() {
+    // Ping-pong over two queues where the echoing side works (busily) for 1 ms
+    // before each answer: longer than any spin, so the main thread sleeps on a
+    // futex for every answer and each round trip needs a wake. With the
+    // `membarrier` protocol (the default here) producers skip their fence; with the
+    // fenced one (kernels or sandboxes without it) they swap the count. A lost wake
+    // costs a `NAP` (50 ms): losing them would take 10 s or more; this takes about
+    // 0.2 s.
+    fn work_for(d: Duration) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < d {
+            std::hint::spin_loop();
+        }
+    }
+    for fenced in [false, true] {
+        fault::FENCED.with(|f| f.set(fenced));
+        let ping = Queue::<u32>::bounded(4).unwrap();
+        let pong = Queue::<u32>::bounded(4).unwrap();
+        fault::FENCED.with(|f| f.set(false));
+        let sleeps_before = fault::SLEEPS.with(|c| c.get());
+        let started = std::time::Instant::now();
+        thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..200 {
+                    assert_eq!(ping.get_timeout(Duration::from_secs(30)).unwrap(), i);
+                    work_for(Duration::from_millis(1));
+                    pong.put(i).unwrap();
+                }
+            });
+            for i in 0..200 {
+                ping.put(i).unwrap();
+                assert_eq!(pong.get_timeout(Duration::from_secs(30)).unwrap(), i);
+            }
+        });
+        let took = started.elapsed();
+        let sleeps = fault::SLEEPS.with(|c| c.get()) - sleeps_before;
+        assert!(
+            sleeps >= 100,
+            "the waiting side slept only {sleeps} times (fenced: {fenced}): the test no \
+             longer exercises wakes"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "200 round trips took {took:?} (fenced: {fenced}): wakes are being lost"
+        );
+    }
+}
+
+#[test]
 fn a_waiting_consumer_takes_a_lone_item_without_waiting_for_a_batch() {
     // A spinning consumer holds out for a batch once items arrive; with one item in
     // the queue at a time (each put waits for the previous item's ack), every get
