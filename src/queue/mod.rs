@@ -55,8 +55,10 @@
 //!   `get` killed before its claim leaves the item at the head of the queue for the
 //!   next consumer;
 //! - the queue stays consistent and the others carry on: producers are serialized by
-//!   a robust process-shared mutex, and the next producer to take it after a death
-//!   repairs the state from the records' stamps (counted by [`Queue::recoveries`]);
+//!   a lock in the shared memory that names its holder's thread; a producer that
+//!   waits on a holder for 10 ms asks the kernel whether that thread still runs, and
+//!   the one that takes over from a dead holder repairs the state from the records'
+//!   stamps (counted by [`Queue::recoveries`]);
 //!   consumers take no lock: a get copies the item out, then claims it with one
 //!   atomic compare-and-swap, so a consumer killed at any point either took the item
 //!   or left it in place, and leaves nothing to repair;
@@ -74,6 +76,12 @@
 //!   handles over a [`pipe`](crate::pipe) or as process arguments instead.
 //! - **Types**: both ends must use the same item type; a handle that arrives as a
 //!   queue of another type is refused when it is decoded.
+//! - **Namespaces and `/proc`**: the processes that share a queue must be in one PID
+//!   namespace (a handle that arrives in another is refused). Telling a dead producer
+//!   from a live one reads `/proc/<tid>/stat`; where that cannot show the holder (no
+//!   `/proc`, or `hidepid` hiding another user's process) it is presumed alive, so a
+//!   producer killed inside a put then blocks the other producers instead of being
+//!   repaired.
 //! - **Ctrl-C, fork**: nothing special; a forked child shares the queue like any
 //!   other process that holds a handle.
 

@@ -16,7 +16,8 @@
 //!
 //! # Protocol
 //!
-//! Producers serialize with one robust mutex; consumers take no lock at all. The two
+//! Producers serialize with one lock (see *The producer lock*); consumers take no
+//! lock at all. The two
 //! sides only meet through the stamps (consumer ← producer) and `head` (producer ←
 //! consumer). A message is number `c` (from 1) and its stamp is `c`; a pad before
 //! message `c` has stamp `c | PAD`. Within the producer lock:
@@ -67,13 +68,31 @@
 //! took the message (which then lives only in the dead process) and a `head` it did
 //! not move is moved by the next `take` or waiting producer. Nothing to repair.
 //!
-//! Producers: glibc's robust mutexes tell the next locker when the previous owner
-//! died (`EOWNERDEAD`). Outside the lock a producer holds no state, so this is the
+//! Producers: the next producer to take the lock after a holder died repairs (see
+//! *The producer lock*). Outside the lock a producer holds no state, so this is the
 //! only case to repair, and it needs only the stamps: a nonzero stamp at `tail`
 //! means the dead producer committed but did not finish step 5; finish it (the stamp
 //! gives the count, the record's `len` the new tail). A zero stamp means it committed
 //! nothing: its partial bytes are free space again, and a record it may have stamped
 //! past an unwritten pad is unreachable and overwritten later.
+//!
+//! # The producer lock
+//!
+//! `P_LOCK` holds 0 or the holder's *thread mark* (`sys::thread_mark`: its thread id
+//! and start time). Taking it is one CAS `0 → mark`; releasing it is a plain release
+//! store of 0 (with the `membarrier` protocol, see *Waiting*), so that a put does not
+//! end on a locked instruction, which would stall until the record's stores drained.
+//! A producer that finds the lock held spins, then sleeps on a futex word like any
+//! waiter; when one holder has held it for [`HOLDER_CHECK`] it asks the kernel
+//! whether that thread still runs. Only proof of death counts (no such thread, a
+//! zombie, or the id reused by a later thread, told by the start time); the survivor
+//! then CASes the dead mark to its own (one survivor wins) and repairs. A live
+//! holder, however slow or stopped, is waited for. Thread ids only compare within
+//! one PID namespace, so a ring refuses to attach in another one.
+//!
+//! (Until layout version 4 this was a glibc robust mutex, whose kernel-maintained
+//! owner-died flag needs no `/proc`; but its unlock is a locked instruction, measured
+//! at a fifth of a small put.)
 //!
 //! # Waiting
 //!
@@ -104,7 +123,6 @@ use std::cell::Cell;
 use std::ffi::CStr;
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, compiler_fence, fence};
 use std::time::{Duration, Instant};
@@ -116,11 +134,11 @@ use super::error::MessageError;
 use crate::sys::barrier;
 use crate::sys::futex::{futex_wait, futex_wake};
 use crate::sys::memory::{Mapping, file_len, memfd};
-use crate::sys::shm_region::Locked;
 pub(crate) use crate::sys::shm_region::SharedRegion;
+use crate::sys::thread_mark::{self, Liveness};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"mprocQ01");
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
 // Header: read-only after creation.
 const H_MAGIC: usize = 0;
@@ -140,8 +158,12 @@ const H_RECOVERIES: usize = 264;
 /// 1: waiters issue a global `membarrier` before they sleep, and producers skip
 /// their fence (see *Waiting*); 0: both sides fence.
 const H_ASYMMETRIC: usize = 272;
+/// The creator's PID namespace ([`thread_mark::pid_namespace`]): lock holders are
+/// named by thread id, which only means the same thread within one namespace.
+const H_PID_NAMESPACE: usize = 280;
 // Producer side (written under the producer lock).
-const P_MUTEX: usize = 512;
+/// The producer lock: 0, or the holder's [`thread_mark`].
+const P_LOCK: usize = 512;
 const P_TAIL: usize = 576;
 const P_COUNT: usize = 584;
 const P_SEEN_HEAD: usize = 592;
@@ -158,6 +180,8 @@ const W_SPACE_WAITERS: usize = 1092;
 const J_DONE: usize = 1152;
 const J_SEQ: usize = 1160;
 const J_WAITERS: usize = 1164;
+const W_LOCK_SEQ: usize = 1216;
+const W_LOCK_WAITERS: usize = 1220;
 /// Where the ring starts.
 const RING_OFF: usize = 4096;
 
@@ -169,6 +193,9 @@ const SPIN_MIN_NS: u32 = 2_000;
 const SPIN_MAX_NS: u32 = 80_000;
 const SPIN_START_NS: u32 = 20_000;
 const LOCK_SPINS: u32 = 200;
+/// How long a producer waits on one lock holder before it asks whether that holder
+/// is still alive (and its longest sleep meanwhile).
+const HOLDER_CHECK: Duration = Duration::from_millis(10);
 /// Items a spinning consumer waits for once some have arrived (see `get`).
 const BATCH: u64 = 16;
 /// Looks at a non-empty queue after which a spinning consumer stops waiting for a
@@ -224,6 +251,7 @@ enum Wait {
     Data,
     Space,
     Join,
+    Lock,
 }
 
 impl Wait {
@@ -232,6 +260,7 @@ impl Wait {
             Wait::Data => (W_DATA_SEQ, W_DATA_WAITERS),
             Wait::Space => (W_SPACE_SEQ, W_SPACE_WAITERS),
             Wait::Join => (J_SEQ, J_WAITERS),
+            Wait::Lock => (W_LOCK_SEQ, W_LOCK_WAITERS),
         }
     }
 }
@@ -274,7 +303,7 @@ pub(crate) struct Ring {
     /// Whether data waiters pay for the producers' fence (`H_ASYMMETRIC`).
     asymmetric: bool,
     spin_ns: AtomicU32,
-    wake_misses: [AtomicU32; 3],
+    wake_misses: [AtomicU32; 4],
 }
 
 impl fmt::Debug for Ring {
@@ -310,25 +339,23 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// The producer lock, held.
 struct Guard<'a> {
     ring: &'a Ring,
-    off: usize,
-    // A robust mutex must be unlocked by the thread that locked it.
-    _not_send: PhantomData<*const ()>,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if !fault::crashed() {
-            self.ring.region.mutex_unlock(self.off);
+            self.ring.unlock();
         }
     }
 }
 
 /// Test hooks. Crash injection for the in-process tests: `step(n)` "kills" the calling thread
 /// at protocol step `n` (a panic that leaves every lock it holds locked, as a
-/// `SIGKILL` would; the kernel then marks the robust mutex's owner dead when the
-/// thread exits). Compiled to nothing outside tests.
+/// `SIGKILL` would; once the thread has exited, its thread mark is dead and the next
+/// producer takes the lock over). Compiled to nothing outside tests.
 pub(crate) mod fault {
     #[cfg(test)]
     thread_local! {
@@ -614,7 +641,9 @@ impl Ring {
             .u32_at(H_TYPE_LEN)
             .store(tn.len() as u32, Ordering::Relaxed);
         region.write(H_TYPE_NAME, tn);
-        region.mutex_init(P_MUTEX)?;
+        region
+            .u64_at(H_PID_NAMESPACE)
+            .store(thread_mark::pid_namespace(), Ordering::Relaxed);
         let asymmetric = !fault::fenced() && barrier::register();
         region
             .u32_at(H_ASYMMETRIC)
@@ -644,7 +673,7 @@ impl Ring {
             wrap_at: layout.wrap_at,
             asymmetric: layout.asymmetric,
             spin_ns: AtomicU32::new(SPIN_START_NS),
-            wake_misses: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+            wake_misses: Default::default(),
         }
     }
 
@@ -716,6 +745,16 @@ impl Ring {
             }
             _ => return Err(invalid("queue header is damaged".into())),
         };
+        let theirs = region.u64_at(H_PID_NAMESPACE).load(Ordering::Relaxed);
+        let ours = thread_mark::pid_namespace();
+        if theirs != 0 && ours != 0 && theirs != ours {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this queue was created in another PID namespace; its producers name \
+                 each other by thread id, which differs between namespaces, so it can \
+                 only be shared by processes of one namespace",
+            ));
+        }
         let layout = Layout {
             size,
             capacity: cap,
@@ -828,37 +867,102 @@ impl Ring {
         !self.fits(t, h, 0) && !self.fits(self.next_lap(t), h, 0)
     }
 
-    // ---- locks -------------------------------------------------------------
+    // ---- the producer lock ---------------------------------------------------
 
+    /// Takes the producer lock: one CAS of this thread's mark into `P_LOCK` when it
+    /// is free (see [`lock_contended`](Self::lock_contended) otherwise), then repairs
+    /// what a dead holder left.
     #[inline]
-    fn lock(&self, off: usize, deadline: Option<Instant>) -> Result<Guard<'_>, io::Error> {
-        let locked = match self.region.mutex_try_lock(off)? {
-            Some(l) => l,
-            None => self.lock_contended(off, deadline)?,
-        };
-        let guard = Guard {
-            ring: self,
-            off,
-            _not_send: PhantomData,
-        };
-        if locked == Locked::OwnerDied {
+    fn lock(&self, deadline: Option<Instant>) -> io::Result<Guard<'_>> {
+        let me = thread_mark::current();
+        let word = self.region.hdr_u64::<P_LOCK>();
+        let took_from_dead =
+            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => false,
+                Err(_) => self.lock_contended(me, deadline)?,
+            };
+        let guard = Guard { ring: self };
+        if took_from_dead {
             self.recover();
         }
         Ok(guard)
     }
 
-    /// [`lock`](Self::lock) when the first try found the lock held: spin, then sleep.
+    /// Releases the producer lock. With the `membarrier` protocol the release is a
+    /// plain store, so a put ends without a locked instruction (which would wait for
+    /// the record's stores to drain); lock waiters pay with the barrier instead.
+    #[inline]
+    fn unlock(&self) {
+        let word = self.region.hdr_u64::<P_LOCK>();
+        if self.asymmetric {
+            word.store(0, Ordering::Release);
+        } else {
+            word.swap(0, Ordering::SeqCst);
+        }
+        self.wake(Wait::Lock, false, false);
+    }
+
+    /// [`lock`](Self::lock) when the first try found the lock held: spin, then
+    /// sleep, and take over from a holder that [`thread_mark::liveness`] proves dead
+    /// (returns `true` then). A live holder is waited for however long it holds on.
     #[cold]
     #[inline(never)]
-    fn lock_contended(&self, off: usize, deadline: Option<Instant>) -> io::Result<Locked> {
+    fn lock_contended(&self, me: u64, deadline: Option<Instant>) -> io::Result<bool> {
+        let word = self.region.hdr_u64::<P_LOCK>();
+        let take = |from: u64| {
+            word.compare_exchange(from, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        };
         for _ in 0..LOCK_SPINS {
             std::hint::spin_loop();
-            if let Some(l) = self.region.mutex_try_lock(off)? {
-                return Ok(l);
+            if take(0) {
+                return Ok(false);
             }
         }
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        self.region.mutex_lock(off, timeout)
+        let (seq_off, waiters_off) = Wait::Lock.offs();
+        let seq = self.u32(seq_off);
+        let waiters = self.u32(waiters_off);
+        // The holder we have been waiting on, and since when.
+        let mut watched = (0u64, Instant::now());
+        loop {
+            let holder = word.load(Ordering::Acquire);
+            if holder == 0 {
+                if take(0) {
+                    return Ok(false);
+                }
+                continue;
+            }
+            let now = Instant::now();
+            if holder != watched.0 {
+                watched = (holder, now);
+            } else if now - watched.1 >= HOLDER_CHECK {
+                if thread_mark::liveness(holder) == Liveness::Dead {
+                    if take(holder) {
+                        return Ok(true);
+                    }
+                    continue;
+                }
+                watched.1 = now;
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            let s = seq.load(Ordering::Acquire);
+            waiters.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            if self.asymmetric {
+                // As for data waits: the holder releases with a plain store and
+                // looks at the waiter count without a fence.
+                let _ = barrier::global_barrier();
+            }
+            if word.load(Ordering::SeqCst) == holder {
+                let nap = deadline.map_or(HOLDER_CHECK, |d| {
+                    d.saturating_duration_since(now).min(HOLDER_CHECK)
+                });
+                let _ = futex_wait(seq, s, Some(nap));
+            }
+            decrement(waiters);
+        }
     }
 
     /// Counts and repairs a producer's death (the lock is held).
@@ -1160,7 +1264,7 @@ impl Ring {
                 return Err(PutFail::Closed);
             }
             let r = {
-                let _g = match self.lock(P_MUTEX, deadline) {
+                let _g = match self.lock(deadline) {
                     Ok(g) => g,
                     Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                         return Err(PutFail::Timeout);
@@ -1417,7 +1521,7 @@ impl Ring {
         if !self.is_closed() {
             // Under the producer lock: no put is half-way through when the flag flips,
             // so every put that succeeded is visible to a get that sees the flag.
-            let g = self.lock(P_MUTEX, None);
+            let g = self.lock(None);
             self.region
                 .hdr_u32::<H_CLOSED>()
                 .store(1, Ordering::Release);
@@ -1482,6 +1586,7 @@ impl Ring {
             Wait::Data => self.region.hdr_u32::<W_DATA_WAITERS>(),
             Wait::Space => self.region.hdr_u32::<W_SPACE_WAITERS>(),
             Wait::Join => self.region.hdr_u32::<J_WAITERS>(),
+            Wait::Lock => self.region.hdr_u32::<W_LOCK_WAITERS>(),
         };
         if waiters.load(Ordering::SeqCst) != 0 {
             self.wake_slow(w, all);

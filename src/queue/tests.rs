@@ -1,4 +1,4 @@
-//! In-process "abandon" tests: a thread dies (holding its side's robust lock) at
+//! In-process "abandon" tests: a thread dies (holding the producer lock, for a put) at
 //! every step of the put and get protocols, with and without a wrap of the ring;
 //! the survivors must find the queue consistent, every committed item exactly once,
 //! in order, and count one recovery per death.

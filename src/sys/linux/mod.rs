@@ -14,3 +14,4 @@ pub(crate) mod shm_region;
 pub(crate) mod socket;
 pub(crate) mod startup;
 pub(crate) mod stream;
+pub(crate) mod thread_mark;

@@ -317,6 +317,16 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
     unsafe { libc::atexit(f) };
 }
 
+/// Registers `f` to run in the child after every `fork()` made through libc (mproc's
+/// `Fork` and forkserver children, and any the program makes itself). `f` must be
+/// async-signal-safe: the child of a multi-threaded parent may run nothing else.
+pub(crate) fn at_fork_child(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain C-ABI function with no arguments, valid for the whole
+    // life of the program (a function item); the caller promises it is
+    // async-signal-safe. Null prepare and parent handlers are allowed.
+    unsafe { libc::pthread_atfork(None, None, Some(f)) };
+}
+
 /// The kernel's id of the calling thread (`gettid`): unique among the live threads
 /// of the system, and cheap to ask (no allocation, unlike `std::thread::current`,
 /// which a freshly forked child would have to set up first).

@@ -54,8 +54,6 @@ pub(crate) enum Acquire {
 /// What kind of mutex [`RobustMutex::init`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MutexKind {
-    /// No owner checks beyond robustness: the cheapest lock (the queue's).
-    Normal,
     /// Relocking by the holder is an error (`EDEADLK`), not a deadlock.
     ErrorCheck,
     /// The holder may lock it again; it is free after as many unlocks.
@@ -113,7 +111,6 @@ impl RobustMutex {
         errno_result(unsafe { libc::pthread_mutexattr_init(attr.as_mut_ptr()) })?;
         let result = (|| {
             let ty = match kind {
-                MutexKind::Normal => libc::PTHREAD_MUTEX_NORMAL,
                 MutexKind::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
                 MutexKind::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
             };

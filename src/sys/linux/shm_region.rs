@@ -1,46 +1,23 @@
-//! A shared mapping seen as typed cells: atomics at checked offsets, byte copies in
-//! and out, and process-shared robust mutexes. Used by the queues.
+//! A shared mapping seen as typed cells: atomics at checked offsets and byte copies
+//! in and out. Used by the queues.
 //!
 //! # Safety
 //!
 //! [`SharedRegion`] owns one [`Mapping`] for its whole life. Everything that touches
 //! the mapping goes through a method here that checks its offset against the
-//! mapping's length (and alignment, for atomics and mutexes) before forming a
+//! mapping's length (and alignment, for atomics) before forming a
 //! pointer, so an offset computed from a bad value read out of shared memory can
 //! panic but never reach outside the mapping. Bytes that another process may write
 //! are only ever accessed through atomics or copied with `ptr::copy_nonoverlapping`;
 //! no `&[u8]`/`&mut [u8]` into the mapping is handed out. The atomics are handed out
 //! as `&AtomicU32`/`&AtomicU64` borrowed from `&self`, which keeps the mapping alive
 //! while they are used.
-//!
-//! The robust mutexes are glibc `pthread_mutex_t`s initialised `PTHREAD_PROCESS_SHARED`
-//! and `PTHREAD_MUTEX_ROBUST` in place: the kernel walks each thread's robust list when
-//! it dies, so the next locker learns that the owner died (`EOWNERDEAD`) instead of
-//! waiting forever.
 
-use std::io;
-use std::mem::{align_of, size_of};
+use std::mem::align_of;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
-use std::time::Duration;
 
 use super::memory::Mapping;
-use super::pthread::{Acquire, MutexKind, RobustMutex};
-
-/// Bytes reserved for one robust mutex (glibc's `pthread_mutex_t` is 40 on x86-64).
-pub(crate) const MUTEX_SIZE: usize = 64;
-const _: () = assert!(size_of::<RobustMutex>() <= MUTEX_SIZE);
-const _: () = assert!(align_of::<libc::pthread_mutex_t>() <= 8);
-
-/// How a robust lock was acquired.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Locked {
-    /// The previous owner unlocked it normally.
-    Clean,
-    /// The previous owner died holding it; the lock is now held and marked
-    /// consistent again, and the caller must repair what the lock protects.
-    OwnerDied,
-}
 
 /// Bytes at the start of every region that [`SharedRegion::hdr_u64`] and
 /// [`SharedRegion::hdr_u32`] may address without a run-time bounds check.
@@ -207,79 +184,5 @@ impl SharedRegion {
             ptr::copy_nonoverlapping(p, dst.as_mut_ptr().add(old), len);
             dst.set_len(old + len);
         }
-    }
-
-    /// The robust mutex at `off` (bounds and alignment checked).
-    #[inline]
-    fn mutex(&self, off: usize) -> &RobustMutex {
-        let p = self.check(off, MUTEX_SIZE, 8);
-        // SAFETY:
-        // - `p` points at `MUTEX_SIZE` (>= size of `RobustMutex`) 8-aligned bytes
-        //   inside the mapping (checked above);
-        // - `RobustMutex` is a `repr(C)` `UnsafeCell` around a `pthread_mutex_t`,
-        //   touched only through glibc's atomic operations, so a shared reference to
-        //   bytes that other processes also use is sound;
-        // - the reference borrows `self`, which keeps the mapping alive.
-        unsafe { &*p.cast::<RobustMutex>() }
-    }
-
-    /// Initialises a process-shared robust mutex at `off` (only the creator of the
-    /// region does this, before any other process can see it).
-    pub(crate) fn mutex_init(&self, off: usize) -> io::Result<()> {
-        // SAFETY: the region is new and not yet shared (the caller is its creator),
-        // so nobody else uses these bytes and the mutex is not held.
-        unsafe { self.mutex(off).init(MutexKind::Normal) }
-    }
-
-    /// Locks the robust mutex at `off`, waiting at most `timeout` (forever when
-    /// `None`). `ErrorKind::TimedOut` at the timeout.
-    pub(crate) fn mutex_lock(&self, off: usize, timeout: Option<Duration>) -> io::Result<Locked> {
-        let m = self.mutex(off);
-        // SAFETY: the creator initialised the mutex before publishing the region
-        // (offsets are our layout constants), and the mapping outlives every guard
-        // (`Locked` users borrow `self`).
-        let acquired = unsafe {
-            match timeout {
-                None => m.lock(),
-                Some(t) => m.lock_timeout(t),
-            }
-        };
-        Self::locked(m, acquired?)
-    }
-
-    /// Tries to lock the robust mutex at `off` without waiting; `None` when it is
-    /// held by someone else.
-    #[inline]
-    pub(crate) fn mutex_try_lock(&self, off: usize) -> io::Result<Option<Locked>> {
-        let m = self.mutex(off);
-        // SAFETY: as in `mutex_lock`.
-        match unsafe { m.try_lock() }? {
-            Acquire::WouldBlock => Ok(None),
-            acquired => Self::locked(m, acquired).map(Some),
-        }
-    }
-
-    #[inline]
-    fn locked(m: &RobustMutex, acquired: Acquire) -> io::Result<Locked> {
-        match acquired {
-            Acquire::Locked => Ok(Locked::Clean),
-            Acquire::OwnerDied => {
-                // The queue repairs its own state from the record stamps; the mutex
-                // itself is usable again at once.
-                m.make_consistent()?;
-                Ok(Locked::OwnerDied)
-            }
-            Acquire::TimedOut => Err(io::ErrorKind::TimedOut.into()),
-            Acquire::WouldBlock | Acquire::Deadlock => {
-                Err(io::Error::from(io::ErrorKind::WouldBlock))
-            }
-        }
-    }
-
-    /// Unlocks the robust mutex at `off`, which this thread holds.
-    #[inline]
-    pub(crate) fn mutex_unlock(&self, off: usize) {
-        let r = self.mutex(off).unlock();
-        debug_assert!(r.is_ok(), "pthread_mutex_unlock failed: {r:?}");
     }
 }
