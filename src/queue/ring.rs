@@ -915,7 +915,7 @@ impl Ring {
         };
         for _ in 0..LOCK_SPINS {
             std::hint::spin_loop();
-            if take(0) {
+            if word.load(Ordering::Relaxed) == 0 && take(0) {
                 return Ok(false);
             }
         }
