@@ -364,10 +364,29 @@ pub(crate) mod fault {
     }
 
     #[cfg(test)]
+    thread_local! {
+        /// `(step, resume)`: at `step` the thread blocks until `resume` yields
+        /// (a live but stalled process, as under `SIGSTOP`).
+        pub(crate) static PARK_AT: std::cell::RefCell<Option<(u32, std::sync::mpsc::Receiver<()>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    #[cfg(test)]
     pub(crate) fn step(n: u32) {
         if CRASH_AT.with(|c| c.get()) == n {
             CRASHED.with(|c| c.set(true));
             panic!("simulated crash at step {n}");
+        }
+        let park = PARK_AT.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.as_ref().is_some_and(|(at, _)| *at == n) {
+                p.take()
+            } else {
+                None
+            }
+        });
+        if let Some((_, resume)) = park {
+            let _ = resume.recv();
         }
     }
 

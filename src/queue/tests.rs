@@ -368,6 +368,56 @@ fn racing_consumers_take_every_item_once() {
 }
 
 #[test]
+fn a_live_but_stalled_producer_keeps_the_lock() {
+    // A producer stalls inside its put, holding the producer lock (as a process
+    // under SIGSTOP would). The others must wait for it, well past the point where
+    // they ask whether it is alive, and never take the lock from it: only a dead
+    // holder is repaired.
+    let q = Queue::<u32>::bounded(16).unwrap();
+    let (resume, parked) = std::sync::mpsc::channel();
+    let (entered, stalled) = std::sync::mpsc::channel();
+    let staller = {
+        let q = q.clone();
+        thread::spawn(move || {
+            // Step 2 is inside the lock, after the record is written, before commit.
+            fault::PARK_AT.with(|p| *p.borrow_mut() = Some((2, parked)));
+            entered.send(()).unwrap();
+            q.put(1).unwrap();
+        })
+    };
+    stalled.recv().unwrap();
+    // The staller reaches step 2 at some point after it said it would put; a put
+    // that times out here proves it got there (the queue is otherwise empty and
+    // far from full).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match q.put_timeout(2, Duration::from_millis(300)) {
+            Err(e) if e.is_timeout() => break,
+            Ok(()) => {
+                // It had not taken the lock yet (or the lock was taken from it):
+                // take the item back out and retry.
+                assert_eq!(q.recoveries(), 0, "a live holder was taken over");
+                assert_eq!(q.try_get().unwrap(), 2);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the staller never took the lock"
+        );
+    }
+    // 300 ms is 30 times the holder check: the waiter asked, was told "alive".
+    assert_eq!(q.recoveries(), 0, "a live holder was taken over");
+    assert!(q.is_empty());
+    resume.send(()).unwrap();
+    staller.join().unwrap();
+    q.put(3).unwrap();
+    assert_eq!(q.try_get().unwrap(), 1);
+    assert_eq!(q.try_get().unwrap(), 3);
+    assert_eq!(q.recoveries(), 0);
+}
+
+#[test]
 fn sleeping_waiters_are_woken_in_both_wake_protocols() {
     // Ping-pong over two queues where the echoing side works (busily) for 1 ms
     // before each answer: longer than any spin, so the main thread sleeps on a
