@@ -17,10 +17,9 @@
 //! # Protocol
 //!
 //! Producers serialize with one lock (see *The producer lock*); consumers take no
-//! lock at all. The two
-//! sides only meet through the stamps (consumer ← producer) and `head` (producer ←
-//! consumer). A message is number `c` (from 1) and its stamp is `c`; a pad before
-//! message `c` has stamp `c | PAD`. Within the producer lock:
+//! lock at all. The two sides only meet through the stamps (consumer ← producer) and
+//! `head` (producer ← consumer). A message is number `c` (from 1) and its stamp is
+//! `c`; a pad before message `c` has stamp `c | PAD`. Within the producer lock:
 //!
 //! 1. encode the value straight into free ring space at `p` (`p = tail`, or the start
 //!    of the next lap), with room left for 8 more bytes after it (a byte vector is
@@ -114,10 +113,12 @@
 //! running producer (see `sys::barrier`), so that either the producer sees the
 //! waiter or the waiter sees the put. Where the kernel or a sandbox lacks the call,
 //! the queue's creator records that (`H_ASYMMETRIC = 0`) and producers swap
-//! `put_count` with a `SeqCst` RMW instead. Sleeps are capped at [`NAP`] and re-check the condition, so a
-//! waker killed between its commit and its wake delays a waiter, never strands it;
-//! a count left high by a waiter killed in its sleep is healed after repeated empty
-//! wakes.
+//! `put_count` with a `SeqCst` RMW instead. Producers waiting for the producer lock
+//! sleep the same way, on their own word, and its release is a plain store too.
+//!
+//! Sleeps are capped at [`NAP`] and re-check the condition, so a waker killed
+//! between its commit and its wake delays a waiter, never strands it; a count left
+//! high by a waiter killed in its sleep is healed after repeated empty wakes.
 
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -352,10 +353,12 @@ impl Drop for Guard<'_> {
     }
 }
 
-/// Test hooks. Crash injection for the in-process tests: `step(n)` "kills" the calling thread
-/// at protocol step `n` (a panic that leaves every lock it holds locked, as a
-/// `SIGKILL` would; once the thread has exited, its thread mark is dead and the next
-/// producer takes the lock over). Compiled to nothing outside tests.
+/// Test hooks, compiled to nothing outside tests. Crash injection for the
+/// in-process tests: `step(n)` "kills" the calling thread at protocol step `n` (a
+/// panic that leaves every lock it holds locked, as a `SIGKILL` would; once the
+/// thread has exited, its thread mark is dead and the next producer takes the lock
+/// over), or parks it there (`PARK_AT`). Rings can be made fenced (`FENCED`), and
+/// futex sleeps counted (`SLEEPS`).
 pub(crate) mod fault {
     #[cfg(test)]
     thread_local! {

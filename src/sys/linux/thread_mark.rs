@@ -9,8 +9,9 @@
 //!
 //! Marks compare thread ids as the kernel shows them in this process's PID
 //! namespace: processes that exchange marks must share one ([`pid_namespace`]
-//! tells). Without a readable `/proc` a mark carries start time 0 and [`liveness`]
-//! answers `Unknown`: callers then never presume a holder dead.
+//! tells). Without a readable `/proc` a mark carries start time 0, and [`liveness`]
+//! answers `Dead` only when the kernel knows no thread of that id at all, `Unknown`
+//! otherwise: callers never presume a holder dead without proof.
 //!
 //! No unsafe code: the start time comes from `/proc`, the thread id from rustix,
 //! and a forked child learns that it is a new thread from an `atfork` handler.
