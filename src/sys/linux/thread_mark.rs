@@ -19,7 +19,7 @@
 use std::cell::Cell;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bumped in every forked child: a thread's cached mark is stale when it was
 /// computed under another generation (the child's thread has a new id).
@@ -54,8 +54,12 @@ pub(crate) fn current() -> u64 {
 
 #[cold]
 fn compute(generation: u64) -> u64 {
-    static ATFORK: std::sync::Once = std::sync::Once::new();
-    ATFORK.call_once(|| super::process::at_fork_child(bump_generation));
+    // Not a `Once`: a child forked while another thread ran a `Once` would find it
+    // forever in progress. Registering is idempotent in effect (one handler).
+    static ATFORK: AtomicBool = AtomicBool::new(false);
+    if !ATFORK.swap(true, Ordering::AcqRel) {
+        super::process::at_fork_child(bump_generation);
+    }
     let tid = super::process::gettid();
     let start = read_stat(tid).map_or(0, |s| s.start_ticks as u32);
     let mark = (u64::from(tid) << 32) | u64::from(start);
