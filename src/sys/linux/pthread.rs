@@ -28,7 +28,7 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 /// The holder's thread id in glibc's lock word (`__lock`, the first `int`).
@@ -284,17 +284,16 @@ static PID: AtomicU32 = AtomicU32::new(0);
 
 #[cold]
 fn cache_pid() -> u32 {
-    static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn forget_pid() {
         // Async-signal-safe: one atomic store.
         PID.store(0, Ordering::Relaxed);
     }
-    ONCE.call_once(|| {
-        // SAFETY: `forget_pid` is an `extern "C" fn()` that only does an atomic store,
-        // which is async-signal-safe, so it may run in a forked child; null
-        // prepare/parent handlers are allowed.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
-    });
+    // Not a `Once`: a child forked while another thread ran a `Once` would find it
+    // forever in progress. The swap lets exactly one caller register the handler.
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
+        super::process::at_fork_child(forget_pid);
+    }
     let pid = super::process::getpid();
     PID.store(pid, Ordering::Relaxed);
     pid

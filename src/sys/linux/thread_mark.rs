@@ -14,20 +14,19 @@
 //! otherwise: callers never presume a holder dead without proof.
 //!
 //! No unsafe code: the start time comes from `/proc`, the thread id from rustix,
-//! and a forked child learns that it is a new thread from an `atfork` handler.
+//! and a forked child learns that it is a new thread from the cached pid
+//! ([`cached_pid`], which an `atfork` handler clears).
 
 use std::cell::Cell;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Bumped in every forked child: a thread's cached mark is stale when it was
-/// computed under another generation (the child's thread has a new id).
-static FORK_GENERATION: AtomicU64 = AtomicU64::new(1);
+use super::pthread::cached_pid;
 
 thread_local! {
-    /// `(generation, mark)`; generation 0 means not computed yet.
-    static MARK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// `(pid, mark)`: the mark, and the process it was computed in (a forked
+    /// child's thread has a new id); pid 0 means not computed yet.
+    static MARK: Cell<(u32, u64)> = const { Cell::new((0, 0)) };
 }
 
 /// Whether the thread a mark names still runs.
@@ -41,35 +40,24 @@ pub(crate) enum Liveness {
     Unknown,
 }
 
-/// The calling thread's mark (computed once per thread and fork).
+/// The calling thread's mark (computed once per thread and process).
 #[inline]
 pub(crate) fn current() -> u64 {
-    let generation = FORK_GENERATION.load(Ordering::Relaxed);
-    let (cached_generation, mark) = MARK.with(Cell::get);
-    if cached_generation == generation {
+    let pid = cached_pid();
+    let (cached_in, mark) = MARK.with(Cell::get);
+    if cached_in == pid {
         return mark;
     }
-    compute(generation)
+    compute(pid)
 }
 
 #[cold]
-fn compute(generation: u64) -> u64 {
-    // Not a `Once`: a child forked while another thread ran a `Once` would find it
-    // forever in progress. Registering is idempotent in effect (one handler).
-    static ATFORK: AtomicBool = AtomicBool::new(false);
-    if !ATFORK.swap(true, Ordering::AcqRel) {
-        super::process::at_fork_child(bump_generation);
-    }
+fn compute(pid: u32) -> u64 {
     let tid = super::process::gettid();
     let start = read_stat(tid).map_or(0, |s| s.start_ticks as u32);
     let mark = (u64::from(tid) << 32) | u64::from(start);
-    MARK.with(|m| m.set((generation, mark)));
+    MARK.with(|m| m.set((pid, mark)));
     mark
-}
-
-extern "C" fn bump_generation() {
-    // Async-signal-safe: one atomic add.
-    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Whether the thread named by `mark` still runs. `Dead` is only said on proof (a
