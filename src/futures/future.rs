@@ -272,7 +272,7 @@ impl<T> Future<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn result_timeout(self, timeout: Duration) -> Result<T, ResultTimeoutError<T>> {
-        self.result_deadline(Instant::now() + timeout)
+        self.result_until(crate::deadline::after(timeout))
     }
 
     /// Waits until `deadline` at most for the result.
@@ -293,7 +293,12 @@ impl<T> Future<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn result_deadline(self, deadline: Instant) -> Result<T, ResultTimeoutError<T>> {
-        match self.slot.take(Some(deadline)) {
+        self.result_until(Some(deadline))
+    }
+
+    /// Waits until `deadline` at most (forever for `None`) for the result.
+    fn result_until(self, deadline: Option<Instant>) -> Result<T, ResultTimeoutError<T>> {
+        match self.slot.take(deadline) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(ResultTimeoutError::Failed(e)),
             None => Err(ResultTimeoutError::Timeout(self)),
@@ -410,7 +415,7 @@ impl<T> Future<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.slot.wait_done(Some(Instant::now() + timeout))
+        self.slot.wait_done(crate::deadline::after(timeout))
     }
 
     /// Runs `f` with the outcome when the task finishes: on the thread that

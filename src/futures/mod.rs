@@ -123,7 +123,7 @@ pub trait Executor {
             .collect::<Result<VecDeque<_>, _>>()?;
         Ok(MapIter {
             inner: MapInner::Futures(futures),
-            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            deadline: timeout.and_then(|t| crate::deadline::after(t).map(|d| (d, t))),
             next: 0,
             expired: false,
         })
@@ -357,7 +357,7 @@ pub fn as_completed_timeout<T>(
 ) -> AsCompleted<T> {
     AsCompleted {
         pending: futures.into_iter().collect(),
-        deadline: Some(Instant::now() + timeout),
+        deadline: crate::deadline::after(timeout),
     }
 }
 
@@ -414,7 +414,7 @@ pub fn wait<T>(
     timeout: Option<Duration>,
     return_when: ReturnWhen,
 ) -> Waited<T> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(crate::deadline::after);
     let mut pending: Vec<Future<T>> = futures.into_iter().collect();
     let mut done = Vec::new();
     loop {

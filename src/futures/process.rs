@@ -1,6 +1,6 @@
 //! The process-backed executor, on a [`Pool`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -114,7 +114,7 @@ impl Executor for ProcessPoolExecutor {
             .imap(f, items);
         Ok(MapIter {
             inner: MapInner::Pool(it),
-            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            deadline: timeout.and_then(|t| crate::deadline::after(t).map(|d| (d, t))),
             next: 0,
             expired: false,
         })

@@ -366,7 +366,7 @@ fn timeout_error(e: RecvFail) -> RecvTimeoutError {
 }
 
 fn wait_for(timeout: Duration) -> Wait {
-    match Instant::now().checked_add(timeout) {
+    match crate::deadline::after(timeout) {
         Some(d) => Wait::Until(d),
         None => Wait::Forever,
     }

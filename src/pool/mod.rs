@@ -1224,20 +1224,22 @@ impl Pool {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::deadline::after(timeout);
         let mut q = self.shared.lock();
         loop {
             if (q.pending.is_empty() && q.in_flight == 0) || q.finished {
                 return true;
             }
             let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
+            let left = match deadline {
+                Some(d) if now >= d => return false,
+                Some(d) => d - now,
+                None => Duration::MAX,
+            };
             q = self
                 .shared
                 .cond
-                .wait_timeout(q, (deadline - now).min(Duration::from_millis(20)))
+                .wait_timeout(q, left.min(Duration::from_millis(20)))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }

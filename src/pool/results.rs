@@ -448,7 +448,7 @@ impl<R: DeserializeOwned> MapResult<R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(crate::deadline::after(timeout))
     }
 
     /// Waits and returns every result in input order, or the first error (by
@@ -734,7 +734,7 @@ impl<R: DeserializeOwned> IMap<'_, R> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, TaskError>> {
-        self.next_until(Some(Instant::now() + timeout), timeout)
+        self.next_until(crate::deadline::after(timeout), timeout)
     }
 }
 

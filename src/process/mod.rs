@@ -744,7 +744,7 @@ impl<R> Process<R> {
     where
         R: DeserializeOwned,
     {
-        self.join_deadline(Instant::now() + timeout)
+        self.join_until(crate::deadline::after(timeout))
     }
 
     /// Waits until `deadline` at most for the child's result.
@@ -762,11 +762,19 @@ impl<R> Process<R> {
     /// assert_eq!(child.join_deadline(Instant::now() + Duration::from_secs(30))?, 8);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn join_deadline(mut self, deadline: Instant) -> Result<R, JoinTimeoutError<R>>
+    pub fn join_deadline(self, deadline: Instant) -> Result<R, JoinTimeoutError<R>>
     where
         R: DeserializeOwned,
     {
-        match self.wait(Some(deadline)) {
+        self.join_until(Some(deadline))
+    }
+
+    /// Joins, waiting until `deadline` at most (forever for `None`).
+    fn join_until(mut self, deadline: Option<Instant>) -> Result<R, JoinTimeoutError<R>>
+    where
+        R: DeserializeOwned,
+    {
+        match self.wait(deadline) {
             Ok(true) => {
                 let result = self.take_result();
                 // The output thread ends with the child; collect it so it does not linger.

@@ -239,7 +239,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), JoinTimeoutError> {
-        match Instant::now().checked_add(timeout) {
+        match crate::deadline::after(timeout) {
             Some(d) => self
                 .join_deadline(d)
                 .map_err(|e| JoinTimeoutError { timeout, ..e }),

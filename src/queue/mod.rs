@@ -158,10 +158,6 @@ fn get_item<T: DeserializeOwned + 'static>(
     }
 }
 
-fn far_deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
 /// A multi-producer, multi-consumer FIFO queue shared between processes.
 ///
 /// Items are `'static` serde types (`Serialize` to put, `DeserializeOwned` to get).
@@ -674,7 +670,7 @@ impl<T: Serialize + 'static> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
-        match far_deadline(timeout) {
+        match crate::deadline::after(timeout) {
             Some(d) => self.put_deadline(item, d),
             None => self.put(item).map_err(PutTimeoutError::from),
         }
@@ -784,7 +780,7 @@ impl<T: DeserializeOwned + 'static> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
-        match far_deadline(timeout) {
+        match crate::deadline::after(timeout) {
             Some(d) => self.get_deadline(d),
             None => self.get().map_err(GetTimeoutError::from),
         }

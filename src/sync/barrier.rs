@@ -292,7 +292,7 @@ impl Barrier {
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn wait(&self) -> Result<usize, BrokenBarrierError> {
-        self.wait_until(self.timeout.and_then(wait::deadline_after))
+        self.wait_until(self.timeout.and_then(crate::deadline::after))
     }
 
     /// As [`wait`](Barrier::wait), but for at most `timeout`. A timeout breaks the
@@ -319,7 +319,7 @@ impl Barrier {
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BrokenBarrierError> {
-        self.wait_until(wait::deadline_after(timeout))
+        self.wait_until(crate::deadline::after(timeout))
     }
 
     /// As [`wait`](Barrier::wait), until `deadline` at the latest.
@@ -501,7 +501,9 @@ impl Barrier {
             let outcome = self
                 .header()
                 .lock
-                .acquire(Wait::Until(wait::deadline_after(Duration::from_millis(2))));
+                .acquire(Wait::Until(crate::deadline::after(Duration::from_millis(
+                    2,
+                ))));
             if let Some(g) = self.state_acquired(outcome) {
                 return Some(g);
             }

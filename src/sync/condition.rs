@@ -290,7 +290,7 @@ impl Condition {
         guard: LockGuard<'a>,
         timeout: Duration,
     ) -> LockResult<(LockGuard<'a>, WaitTimeoutResult)> {
-        self.wait_until(guard, wait::deadline_after(timeout))
+        self.wait_until(guard, crate::deadline::after(timeout))
     }
 
     /// As [`wait`](Condition::wait), until `deadline` at the latest.
@@ -389,7 +389,7 @@ impl Condition {
         timeout: Duration,
         predicate: impl FnMut() -> bool,
     ) -> LockResult<(LockGuard<'a>, bool)> {
-        self.wait_for_until(guard, wait::deadline_after(timeout), predicate)
+        self.wait_for_until(guard, crate::deadline::after(timeout), predicate)
     }
 
     /// As [`wait_for_timeout`](Condition::wait_for_timeout), until `deadline`.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::CreateError;
-use super::wait::{self, FutexWord, Sleep};
+use super::wait::{FutexWord, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
 use crate::shm::raw::{EventHeader, Shared};
 
@@ -178,7 +178,7 @@ impl Event {
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(wait::deadline_after(timeout))
+        self.wait_until(crate::deadline::after(timeout))
     }
 
     /// Waits until the flag is raised or `deadline` passes; as

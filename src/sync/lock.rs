@@ -389,7 +389,7 @@ impl Lock {
         &self,
         timeout: Duration,
     ) -> Result<LockGuard<'_>, LockTimeoutError<LockGuard<'_>>> {
-        self.lock_until(wait::deadline_after(timeout))
+        self.lock_until(crate::deadline::after(timeout))
     }
 
     /// Acquires the lock, waiting until `deadline` at the latest.
@@ -688,7 +688,7 @@ impl RLock {
         &self,
         timeout: Duration,
     ) -> Result<RLockGuard<'_>, LockTimeoutError<RLockGuard<'_>>> {
-        self.lock_until(wait::deadline_after(timeout))
+        self.lock_until(crate::deadline::after(timeout))
     }
 
     /// Acquires or re-enters the lock, waiting until `deadline` at the latest.

@@ -279,7 +279,7 @@ impl Semaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.core
-            .take_until(wait::deadline_after(timeout))
+            .take_until(crate::deadline::after(timeout))
             .then(|| SemaphoreGuard { core: &self.core })
     }
 
@@ -480,7 +480,7 @@ impl BoundedSemaphore {
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.core
-            .take_until(wait::deadline_after(timeout))
+            .take_until(crate::deadline::after(timeout))
             .then(|| SemaphoreGuard { core: &self.core })
     }
 

@@ -24,12 +24,6 @@ fn may_spin() -> bool {
     *MULTI_CPU.get_or_init(|| crate::sys::process::cpu_count() > 1)
 }
 
-/// The deadline `timeout` from now, or `None` (wait forever) when that instant is
-/// not representable.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
 /// Spins until `done()` is true or the spin budget (or `deadline`) is spent.
 /// Returns whether `done()` became true.
 #[inline]

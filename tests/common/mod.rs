@@ -113,3 +113,33 @@ pub fn temp_path(tag: &str) -> std::path::PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ))
 }
+
+/// The state letter of thread `tid` of this process, or `None` when it is gone.
+pub fn thread_state(tid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.chars().next()
+}
+
+/// Whether every thread of process `pid` is asleep (`S`): a process that only
+/// waits on a futex shows this once it is inside the kernel.
+pub fn all_threads_asleep(pid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for entry in dir.flatten() {
+        let path = entry.path().join("stat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            return false;
+        };
+        if stat[close + 2..].chars().next() != Some('S') {
+            return false;
+        }
+        any = true;
+    }
+    any
+}

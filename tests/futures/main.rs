@@ -306,3 +306,57 @@ fn a_hung_task_is_killed_at_its_deadline() {
     assert!(e.is_timeout(), "{e}");
     assert_eq!(ex.submit(sleep_ms, 1).unwrap().result().unwrap(), 1);
 }
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// Regression: `Duration::MAX` ("a timeout that never ends") panicked with
+/// "overflow when adding duration to instant" in every API below; it now means
+/// no deadline.
+#[test]
+fn a_timeout_of_duration_max_means_no_deadline() {
+    let _w = watchdog("a_timeout_of_duration_max_means_no_deadline", LIMIT);
+    let max = Duration::MAX;
+
+    let child = mproc::process::Process::start(double, 4).unwrap();
+    assert_eq!(child.join_timeout(max).ok(), Some(8));
+
+    let ex = threads();
+    let f = ex.submit(double, 1).unwrap();
+    assert!(f.wait_timeout(max));
+    assert_eq!(f.result_timeout(max).ok(), Some(2));
+    let fs: Vec<_> = (0..3).map(|i| ex.submit(double, i).unwrap()).collect();
+    let w = wait(fs, Some(max), ReturnWhen::AllCompleted);
+    assert_eq!(w.done.len(), 3);
+    let fs: Vec<_> = (0..3).map(|i| ex.submit(double, i).unwrap()).collect();
+    assert_eq!(as_completed_timeout(fs, max).count(), 3);
+    let got: Vec<u64> = ex
+        .map(double, 0..4, Some(max), 1)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(got, vec![0, 2, 4, 6]);
+
+    let pex = processes();
+    let got: Vec<u64> = pex
+        .map(double, 0..4, Some(max), 1)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(got, vec![0, 2, 4, 6]);
+
+    let pool = Pool::builder()
+        .processes(1)
+        .handle_ctrl_c(false)
+        .build()
+        .unwrap();
+    let r = pool.apply_async(double, 5);
+    assert!(r.wait_timeout(max));
+    assert_eq!(r.get_timeout(max).ok(), Some(10));
+    let m = pool.map_async(double, 0..3);
+    assert!(m.wait_timeout(max));
+    let mut it = pool.imap(double, 0..3);
+    assert_eq!(it.next_timeout(max).map(|r| r.unwrap()), Some(0));
+    assert!(pool.wait_idle_timeout(max));
+}

@@ -220,3 +220,36 @@ fn abort_and_reset_from_the_parent_reach_a_waiting_child() {
     let mine = b.wait_timeout(LONG).unwrap();
     assert_eq!(mine + child.join().unwrap().unwrap(), 1);
 }
+
+/// Regression: the last arrival woke one sleeping party only (the futex wake
+/// count reached the kernel as -1). Four threads are asleep in `wait()` before the
+/// fifth arrives; all of them must pass.
+#[test]
+fn the_last_arrival_wakes_every_sleeping_party() {
+    let _w = watchdog("the_last_arrival_wakes_every_sleeping_party", LONG * 2);
+    let b = Barrier::new(5).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let parties: Vec<_> = (0..4)
+        .map(|_| {
+            let (b, tx) = (b.clone(), tx.clone());
+            std::thread::spawn(move || {
+                tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
+                    .unwrap();
+                b.wait().unwrap()
+            })
+        })
+        .collect();
+    let tids: Vec<u32> = (0..4).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+    assert!(
+        eventually(LONG, || tids
+            .iter()
+            .all(|&t| crate::common::thread_state(t) == Some('S'))),
+        "the parties never went to sleep"
+    );
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    seen.insert(b.wait().unwrap());
+    for p in parties {
+        seen.insert(p.join().unwrap());
+    }
+    assert_eq!(seen, (0..5).collect());
+}

@@ -72,3 +72,71 @@ fn child_wait_times_out_and_sees_set() {
     e.set();
     assert!(child.join().unwrap());
 }
+
+/// Regression: `set` woke one sleeping waiter only (the futex wake count reached
+/// the kernel as -1). Five threads are asleep inside `wait()` before `set`; every
+/// one of them must return.
+#[test]
+fn set_wakes_every_sleeping_thread() {
+    let _w = watchdog("set_wakes_every_sleeping_thread", LONG * 2);
+    let e = Event::new().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiters: Vec<_> = (0..5)
+        .map(|_| {
+            let (e, tx) = (e.clone(), tx.clone());
+            std::thread::spawn(move || {
+                tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
+                    .unwrap();
+                e.wait();
+            })
+        })
+        .collect();
+    let tids: Vec<u32> = (0..5).map(|_| rx.recv_timeout(LONG).unwrap()).collect();
+    assert!(
+        crate::eventually(LONG, || tids
+            .iter()
+            .all(|&t| crate::common::thread_state(t) == Some('S'))),
+        "the waiters never went to sleep"
+    );
+    e.set();
+    for w in waiters {
+        w.join().unwrap();
+    }
+}
+
+fn wait_forever((e, ready): (Event, mproc::sync::Semaphore)) -> bool {
+    ready.release();
+    e.wait();
+    true
+}
+
+/// The same across processes: four children asleep in `wait()` are all woken by
+/// one `set` (before the fix three of them hung until killed).
+#[test]
+fn set_wakes_every_sleeping_process() {
+    let _w = watchdog("set_wakes_every_sleeping_process", LONG * 3);
+    let e = Event::new().unwrap();
+    let ready = mproc::sync::Semaphore::new(0).unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|_| Process::start(wait_forever, (e.clone(), ready.clone())).unwrap())
+        .collect();
+    for _ in 0..4 {
+        let got = ready
+            .acquire_timeout(LONG)
+            .expect("a child never started waiting");
+        got.forget();
+    }
+    assert!(
+        crate::eventually(LONG, || children
+            .iter()
+            .all(|c| crate::common::all_threads_asleep(c.pid()))),
+        "the children never went to sleep"
+    );
+    e.set();
+    for c in children {
+        match c.join_timeout(LONG) {
+            Ok(woke) => assert!(woke),
+            Err(_) => panic!("a waiter was not woken by set()"),
+        }
+    }
+}
