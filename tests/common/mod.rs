@@ -136,7 +136,7 @@ pub fn all_threads_asleep(pid: u32) -> bool {
         let Some(close) = stat.rfind(')') else {
             return false;
         };
-        if stat[close + 2..].chars().next() != Some('S') {
+        if !stat[close + 2..].starts_with('S') {
             return false;
         }
         any = true;
