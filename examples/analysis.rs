@@ -7,6 +7,9 @@
 //! cargo run --release --example analysis -- --rows 200000 --workers 4
 //! ```
 //!
+//! `--json` prints the figures as one JSON line instead of the tables (the
+//! benchmarks use it).
+//!
 //! The first run writes `target/mproc-examples/trips-<rows>.csv` (about 40 bytes a
 //! row); later runs reuse it. Each task gets a byte range of the file, owns the
 //! lines that *start* inside it, parses them with the `csv` crate and returns
@@ -344,6 +347,7 @@ struct Args {
     rows: u64,
     workers: usize,
     check: bool,
+    json: bool,
     data: Option<PathBuf>,
 }
 
@@ -352,6 +356,7 @@ fn parse_args() -> Result<Args, String> {
         rows: 4_000_000,
         workers: cpu_count().max(2),
         check: false,
+        json: false,
         data: None,
     };
     let mut it = std::env::args().skip(1);
@@ -369,10 +374,12 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--workers: {e}"))?
             }
             "--check" => args.check = true,
+            "--json" => args.json = true,
             "--data" => args.data = Some(value("--data")?.into()),
             "-h" | "--help" => {
                 return Err(
-                    "usage: analysis [--rows N] [--workers N] [--check] [--data FILE.csv]".into(),
+                    "usage: analysis [--rows N] [--workers N] [--check] [--json] [--data FILE.csv]"
+                        .into(),
                 );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -458,13 +465,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             end: ((i + 1) * CHUNK_BYTES).min(len),
         })
         .collect();
-    println!(
+    let header = format!(
         "analysis: {} ({:.1} MB) in {} chunks on {} worker processes",
         path.display(),
         len as f64 / 1e6,
         chunks.len(),
         args.workers
     );
+    if args.json {
+        eprintln!("{header}");
+    } else {
+        println!("{header}");
+    }
 
     let t = Instant::now();
     let pool = Pool::new(args.workers)?;
@@ -481,7 +493,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pool.close();
     pool.join();
 
-    print_report(&total);
+    if !args.json {
+        print_report(&total);
+    }
+    let mut serial_time = None;
+    if args.check {
+        let t = Instant::now();
+        let serial = aggregate_chunk(Chunk {
+            path: path.clone(),
+            start: 0,
+            end: len,
+        })?;
+        serial_time = Some(t.elapsed());
+        if serial != total {
+            return Err("check FAILED: the parallel result differs from the serial one".into());
+        }
+    }
+    if args.json {
+        println!(
+            "{{\"rows\":{},\"rejected\":{},\"workers\":{},\"parallel_s\":{:.6},\"serial_s\":{}}}",
+            total.trips(),
+            total.rejected,
+            args.workers,
+            parallel.as_secs_f64(),
+            serial_time.map_or("null".to_string(), |t| format!("{:.6}", t.as_secs_f64()))
+        );
+        return Ok(());
+    }
     println!(
         "\n{} trips, {} rejected lines, {:.2?} on {} processes ({:.0} MB/s)",
         total.trips(),
@@ -491,17 +529,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         len as f64 / 1e6 / parallel.as_secs_f64()
     );
 
-    if args.check {
-        let t = Instant::now();
-        let serial = aggregate_chunk(Chunk {
-            path: path.clone(),
-            start: 0,
-            end: len,
-        })?;
-        let serial_time = t.elapsed();
-        if serial != total {
-            return Err("check FAILED: the parallel result differs from the serial one".into());
-        }
+    if let Some(serial_time) = serial_time {
         println!(
             "check: the serial computation agrees ({serial_time:.2?} serially, {:.2}x faster on {} processes)",
             serial_time.as_secs_f64() / parallel.as_secs_f64(),
