@@ -1,64 +1,63 @@
-"""multiprocessing.Queue, 2 producer processes -> 2 consumer processes (64-byte messages).
+"""multiprocessing.Queue throughput, two producer processes -> two consumer processes.
 
-Companion of ../shared/anchors/py_queue.py (same style, same _common.py, found through
-PYTHONPATH): py_queue.py measures 1 -> 1 only; issue 3 also asks for 2 -> 2.
-Producers and consumers are forked children. Each signals `ready` (a Barrier with the
-parent), the parent starts the clock when the barrier opens and stops it when both
-consumers have reported their counts (each consumer stops on a None sentinel per producer).
-  py_queue_64B_2to2 : 200_000 x 64-byte messages in all -> msgs/s
+    py_queue_64B_2to2  200,000 messages of 64 bytes in all -> msgs/s
+All four are forked children meeting the parent at a Barrier; the parent's clock runs
+from the barrier until both consumers have reported what they received. After the
+producers are joined the parent puts one None per consumer, so the time includes
+draining every message.
 """
-import multiprocessing as mp
-import time
+import multiprocessing
 
-from _common import REPEATS, report
+from _bench import clock, measure
 
-
-def producer(q, n, size, start):
-    msg = b"x" * size
-    start.wait()
-    for _ in range(n):
-        q.put(msg)
-    q.close()
-    q.join_thread()
+PRODUCERS = CONSUMERS = 2
 
 
-def consumer(q, n_producers_sentinels, start, done):
-    start.wait()
-    got = 0
-    seen = 0
-    while seen < n_producers_sentinels:
-        m = q.get()
-        if m is None:
-            seen += 1
-        else:
-            got += len(m)
-    done.put(got)
+def produce(queue, count, size, barrier):
+    message = bytes(size)
+    barrier.wait()
+    for _ in range(count):
+        queue.put(message)
+    queue.close()
+    queue.join_thread()
 
 
-def one_run(n, size, producers=2, consumers=2):
-    q = mp.Queue()
-    done = mp.Queue()
-    start = mp.Barrier(producers + consumers + 1)
-    per = n // producers
-    ps = [mp.Process(target=producer, args=(q, per, size, start)) for _ in range(producers)]
-    # Each consumer stops after one sentinel; the parent puts one per consumer after the
-    # producers finished (so the clock includes draining every message).
-    cs = [mp.Process(target=consumer, args=(q, 1, start, done)) for _ in range(consumers)]
-    for p in ps + cs:
+def consume(queue, barrier, totals):
+    barrier.wait()
+    received = 0
+    while (message := queue.get()) is not None:
+        received += len(message)
+    totals.put(received)
+
+
+def rate(total, size):
+    queue, totals = multiprocessing.Queue(), multiprocessing.Queue()
+    barrier = multiprocessing.Barrier(PRODUCERS + CONSUMERS + 1)
+    each = total // PRODUCERS
+    producers = [multiprocessing.Process(target=produce, args=(queue, each, size, barrier))
+                 for _ in range(PRODUCERS)]
+    consumers = [multiprocessing.Process(target=consume, args=(queue, barrier, totals))
+                 for _ in range(CONSUMERS)]
+    for p in producers + consumers:
         p.start()
-    start.wait()
-    t0 = time.perf_counter()
-    for p in ps:
+    barrier.wait()
+    t0 = clock()
+    for p in producers:
         p.join()
-    for _ in cs:
-        q.put(None)
-    got = sum(done.get() for _ in cs)
-    dt = time.perf_counter() - t0
-    for c in cs:
-        c.join()
-    assert got == per * producers * size, got
-    return per * producers / dt
+    for _ in consumers:
+        queue.put(None)
+    received = sum(totals.get() for _ in consumers)
+    took = clock() - t0
+    for p in consumers:
+        p.join()
+    if received != each * PRODUCERS * size:
+        raise SystemExit(f"received {received} of {each * PRODUCERS * size} bytes")
+    return each * PRODUCERS / took
+
+
+def main():
+    measure("py_queue_64B_2to2", "msgs/s", lambda: rate(200_000, 64))
 
 
 if __name__ == "__main__":
-    report("py_queue_64B_2to2", [one_run(200_000, 64) for _ in range(REPEATS)], "msgs/s")
+    main()

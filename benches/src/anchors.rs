@@ -1,11 +1,12 @@
-//! The anchors: C programs for the OS floor and Python scripts for `multiprocessing`.
+//! The anchors: this crate's comparison programs, C for the OS floor (`benches/c/os_*.c`)
+//! and Python for `multiprocessing` (`benches/py/py_*.py`).
 //!
-//! Both follow the contract of `../shared/anchors/README.md`: stdout has one line per
+//! Both follow one contract (`c/floor.h`, `py/_bench.py`): stdout has one line per
 //! figure, `name<TAB>median<TAB>unit` (the median of `REPEATS` samples), stderr has
-//! `#spread` lines. The C programs are compiled as `run_all.sh` does (`$CC $CFLAGS -pthread
-//! ... -lrt`, default `gcc -O2 -Wall -Wextra`) into the build folder (`<target>/anchors`);
-//! the Python scripts run as `$PYTHON $PYFLAGS script` (default `python3 -S`) from their own
-//! folder, so `_common.py` is found.
+//! `#spread` lines. The C programs are compiled (`$CC $CFLAGS -pthread ... -lrt`, default
+//! `gcc -O2 -Wall -Wextra`) into the build folder (`<target>/anchors`); the Python scripts
+//! run as `$PYTHON $PYFLAGS py/script` (default `python3 -S`) from their own folder, so
+//! `_bench.py` is found (also by spawn and forkserver children).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -114,7 +115,7 @@ pub fn build_c(cfg: &Config, prog: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Builds `c/empty_main.c` statically (`gcc -O2 -static`), as `run_all.sh` does, falling back
+/// Builds `c/empty_main.c` statically (`gcc -O2 -static`), falling back
 /// to a dynamic binary with a warning.
 pub fn build_empty_static(cfg: &Config) -> Result<PathBuf> {
     let out = cfg.build_dir.join("empty_static");
@@ -150,7 +151,7 @@ pub enum CArg {
     EmptyStatic,
 }
 
-/// A C program of `../shared/anchors/c` (the OS floor), run once per round.
+/// A C program of `benches/c` (the OS floor), run once per round.
 pub struct CAnchor {
     prog: String,
     args: Vec<CArg>,
@@ -210,43 +211,22 @@ impl Contender for CAnchor {
     }
 }
 
-/// Where a Python script lives.
-#[derive(Clone, Copy, Debug)]
-pub enum PyDir {
-    /// `../shared/anchors` (`py_queue.py`, ...).
-    Anchors,
-    /// This crate's `py/` folder (extra scripts in the anchors' style, e.g. 2→2 queues).
-    Own,
-}
-
-/// A Python script run once per round as `$PYTHON $PYFLAGS script` with `REPEATS`.
+/// A Python script of `benches/py`, run once per round as `$PYTHON $PYFLAGS script` with
+/// `REPEATS`.
 pub struct PyAnchor {
     script: String,
-    dir: PyDir,
 }
 
 impl PyAnchor {
-    /// `../shared/anchors/<script>`.
+    /// `benches/py/<script>`.
     pub fn new(script: &str) -> PyAnchor {
         PyAnchor {
             script: script.to_owned(),
-            dir: PyDir::Anchors,
-        }
-    }
-
-    /// `benches/py/<script>` (it imports `_common` from the anchors folder via `PYTHONPATH`).
-    pub fn own(script: &str) -> PyAnchor {
-        PyAnchor {
-            script: script.to_owned(),
-            dir: PyDir::Own,
         }
     }
 
     fn path(&self, cfg: &Config) -> PathBuf {
-        match self.dir {
-            PyDir::Anchors => cfg.anchors.join(&self.script),
-            PyDir::Own => cfg.own_py.join(&self.script),
-        }
+        cfg.anchors.join("py").join(&self.script)
     }
 }
 
@@ -274,10 +254,6 @@ impl Contender for PyAnchor {
             .arg(&path)
             .current_dir(path.parent().expect("script has a folder"))
             .env("REPEATS", cfg.repeats.to_string());
-        if let PyDir::Own = self.dir {
-            // `-S` leaves PYTHONPATH in effect: the own scripts share the anchors' `_common.py`.
-            cmd.env("PYTHONPATH", &cfg.anchors);
-        }
         let figs = parse_figures(&run_capture(cmd, cfg.timeout)?);
         if figs.is_empty() {
             return Err(format!("{} printed no figure", self.script).into());
@@ -297,5 +273,38 @@ mod tests {
         assert_eq!(f[1].name, "b");
         assert_eq!(f[1].value, 2.0);
         assert_eq!(f[1].unit, "MB/s");
+    }
+
+    /// Every comparison program an area names is in this repository and builds: a fresh
+    /// clone measures every row (they once lived outside the repository).
+    #[test]
+    fn every_comparison_program_is_in_the_repository_and_builds() {
+        let mut cfg = Config::from_env().expect("the comparison programs are found");
+        assert_eq!(cfg.anchors, PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let build = std::env::temp_dir().join(format!("mproc-bench-test-{}", std::process::id()));
+        cfg.build_dir = build.clone();
+        let areas: [fn(&Config) -> crate::Result<crate::Area>; 5] = [
+            crate::process::area,
+            crate::queue::area,
+            crate::pipe::area,
+            crate::sync::area,
+            crate::pool::area,
+        ];
+        let mut prepared = 0;
+        for make in areas {
+            let mut area = make(&cfg).expect("area");
+            for c in &mut area.contenders {
+                // This module's contenders (the Rust floors are measured in-process).
+                let label = c.label();
+                if label.starts_with("c/") || label.starts_with("python ") {
+                    c.prepare(&cfg)
+                        .unwrap_or_else(|e| panic!("{}: {}: {e}", area.name, c.label()));
+                    prepared += 1;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&build);
+        // 9 Python scripts and 7 runs of 6 C programs (os_futex serves two areas).
+        assert_eq!(prepared, 16, "comparison programs prepared");
     }
 }

@@ -1,13 +1,13 @@
 //! Benchmark harness for mproc (parking_lot-style custom runners, no framework).
 //!
 //! Every area (`process`, `queue`, `pipe`, `sync`, `pool`) is one module that builds an [`Area`]:
-//! a list of [`Contender`]s (mproc, the OS floor in `../shared/anchors/c`, Python's
-//! `multiprocessing` in `../shared/anchors/py_*.py`, and in-process Rust) and a list of
+//! a list of [`Contender`]s (mproc, the OS floor in `benches/c/os_*.c`, Python's
+//! `multiprocessing` in `benches/py/py_*.py`, and in-process Rust) and a list of
 //! [`Compare`]s (mproc figure against another figure, with the target). [`run_area`]
 //! runs every contender once per round, interleaved and in a rotating order, for `ROUNDS`
 //! rounds; a contender reports one value per figure per round (the median of its `REPEATS`
 //! samples in that round). The result of a figure is the median over rounds, its spread the
-//! min/max of the round values, as `../shared/anchors/run_all.sh` does.
+//! min/max of the round values.
 //!
 //! Output: TSV lines `name<TAB>value<TAB>unit` on stdout (figures, then ratios), a human
 //! table and progress on stderr, and, when `BENCH_MD` names a file, a Markdown section for
@@ -15,8 +15,8 @@
 //!
 //! Environment: `ROUNDS` (default 3), `REPEATS` (samples per figure per round, default 3;
 //! also passed to the anchors), `PYTHON` (default `python3`), `PYFLAGS` (default `-S`),
-//! `CC`/`CFLAGS` (default `gcc`, `-O2 -Wall -Wextra`), `MPROC_ANCHORS` (the anchors folder,
-//! default `<workspace>/../shared/anchors`), `MPROC_BENCH_BUILD` (where the C anchors are
+//! `CC`/`CFLAGS` (default `gcc`, `-O2 -Wall -Wextra`), `MPROC_ANCHORS` (a folder laid out
+//! like `benches/`, with `c/` and `py/`; default this crate's folder), `MPROC_BENCH_BUILD` (where the C anchors are
 //! built, default `<target>/anchors`), `BENCH_MD`, `BASELINES=1` (also run areas whose mproc
 //! side has not landed, to measure their comparison sides).
 
@@ -82,18 +82,17 @@ pub struct Config {
     pub repeats: usize,
     /// Python interpreter.
     pub python: String,
-    /// Python flags (`-S` by default, as in `run_all.sh`).
+    /// Python flags (`-S` by default: a clean CPython, no site hooks).
     pub pyflags: Vec<String>,
     /// C compiler and flags for the anchors.
     pub cc: String,
     /// C flags.
     pub cflags: Vec<String>,
-    /// The `../shared/anchors` folder.
+    /// The comparison programs' folder (this crate's, `benches/`): `c/os_*.c` and
+    /// `py/py_*.py`.
     pub anchors: PathBuf,
     /// Where the C anchors are built.
     pub build_dir: PathBuf,
-    /// Folder of this crate's own Python scripts (`benches/py`).
-    pub own_py: PathBuf,
     /// Markdown output for `BENCHMARKS.md`.
     pub markdown: Option<PathBuf>,
     /// Also run areas whose mproc side has not landed.
@@ -124,20 +123,19 @@ impl Config {
                 .map(str::to_owned)
                 .collect()
         };
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("benches/ has a parent")
-            .to_path_buf();
         let anchors = match std::env::var_os("MPROC_ANCHORS") {
-            Some(p) => PathBuf::from(p),
-            None => workspace.join("..").join("shared").join("anchors"),
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")),
         };
-        if !anchors.join("c").join("bench.h").is_file() {
-            return Err(format!(
-                "anchors not found at {} (expected c/bench.h there); set MPROC_ANCHORS to the shared/anchors folder",
-                anchors.display()
-            )
-            .into());
+        for needed in [["c", "floor.h"], ["py", "_bench.py"]] {
+            let path = anchors.join(needed[0]).join(needed[1]);
+            if !path.is_file() {
+                return Err(format!(
+                    "comparison programs not found: {} is missing (MPROC_ANCHORS must name a folder laid out like benches/)",
+                    path.display()
+                )
+                .into());
+            }
         }
         let build_dir = match std::env::var_os("MPROC_BENCH_BUILD") {
             Some(p) => PathBuf::from(p),
@@ -160,7 +158,6 @@ impl Config {
             cflags: words("CFLAGS", "-O2 -Wall -Wextra"),
             anchors,
             build_dir,
-            own_py: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py"),
             markdown: std::env::var_os("BENCH_MD")
                 .filter(|s| !s.is_empty())
                 .map(PathBuf::from),

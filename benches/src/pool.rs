@@ -273,7 +273,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             Box::new(PyAnchor::new("py_pool.py")),
             Box::new(PyAnchor::new("py_executor.py")),
             Box::new(PyAnchor::new("py_cpu_speedup.py")),
-            Box::new(PyAnchor::own("py_pool_rss.py")),
+            Box::new(PyAnchor::new("py_pool_rss.py")),
             Box::new(CAnchor::new("os_cpu_scaling")),
         ],
         comparisons: vec![

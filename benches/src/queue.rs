@@ -279,7 +279,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 Crossbeam,
             )),
             Box::new(PyAnchor::new("py_queue.py")),
-            Box::new(PyAnchor::own("py_queue_2to2.py")),
+            Box::new(PyAnchor::new("py_queue_2to2.py")),
             Box::new(CAnchor::new("os_memcpy")),
         ],
         comparisons: vec![

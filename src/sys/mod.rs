@@ -8,12 +8,12 @@
 //!
 //! No other module names `libc`, `rustix` or an operating system.
 
-cfg_if::cfg_if! {
-    if #[cfg(target_os = "linux")] {
-        mod linux;
-        pub(crate) use linux::*;
-    } else {
-        mod unsupported;
-        pub(crate) use unsupported::*;
-    }
-}
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;
+
+#[cfg(not(target_os = "linux"))]
+mod unsupported;
+#[cfg(not(target_os = "linux"))]
+pub(crate) use unsupported::*;

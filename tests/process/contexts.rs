@@ -1,7 +1,8 @@
 //! `Spawn` re-executes the current binary: it must work from every kind of Rust
 //! executable with no set-up. Unit tests (`src/process/tests.rs`), integration
 //! tests (this binary) and doc tests (`Builder`'s example) are covered where they
-//! live; here, a `main` binary and an example are run as real programs.
+//! live; here, examples are run as real programs (a `main` binary: the `mproc` command
+//! line's self-test, `mproc-cli/tests/cli.rs`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,17 +20,6 @@ fn run(mut cmd: Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text
-}
-
-#[test]
-fn spawn_works_from_a_main_binary() {
-    let _w = watchdog("main binary", Duration::from_secs(120));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mproc"));
-    cmd.args(["selftest", "--rounds", "2"]);
-    let text = run(cmd);
-    for method in ["Forkserver", "Spawn", "Fork"] {
-        assert_eq!(text.matches(&format!("{method}: ok")).count(), 2, "{text}");
-    }
 }
 
 /// The path of example `name`, built if a filtered run did not build it.
