@@ -815,7 +815,7 @@ impl<T: DeserializeOwned + 'static> Queue<T> {
 
 /// Fault injection for the `--cfg mproc_fault` tests: this process aborts (dies
 /// holding whatever queue lock it has) when a put or get reaches protocol `step`
-/// (1–8: put, 11–16: get; see `ring.rs`). Not part of the API.
+/// (1–8: put, 11–16: get; see `ring/algorithm.rs`). Not part of the API.
 #[cfg(all(mproc_fault, not(test)))]
 #[doc(hidden)]
 pub fn __fault_at(step: u32) {

@@ -1,0 +1,120 @@
+//! Getting: the blocking and non-blocking get around the lock-free take, and the
+//! consumer's spin that trails the producers by a batch.
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::layout::*;
+use super::wait::Wait;
+use super::{GetFail, Ring, SharedRegion};
+use crate::queue::error::MessageError;
+
+/// Items a spinning consumer waits for once some have arrived (see `get`).
+const BATCH: u64 = 16;
+/// Looks at a non-empty queue after which a spinning consumer stops waiting for a
+/// batch.
+const BATCH_LOOKS: u32 = 6;
+/// Or this many bytes.
+const BATCH_BYTES: u64 = 2048;
+
+impl Ring {
+    /// Whether a get would find a message now (lock-free estimate).
+    pub(super) fn has_data(&self) -> bool {
+        let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+        let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
+        if p > g {
+            return true;
+        }
+        // A producer that died after its commit point has not counted its message.
+        let h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
+        if h % 8 != 0 {
+            return true; // let the locked path report it
+        }
+        let st = self.stamp(h).load(Ordering::Acquire) & !PAD;
+        st != 0
+            && st
+                == self
+                    .region
+                    .hdr_u64::<C_COUNT>()
+                    .load(Ordering::Acquire)
+                    .wrapping_add(1)
+    }
+
+    /// Takes the next message: `read` copies it out before it is claimed, then
+    /// `finish` turns that into the item. Waits until `deadline` when
+    /// `block`.
+    pub(crate) fn get<X, R>(
+        &self,
+        block: bool,
+        deadline: Option<Instant>,
+        mut read: impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
+        finish: impl FnOnce(X) -> Result<R, MessageError>,
+    ) -> Result<R, GetFail> {
+        loop {
+            match self.take(&mut read) {
+                Ok(Some(x)) => {
+                    self.wake(Wait::Space, true, false);
+                    return finish(x).map_err(GetFail::Invalid);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.wake(Wait::Space, true, false);
+                    return Err(GetFail::Invalid(e));
+                }
+            }
+            if self.is_closed() {
+                // Everything put before `close` is visible now; one more look.
+                return match self.take(&mut read) {
+                    Ok(Some(x)) => {
+                        self.wake(Wait::Space, true, false);
+                        finish(x).map_err(GetFail::Invalid)
+                    }
+                    Ok(None) => Err(GetFail::Closed),
+                    Err(e) => Err(GetFail::Invalid(e)),
+                };
+            }
+            if !block {
+                return Err(GetFail::Empty);
+            }
+            // Spin on the put count, not on the next record: that record's lines are
+            // what the producer is writing, and each look would pull them away from
+            // it mid-write. (A message whose producer died before counting it is
+            // found by `ready`, after the spin.)
+            //
+            // Once items arrive, wait for a batch (`BATCH` items or `BATCH_BYTES`, or until the
+            // producers pause for one look, or `BATCH_LOOKS` looks) instead of
+            // pouncing on the first one: a consumer that takes each item as soon as
+            // it is counted fetches every record's lines the moment they are written,
+            // one cache miss after the other, and pulls the count's line away from the
+            // producer at every put; one that trails by a batch reads records that
+            // are already complete, in sequence (prefetched), and lets the producers
+            // write without interference.
+            let batch = self.capacity.min(BATCH);
+            let seen = Cell::new((0u64, 0u32));
+            let spin = || {
+                let p = self.region.hdr_u64::<P_COUNT>().load(Ordering::Acquire);
+                let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
+                if self.is_closed() {
+                    return true;
+                }
+                if p <= g {
+                    return false;
+                }
+                let (prev, looks) = seen.get();
+                seen.set((p, looks + 1));
+                // (Large items: a batch of bytes, so the first is still in cache.)
+                let bytes = self
+                    .region
+                    .hdr_u64::<P_TAIL>()
+                    .load(Ordering::Relaxed)
+                    .wrapping_sub(self.region.hdr_u64::<C_HEAD>().load(Ordering::Relaxed));
+                p - g >= batch || bytes >= BATCH_BYTES || p == prev || looks >= BATCH_LOOKS
+            };
+            let ready = || self.has_data() || self.is_closed();
+            if !self.wait(Wait::Data, deadline, spin, ready) {
+                return Err(GetFail::Timeout);
+            }
+        }
+    }
+}
