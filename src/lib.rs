@@ -73,6 +73,7 @@
 pub(crate) mod codec;
 pub(crate) mod deadline;
 pub mod futures;
+pub(crate) mod handle;
 #[cfg(all(test, loom))]
 pub(crate) mod loom;
 pub mod pipe;

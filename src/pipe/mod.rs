@@ -60,7 +60,7 @@ use std::any::type_name;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -68,6 +68,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub use error::{MessageError, RecvError, RecvTimeoutError, SendError, TryRecvError};
 
+use crate::handle::{Fd, FdRef};
 use conn::{Conn, Payload, RecvFail, SendFail, Wait};
 
 /// Creates a pipe whose two ends both send and receive `T`s (Python's
@@ -629,22 +630,6 @@ impl<T> Receiver<T> {
 
 // ---- handles travel ----------------------------------------------------------
 
-struct FdOut<'a>(BorrowedFd<'a>);
-
-impl Serialize for FdOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::codec::serialize_fd(self.0, s)
-    }
-}
-
-struct FdIn(OwnedFd);
-
-impl<'de> Deserialize<'de> for FdIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::codec::deserialize_fd(d).map(FdIn)
-    }
-}
-
 struct BytesRef<'a>(&'a [u8]);
 
 impl Serialize for BytesRef<'_> {
@@ -656,29 +641,29 @@ impl Serialize for BytesRef<'_> {
 #[derive(Serialize)]
 struct WireOut<'a> {
     end: &'a str,
-    fd: FdOut<'a>,
+    fd: FdRef<'a>,
     max: u64,
     buffered: BytesRef<'a>,
-    fds: Vec<FdOut<'a>>,
+    fds: Vec<FdRef<'a>>,
 }
 
 #[derive(Deserialize)]
 struct WireIn {
     end: String,
-    fd: FdIn,
+    fd: Fd,
     max: u64,
     buffered: crate::queue::Bytes,
-    fds: Vec<FdIn>,
+    fds: Vec<Fd>,
 }
 
 fn serialize_end<S: Serializer>(conn: &Conn, end: &str, s: S) -> Result<S::Ok, S::Error> {
     conn.buffered(|bytes, fds| {
         WireOut {
             end,
-            fd: FdOut(conn.fd()),
+            fd: FdRef(conn.fd()),
             max: conn.max() as u64,
             buffered: BytesRef(bytes),
-            fds: fds.iter().map(|f| FdOut(*f)).collect(),
+            fds: fds.iter().map(|f| FdRef(*f)).collect(),
         }
         .serialize(s)
     })

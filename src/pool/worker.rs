@@ -6,29 +6,15 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, Message};
+pub(crate) use crate::handle::Fd;
 use crate::pool::frames::{self, PanicInfo, ResultsWriter, ToWorker};
 use crate::pool::plain;
 use crate::sys::code::{EntryPoint, Runner};
 use crate::sys::shared_word::SharedWords;
 use crate::wire;
-
-/// A descriptor that travels as a pool worker's argument.
-pub(crate) struct Fd(pub(crate) OwnedFd);
-
-impl Serialize for Fd {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        codec::serialize_fd(self.0.as_fd(), s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Fd {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        codec::deserialize_fd(d).map(Fd)
-    }
-}
 
 /// Everything a worker needs, sent as its process argument.
 #[derive(Serialize, Deserialize)]

@@ -1,35 +1,16 @@
 //! How shared regions travel: the descriptor out-of-band (see `crate::codec`), the
 //! name (if any) in the bytes.
 
+use serde::{Deserialize, Serialize};
 use std::ffi::CString;
-use std::os::fd::{BorrowedFd, OwnedFd};
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::raw::{Region, Shared, ShmHeader, Unlink};
-
-/// A descriptor to send (serializes as an index into the out-of-band list).
-pub(crate) struct FdOut<'a>(pub(crate) BorrowedFd<'a>);
-
-impl Serialize for FdOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        crate::codec::serialize_fd(self.0, s)
-    }
-}
-
-/// A received descriptor.
-pub(crate) struct FdIn(pub(crate) OwnedFd);
-
-impl<'de> Deserialize<'de> for FdIn {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::codec::deserialize_fd(d).map(FdIn)
-    }
-}
+use crate::handle::{Fd, FdRef};
 
 /// The wire form of a region, borrowed for sending.
 #[derive(Serialize)]
 pub(crate) struct RegionOut<'a> {
-    fd: FdOut<'a>,
+    fd: FdRef<'a>,
     name: Option<&'a [u8]>,
 }
 
@@ -37,7 +18,7 @@ impl<'a> RegionOut<'a> {
     /// The wire form of `region`.
     pub(crate) fn new(region: &'a Region) -> RegionOut<'a> {
         RegionOut {
-            fd: FdOut(region.fd()),
+            fd: FdRef(region.fd()),
             name: region.name().map(|n| n.to_bytes()),
         }
     }
@@ -46,7 +27,7 @@ impl<'a> RegionOut<'a> {
 /// The wire form of a region, received.
 #[derive(Deserialize)]
 pub(crate) struct RegionIn {
-    fd: FdIn,
+    fd: Fd,
     name: Option<Vec<u8>>,
 }
 
