@@ -15,12 +15,28 @@ const HEADER: usize = 8;
 
 /// Sends one frame carrying `bytes` and `fds`.
 pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    let len = u32::try_from(bytes.len())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame larger than 4 GiB"))?;
+    send_frame(sock, bytes, fds).map_err(|(e, _)| e)
+}
+
+/// As [`send`]; a failure also tells whether part of the frame was written (then
+/// the stream is out of step and the peer must be given up), or none of it (the
+/// stream is as before, and only this frame failed).
+pub(crate) fn send_frame(
+    sock: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), (io::Error, bool)> {
+    let len = u32::try_from(bytes.len()).map_err(|_| {
+        (
+            io::Error::new(io::ErrorKind::InvalidInput, "frame larger than 4 GiB"),
+            false,
+        )
+    })?;
     let mut header = [0u8; HEADER];
     header[..4].copy_from_slice(&len.to_le_bytes());
     header[4..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-    let mut sent = socket::send_with_fds(sock, &[IoSlice::new(&header), IoSlice::new(bytes)], fds)?;
+    let mut sent = socket::send_with_fds(sock, &[IoSlice::new(&header), IoSlice::new(bytes)], fds)
+        .map_err(|e| (e, false))?;
     let total = HEADER + bytes.len();
     while sent < total {
         let n = if sent < HEADER {
@@ -28,12 +44,13 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -
                 sock,
                 &[IoSlice::new(&header[sent..]), IoSlice::new(bytes)],
                 &[],
-            )?
+            )
         } else {
-            socket::send_with_fds(sock, &[IoSlice::new(&bytes[sent - HEADER..])], &[])?
-        };
+            socket::send_with_fds(sock, &[IoSlice::new(&bytes[sent - HEADER..])], &[])
+        }
+        .map_err(|e| (e, true))?;
         if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+            return Err((io::ErrorKind::WriteZero.into(), true));
         }
         sent += n;
     }
@@ -43,15 +60,42 @@ pub(crate) fn send(sock: BorrowedFd<'_>, bytes: &[u8], fds: &[BorrowedFd<'_>]) -
 /// Receives one frame. `Ok(None)` at a clean end of stream (between frames); an end
 /// of stream inside a frame is `UnexpectedEof`. A payload over `max_len` bytes is
 /// `InvalidData` (its bytes are not read).
+///
+/// When the kernel dropped the frame's descriptors because this process is at its
+/// descriptor limit, the frame is still read to its end (the stream stays in step
+/// for the next one) and the result is an `EMFILE` error: see [`recv_frame`] for a caller that must know what the frame said.
 pub(crate) fn recv(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<Option<Message>> {
+    match recv_frame(sock, max_len)? {
+        Received::Frame(msg) => Ok(Some(msg)),
+        Received::End => Ok(None),
+        Received::DescriptorsDropped(_) => Err(crate::sys::process::descriptors_dropped()),
+    }
+}
+
+/// What [`recv_frame`] got.
+pub(crate) enum Received {
+    /// A whole frame with all its descriptors.
+    Frame(Message),
+    /// A clean end of stream, between frames.
+    End,
+    /// A whole frame whose descriptors the kernel dropped (this process is at its
+    /// descriptor limit): its bytes, and any descriptor that did arrive, are here.
+    DescriptorsDropped(Message),
+}
+
+/// Receives one frame, telling a frame whose descriptors were dropped from one that
+/// arrived whole (see [`recv`]).
+pub(crate) fn recv_frame(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<Received> {
+    let mut dropped = false;
     let mut fds = Vec::new();
     let mut header = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {
-        let n = socket::recv_with_fds(sock, &mut header[got..], &mut fds)?;
+        let n =
+            socket::recv_with_fds_noting_drops(sock, &mut header[got..], &mut fds, &mut dropped)?;
         if n == 0 {
             return if got == 0 {
-                Ok(None)
+                Ok(Received::End)
             } else {
                 Err(io::ErrorKind::UnexpectedEof.into())
             };
@@ -64,16 +108,20 @@ pub(crate) fn recv(sock: BorrowedFd<'_>, max_len: usize) -> io::Result<Option<Me
     let mut bytes = vec![0u8; len];
     let mut got = 0;
     while got < len {
-        let n = socket::recv_with_fds(sock, &mut bytes[got..], &mut fds)?;
+        let n =
+            socket::recv_with_fds_noting_drops(sock, &mut bytes[got..], &mut fds, &mut dropped)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         got += n;
     }
+    if dropped {
+        return Ok(Received::DescriptorsDropped(Message { bytes, fds }));
+    }
     if fds.len() != nfds {
         return Err(fd_count_mismatch(nfds, fds.len()));
     }
-    Ok(Some(Message { bytes, fds }))
+    Ok(Received::Frame(Message { bytes, fds }))
 }
 
 /// Frames arriving on a stream socket, read in large pieces: the bytes and

@@ -237,7 +237,12 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         parent,
         args,
         fault,
+        contain,
     } = job;
+    if contain {
+        // Descendants stay in this group, so that they can be killed with us.
+        let _ = os::own_process_group();
+    }
     info::set_current(name, daemon, Some(parent));
 
     // A panic on the task's thread is reported with its location and backtrace.

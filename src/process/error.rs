@@ -5,6 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::process::ExitStatus;
+use crate::sys::process as os;
 
 /// A process could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +35,106 @@ pub enum SpawnError {
     /// The forkserver could not start a child.
     #[error("the forkserver could not start the child: {0}")]
     Forkserver(String),
+    /// A system resource ran out while starting this child. Only this start failed:
+    /// the children already running (and the forkserver) are unharmed, and a later
+    /// start succeeds once the resource is back.
+    #[error("cannot start the child: {resource} ({what} failed: {source})")]
+    ResourceExhausted {
+        /// What ran out.
+        resource: Resource,
+        /// The step that failed.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl SpawnError {
+    /// The error of step `what` failing with an OS error: [`SpawnError::ResourceExhausted`]
+    /// when the error says a resource ran out, [`SpawnError::Io`] otherwise.
     pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> SpawnError {
-        move |source| SpawnError::Io { what, source }
+        move |source| {
+            let creating = what.contains("fork") || what.contains("spawn");
+            match os::shortage(&source, creating) {
+                Some(s) => SpawnError::ResourceExhausted {
+                    resource: s.into(),
+                    what,
+                    source,
+                },
+                None => SpawnError::Io { what, source },
+            }
+        }
+    }
+
+    /// The resource that ran out, when that is why the start failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::{Process, Resource};
+    ///
+    /// match Process::start(|x: u8| x, 1) {
+    ///     Ok(child) => assert_eq!(child.join()?, 1),
+    ///     // Only this start failed; close some files (or wait) and try again.
+    ///     Err(e) if e.resource() == Some(Resource::OpenFiles) => eprintln!("{e}"),
+    ///     Err(e) => return Err(e.into()),
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resource(&self) -> Option<Resource> {
+        match self {
+            SpawnError::ResourceExhausted { resource, .. } => Some(*resource),
+            _ => None,
+        }
+    }
+}
+
+/// A system resource whose exhaustion stopped a start ([`SpawnError::resource`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Resource {
+    /// This process's limit on open file descriptors (`EMFILE`, `RLIMIT_NOFILE`,
+    /// `ulimit -n`).
+    OpenFiles,
+    /// The system-wide limit on open files (`ENFILE`, `fs.file-max`).
+    SystemOpenFiles,
+    /// The limit on processes (`EAGAIN` from `fork`: `RLIMIT_NPROC`/`ulimit -u`, a
+    /// cgroup's `pids.max`, or `kernel.threads-max`).
+    Processes,
+    /// Memory (`ENOMEM`).
+    Memory,
+    /// Shared memory: the `tmpfs` behind memory files is full (`ENOSPC`).
+    SharedMemory,
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Resource::OpenFiles => {
+                "too many open files (this process's descriptor limit, RLIMIT_NOFILE / ulimit -n)"
+            }
+            Resource::SystemOpenFiles => "too many open files in the system (fs.file-max)",
+            Resource::Processes => {
+                "too many processes (RLIMIT_NPROC / ulimit -u, or the cgroup's pids.max)"
+            }
+            Resource::Memory => "out of memory",
+            Resource::SharedMemory => {
+                "out of shared memory (the tmpfs behind memory files is full)"
+            }
+        })
+    }
+}
+
+impl From<os::Shortage> for Resource {
+    fn from(s: os::Shortage) -> Resource {
+        match s {
+            os::Shortage::OpenFiles => Resource::OpenFiles,
+            os::Shortage::SystemOpenFiles => Resource::SystemOpenFiles,
+            os::Shortage::Processes => Resource::Processes,
+            os::Shortage::Memory => Resource::Memory,
+            os::Shortage::SharedMemory => Resource::SharedMemory,
+        }
     }
 }
 

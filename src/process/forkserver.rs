@@ -12,13 +12,13 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::process::launch::{Launched, Request, capture_pipes, on_launcher};
 use crate::process::protocol::{
-    BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, encode_status,
+    BOOTSTRAP_ENV, CHANNEL_FD, ForkReply, ForkRequest, MAX_FRAME, ServerRequest, encode_status,
 };
 use crate::process::registry::ExitSource;
 use crate::process::{SpawnError, bootstrap};
 use crate::sys::process as os;
 use crate::sys::socket;
-use crate::wire;
+use crate::wire::{self, Received};
 
 struct Server {
     owner: u32,
@@ -34,6 +34,7 @@ fn start_server() -> Result<Server, SpawnError> {
     let pid = os::spawn_self(
         &[(BOOTSTRAP_ENV, &marker)],
         &[(server_end.as_fd(), CHANNEL_FD)],
+        false,
     )
     .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
@@ -101,6 +102,10 @@ pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
 }
 
 /// Starts `req` as a child of the forkserver.
+///
+/// A start that fails for want of a resource fails alone: the server is given up
+/// (killed, with its children) only when it is gone or the stream to it is out of
+/// step, never because this process could not receive a reply's descriptor.
 pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
     let Request {
         job,
@@ -108,7 +113,7 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
         capture,
         ..
     } = req;
-    let bytes = postcard::to_stdvec(&ForkRequest { job, capture })
+    let bytes = postcard::to_stdvec(&ServerRequest::Fork(ForkRequest { job, capture }))
         .map_err(|e| SpawnError::Encode(e.to_string()))?;
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let (status_r, status_w) = socket::pipe().map_err(SpawnError::io("pipe"))?;
@@ -125,15 +130,47 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
     for _attempt in 0..2 {
         g = server(g)?;
         let srv = g.as_ref().expect("server() installs one");
-        let sent = wire::send(srv.sock.as_fd(), &bytes, &fds);
-        match sent.and_then(|()| wire::recv(srv.sock.as_fd(), MAX_FRAME)) {
-            Ok(Some(msg)) => {
+        // Room for the pidfd the reply brings, taken before the server forks: a
+        // process at its descriptor limit learns it here, with nothing started.
+        let room = socket::dup(control.as_fd()).map_err(SpawnError::io(
+            "reserving a descriptor for the child's pidfd",
+        ))?;
+        match wire::send_frame(srv.sock.as_fd(), &bytes, &fds) {
+            Ok(()) => {}
+            // Nothing was written: the server is as before; only this start failed.
+            Err((e, false)) if !server_gone(&e) => {
+                return Err(SpawnError::io("sending the request to the forkserver")(e));
+            }
+            // The server died, or half a request is on its way: replace it, once.
+            Err(_) => {
+                retire(g.take());
+                continue;
+            }
+        }
+        drop(room);
+        match wire::recv_frame(srv.sock.as_fd(), MAX_FRAME) {
+            Ok(Received::Frame(msg)) => {
                 reply = Some(msg);
                 break;
             }
-            // The server died (for example, it was killed): reap it and start a
-            // new one, once.
-            Ok(None) | Err(_) => retire(g.take()),
+            Ok(Received::DescriptorsDropped(msg)) => {
+                // Another thread took the reserved slot: the child exists but cannot
+                // be watched from here. Have the server kill it; the server and its
+                // other children go on.
+                if let Ok(ForkReply::Started(pid)) = postcard::from_bytes(&msg.bytes) {
+                    let kill = postcard::to_stdvec(&ServerRequest::Kill(pid))
+                        .map_err(|e| SpawnError::Encode(e.to_string()))?;
+                    if wire::send(srv.sock.as_fd(), &kill, &[]).is_err() {
+                        retire(g.take());
+                    }
+                }
+                return Err(SpawnError::io(
+                    "receiving the child's pidfd from the forkserver",
+                )(crate::sys::process::descriptors_dropped()));
+            }
+            // The server died (for example, it was killed), or the stream is out of
+            // step: reap it and start a new one, once.
+            Ok(Received::End) | Err(_) => retire(g.take()),
         }
     }
     drop(g);
@@ -156,25 +193,78 @@ pub(crate) fn launch(req: Request) -> Result<Launched, SpawnError> {
                 output: pipes.map(|(r, _)| r),
             })
         }
-        ForkReply::Failed(why) => Err(SpawnError::Forkserver(why)),
+        ForkReply::Failed {
+            reason,
+            errno: Some(errno),
+        } => Err(SpawnError::io(server_step(&reason))(
+            std::io::Error::from_raw_os_error(errno),
+        )),
+        ForkReply::Failed {
+            reason,
+            errno: None,
+        } => Err(SpawnError::Forkserver(reason)),
+    }
+}
+
+/// Whether a send error means the server is gone.
+fn server_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::NotConnected
+    )
+}
+
+/// The step a server-side failure names (a `'static` text for [`SpawnError`]).
+fn server_step(reason: &str) -> &'static str {
+    if reason.starts_with("fork") {
+        "fork (in the forkserver)"
+    } else if reason.starts_with("pidfd_open") {
+        "pidfd_open (in the forkserver)"
+    } else {
+        "receiving the request (in the forkserver)"
     }
 }
 
 struct Child {
+    pid: u32,
     pidfd: OwnedFd,
     status: OwnedFd,
+    /// Whether the child leads a process group of its own (and its descendants die
+    /// with it).
+    contained: bool,
+}
+
+/// Kills what is left of a contained child's process group. Called while the
+/// child is unreaped, so the group's id cannot have been reused.
+fn kill_descendants(child: &Child) {
+    if child.contained {
+        let _ = os::signal_group(child.pid, os::SIGKILL);
+    }
 }
 
 /// The server's loop; runs in the forkserver process until its client goes away.
 pub(crate) fn serve(sock: OwnedFd) -> ! {
     bootstrap::prepare_to_fork();
+    // The server outlives its client only long enough to clean up: it ends when
+    // the client's end of the socket closes (the client exited or was killed),
+    // after killing what its children started, which a death signal could not do.
+    os::no_death_signal();
     let mut children: Vec<Child> = Vec::new();
+    let shut_down = |children: &[Child]| -> ! {
+        for c in children {
+            let _ = os::pidfd_signal(c.pidfd.as_fd(), os::SIGKILL);
+            kill_descendants(c);
+        }
+        os::exit_now(0)
+    };
     loop {
         let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(sock.as_fd(), false)];
         fds.extend(children.iter().map(|c| (c.pidfd.as_fd(), false)));
         let ready = match socket::poll(&fds, None) {
             Ok(r) => r,
-            Err(_) => os::exit_now(1),
+            Err(_) => shut_down(&children),
         };
         let exited: Vec<usize> = ready[1..]
             .iter()
@@ -184,45 +274,85 @@ pub(crate) fn serve(sock: OwnedFd) -> ! {
             .collect();
         for i in exited.into_iter().rev() {
             let child = children.swap_remove(i);
+            kill_descendants(&child);
             if let Ok(Some(exit)) = os::pidfd_reap(child.pidfd.as_fd(), true) {
                 let _ = socket::write(child.status.as_fd(), &encode_status(exit));
             }
         }
         if ready[0].readable {
-            match wire::recv(sock.as_fd(), MAX_FRAME) {
-                Ok(Some(msg)) => {
-                    let (answer, pidfd) = match fork_one(msg, &mut children) {
-                        // The client gets its own copy of the pidfd with the reply.
-                        Ok(pid) => (
-                            ForkReply::Started(pid),
-                            children.last().map(|c| c.pidfd.as_fd()),
-                        ),
-                        Err(why) => (ForkReply::Failed(why), None),
+            let msg = match wire::recv_frame(sock.as_fd(), MAX_FRAME) {
+                Ok(Received::Frame(msg)) => msg,
+                Ok(Received::DescriptorsDropped(_)) => {
+                    // This server is at its descriptor limit: the request's
+                    // descriptors are lost, so this start fails, and only it.
+                    let answer = ForkReply::Failed {
+                        reason: "receiving the request's descriptors".into(),
+                        errno: os::descriptors_dropped().raw_os_error(),
                     };
                     let bytes = postcard::to_stdvec(&answer).unwrap_or_default();
-                    let extra: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
-                    if wire::send(sock.as_fd(), &bytes, &extra).is_err() {
-                        os::exit_now(0);
+                    if wire::send(sock.as_fd(), &bytes, &[]).is_err() {
+                        shut_down(&children);
                     }
+                    continue;
                 }
-                // The client is gone: so is the reason to exist. Children die with us.
-                Ok(None) | Err(_) => os::exit_now(0),
+                // The client is gone: so is the reason to exist.
+                Ok(Received::End) | Err(_) => shut_down(&children),
+            };
+            let request = postcard::from_bytes::<ServerRequest>(&msg.bytes);
+            let (answer, pidfd) = match request {
+                Ok(ServerRequest::Kill(pid)) => {
+                    if let Some(c) = children.iter().find(|c| c.pid == pid) {
+                        let _ = os::pidfd_signal(c.pidfd.as_fd(), os::SIGKILL);
+                        kill_descendants(c);
+                    }
+                    continue;
+                }
+                Ok(ServerRequest::Fork(req)) => match fork_one(req, msg.fds, &mut children) {
+                    // The client gets its own copy of the pidfd with the reply.
+                    Ok(pid) => (
+                        ForkReply::Started(pid),
+                        children.last().map(|c| c.pidfd.as_fd()),
+                    ),
+                    Err(failed) => (failed, None),
+                },
+                Err(e) => (
+                    ForkReply::Failed {
+                        reason: format!("malformed request: {e}"),
+                        errno: None,
+                    },
+                    None,
+                ),
+            };
+            let bytes = postcard::to_stdvec(&answer).unwrap_or_default();
+            let extra: Vec<BorrowedFd<'_>> = pidfd.into_iter().collect();
+            if wire::send(sock.as_fd(), &bytes, &extra).is_err() {
+                shut_down(&children);
             }
         }
     }
 }
 
-/// Forks the child that `msg` asks for; its pidfd is the last of `children`.
-fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<u32, String> {
-    let req: ForkRequest =
-        postcard::from_bytes(&msg.bytes).map_err(|e| format!("malformed request: {e}"))?;
-    let mut fds = msg.fds.into_iter();
-    let control = fds.next().ok_or("request without a control channel")?;
-    let status = fds.next().ok_or("request without a status pipe")?;
+/// Forks the child that `req` asks for; its pidfd is the last of `children`.
+fn fork_one(
+    req: ForkRequest,
+    fds: Vec<OwnedFd>,
+    children: &mut Vec<Child>,
+) -> Result<u32, ForkReply> {
+    let failed = |reason: &str| ForkReply::Failed {
+        reason: reason.to_string(),
+        errno: None,
+    };
+    let mut fds = fds.into_iter();
+    let control = fds
+        .next()
+        .ok_or_else(|| failed("request without a control channel"))?;
+    let status = fds
+        .next()
+        .ok_or_else(|| failed("request without a status pipe"))?;
     let outputs = if req.capture {
         Some((
-            fds.next().ok_or("request without stdout")?,
-            fds.next().ok_or("request without stderr")?,
+            fds.next().ok_or_else(|| failed("request without stdout"))?,
+            fds.next().ok_or_else(|| failed("request without stderr"))?,
         ))
     } else {
         None
@@ -230,6 +360,7 @@ fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<u32
     let arg_fds: Vec<OwnedFd> = fds.collect();
     let server_pid = os::getpid();
     let job = req.job;
+    let contained = job.contain;
     let pid = os::fork_child(|| {
         // Other children's status pipes are not this child's business.
         children.clear();
@@ -243,8 +374,33 @@ fn fork_one(msg: crate::codec::Message, children: &mut Vec<Child>) -> Result<u32
         }
         bootstrap::run_job(control, job, arg_fds)
     })
-    .map_err(|e| format!("fork failed: {e}"))?;
-    let pidfd = os::pidfd_open(pid).map_err(|e| format!("pidfd_open failed: {e}"))?;
-    children.push(Child { pidfd, status });
+    .map_err(|e| ForkReply::Failed {
+        reason: format!("fork failed: {e}"),
+        errno: e.raw_os_error(),
+    })?;
+    if contained {
+        // Also done by the child itself; whichever runs first makes the group, so
+        // that it exists before anyone may signal it.
+        let _ = os::set_process_group_of(pid);
+    }
+    let pidfd = match os::pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) => {
+            if contained {
+                let _ = os::signal_group(pid, os::SIGKILL);
+            }
+            os::kill_and_reap_pid(pid);
+            return Err(ForkReply::Failed {
+                reason: format!("pidfd_open failed: {e}"),
+                errno: e.raw_os_error(),
+            });
+        }
+    };
+    children.push(Child {
+        pid,
+        pidfd,
+        status,
+        contained,
+    });
     Ok(pid)
 }

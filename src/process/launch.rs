@@ -115,6 +115,7 @@ fn encode_job(job: &Job) -> Result<Vec<u8>, SpawnError> {
 
 fn spawn(req: Request) -> Result<Launched, SpawnError> {
     let job_bytes = encode_job(&req.job)?;
+    let contain = req.job.contain;
     let (control, child_end) = socket::socketpair().map_err(SpawnError::io("socketpair"))?;
     let pipes = capture_pipes(req.capture)?;
     let mut fd_map: Vec<(BorrowedFd<'_>, i32)> = vec![(child_end.as_fd(), CHANNEL_FD)];
@@ -123,11 +124,11 @@ fn spawn(req: Request) -> Result<Launched, SpawnError> {
         fd_map.push((err_w.as_fd(), 2));
     }
     let marker = format!("spawn:{}", os::getpid());
-    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &fd_map)
+    let pid = os::spawn_self(&[(BOOTSTRAP_ENV, &marker)], &fd_map, req.job.contain)
         .map_err(SpawnError::io("posix_spawn"))?;
     drop(fd_map);
     drop(child_end);
-    let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
+    let pidfd = pidfd_of_new_child(pid)?;
     let output = pipes.map(|(read_ends, _write_ends)| read_ends);
 
     // The child reads the job right after its bootstrap; a child that never gets
@@ -155,8 +156,20 @@ fn spawn(req: Request) -> Result<Launched, SpawnError> {
         pid,
         pidfd,
         control,
-        exit: ExitSource::Direct,
+        exit: ExitSource::Direct {
+            group: contain.then_some(pid),
+        },
         output,
+    })
+}
+
+/// Opens the pidfd of a direct child just created. When that fails (say, no
+/// descriptor is left) the start fails alone: the child is killed and reaped at
+/// once, leaving no zombie and no task running unwatched.
+fn pidfd_of_new_child(pid: u32) -> Result<OwnedFd, SpawnError> {
+    os::pidfd_open(pid).map_err(|e| {
+        os::kill_and_reap_pid(pid);
+        SpawnError::io("pidfd_open")(e)
     })
 }
 
@@ -219,6 +232,7 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
         std::io::stderr().lock(),
     );
     let Request { job, arg_fds, .. } = req;
+    let contain = job.contain;
     let pid = os::fork_child(move || {
         drop(guards);
         if !os::die_with_parent(parent) {
@@ -233,12 +247,18 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
         bootstrap::run_job(child_end, job, arg_fds)
     })
     .map_err(SpawnError::io("fork"))?;
-    let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;
+    if contain {
+        // The child makes its group too; whichever runs first, it exists from here.
+        let _ = os::set_process_group_of(pid);
+    }
+    let pidfd = pidfd_of_new_child(pid)?;
     Ok(Launched {
         pid,
         pidfd,
         control,
-        exit: ExitSource::Direct,
+        exit: ExitSource::Direct {
+            group: contain.then_some(pid),
+        },
         output,
     })
 }

@@ -94,7 +94,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::{JoinError, JoinTimeoutError, SpawnError};
+pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 
 pub(crate) use bootstrap::{on_load, panic_message, take_task_panic};
@@ -273,6 +273,7 @@ pub struct Builder {
     capture: bool,
     handshake_timeout: Duration,
     fault: StartFault,
+    contain: bool,
 }
 
 impl Default for Builder {
@@ -284,6 +285,7 @@ impl Default for Builder {
             capture: false,
             handshake_timeout: Duration::from_secs(30),
             fault: StartFault::None,
+            contain: true,
         }
     }
 }
@@ -321,6 +323,39 @@ impl Builder {
     /// that does not is killed and reported as [`JoinError::HandshakeTimeout`].
     pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Whether the processes the child starts (a `std::process::Command`, its own
+    /// children) are killed with it. Default `true`.
+    ///
+    /// When on, the child leads a process group of its own, and its descendants
+    /// (which stay in that group unless they leave it with `setsid`/`setpgid`) are
+    /// sent `SIGKILL` when the child ends, however it ends (a return, a panic,
+    /// [`Process::kill`], a pool retiring or killing its worker); `terminate` and
+    /// `kill` signal the whole group. Under the forkserver this holds even when the
+    /// parent is killed with `SIGKILL`. Turn it off for a task that deliberately
+    /// starts a daemon meant to outlive it; the child then stays in its parent's
+    /// process group, as in Python.
+    ///
+    /// A contained child is not in the terminal's foreground process group: it
+    /// does not receive the terminal's Ctrl-C itself (its parent does, and the child
+    /// dies with the parent), and reading from the terminal stops it (`SIGTTIN`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// // A task that leaves a helper running on purpose.
+    /// let child = Process::builder()
+    ///     .contain_descendants(false)
+    ///     .start(|_: ()| std::process::id(), ())?;
+    /// assert!(child.join()? > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn contain_descendants(&mut self, contain: bool) -> &mut Self {
+        self.contain = contain;
         self
     }
 
@@ -372,6 +407,7 @@ impl Builder {
             },
             args: args.bytes,
             fault: self.fault,
+            contain: self.contain,
         };
         let launched = launch::launch(launch::Request {
             job,
@@ -403,6 +439,7 @@ impl Builder {
             eof: false,
             status: None,
             output,
+            contained: self.contain,
             _result: PhantomData,
         })
     }
@@ -464,6 +501,8 @@ pub struct Process<R> {
     eof: bool,
     status: Option<ExitStatus>,
     output: Option<std::thread::JoinHandle<CapturedOutput>>,
+    /// Whether the child leads a process group of its own.
+    contained: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -660,6 +699,13 @@ impl<R> Process<R> {
     fn signal(&self, sig: i32) -> std::io::Result<()> {
         if self.status.is_some() {
             return Ok(());
+        }
+        // The whole group of a contained child, while its leader has not exited
+        // (so that the group's id is still its own).
+        if self.contained
+            && !os::pidfd_wait_exit(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
+        {
+            let _ = os::signal_group(self.pid, sig);
         }
         os::pidfd_signal(self.pidfd.as_fd(), sig)
     }

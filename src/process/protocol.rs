@@ -34,6 +34,9 @@ pub(crate) struct Job {
     pub(crate) args: Vec<u8>,
     /// A failure to stage before the handshake, for tests of the parent's reporting.
     pub(crate) fault: StartFault,
+    /// Whether the child leads a process group of its own, so that its descendants
+    /// are killed with it (`Builder::contain_descendants`).
+    pub(crate) contain: bool,
 }
 
 /// A failure a child can be asked to simulate before its handshake. Only the
@@ -89,11 +92,27 @@ pub(crate) struct ForkRequest {
     pub(crate) capture: bool,
 }
 
+/// What a client asks of the forkserver.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ServerRequest {
+    /// Start a child; answered by a [`ForkReply`].
+    Fork(ForkRequest),
+    /// Kill (`SIGKILL`) the child with this pid, whose start failed on the client's
+    /// side after the fork (its pidfd could not be received). Not answered.
+    Kill(u32),
+}
+
 /// The forkserver's answer: the child's pid (with its pidfd in the frame) or why not.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ForkReply {
     Started(u32),
-    Failed(String),
+    Failed {
+        /// What failed, for the message.
+        reason: String,
+        /// The OS error number, when a system call failed (a resource that ran out
+        /// is reported as such to the client).
+        errno: Option<i32>,
+    },
 }
 
 /// Encodes an exit status for the forkserver's status pipe.

@@ -23,8 +23,12 @@ use crate::sys::socket;
 /// How the exit status of a child is learned.
 #[derive(Debug)]
 pub(crate) enum ExitSource {
-    /// A direct child: `waitid` on its pidfd.
-    Direct,
+    /// A direct child: `waitid` on its pidfd. `group`: the child leads this process
+    /// group, whose other members (its descendants) are killed when it is reaped.
+    Direct {
+        /// The child's process group, when it is contained.
+        group: Option<u32>,
+    },
     /// A child of the forkserver, which writes the status to this pipe.
     Server(OwnedFd),
 }
@@ -38,9 +42,14 @@ pub(crate) fn wait_exit(
 ) -> io::Result<Option<RawExit>> {
     let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     match source {
-        ExitSource::Direct => {
+        ExitSource::Direct { group } => {
             if !os::pidfd_wait_exit(pidfd.as_fd(), timeout)? {
                 return Ok(None);
+            }
+            if let Some(g) = group {
+                // Before the reap: while the leader is a zombie its group's id
+                // cannot have been reused.
+                let _ = os::signal_group(*g, os::SIGKILL);
             }
             os::pidfd_reap(pidfd.as_fd(), true)
         }
@@ -267,8 +276,20 @@ pub(crate) fn shutdown_children() {
         // Non-daemon children are waited for, as Python's exit does.
         let _ = os::pidfd_wait_exit(pidfd.as_fd(), None);
     }
-    // Reap direct children (a forkserver child's status is the server's business).
-    for (_, _, pidfd) in &children {
+    // Reap direct children (a forkserver child's status is the server's business),
+    // killing what a contained one left behind.
+    for (pid, _, pidfd) in &children {
+        if os::pidfd_wait_exit(pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(false)
+            && contained(*pid)
+        {
+            let _ = os::signal_group(*pid, os::SIGKILL);
+        }
         let _ = os::pidfd_reap(pidfd.as_fd(), false);
     }
+}
+
+/// Whether `pid` is a direct child of this process that leads a process group of its
+/// own (started with containment).
+fn contained(pid: u32) -> bool {
+    os::process_group_of(pid) == Some(pid)
 }

@@ -155,11 +155,14 @@ pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 
 /// Starts a new process running this very executable (`/proc/self/exe`), with the
 /// current environment plus `extra_env`, and with each `(fd, target)` of
-/// `fd_map` installed as descriptor number `target` in the child (every other
-/// descriptor of ours is close-on-exec). Returns the child's pid.
+/// `fd_map` installed as descriptor number `target` in the child. Every other
+/// descriptor above 2 is closed in the child, close-on-exec or not. With
+/// `own_group`, the child leads a new process group from its first instruction.
+/// Returns the child's pid.
 pub(crate) fn spawn_self(
     extra_env: &[(&str, &str)],
     fd_map: &[(BorrowedFd<'_>, RawFd)],
+    own_group: bool,
 ) -> io::Result<u32> {
     let path = CString::new("/proc/self/exe").expect("no NUL");
     let argv0 = std::env::args_os()
@@ -207,6 +210,10 @@ pub(crate) fn spawn_self(
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
+    // Every descriptor above the highest target is closed in the child, whether or
+    // not it is close-on-exec (Python's spawn does the same): a descriptor some code
+    // opened without `O_CLOEXEC` must not leak into a process that never asked for it.
+    let close_from = targets.iter().copied().max().unwrap_or(2).max(2) + 1;
     let result = (|| {
         for (src, (_, target)) in sources.iter().zip(fd_map) {
             // SAFETY: `actions` was initialised above and is destroyed only below.
@@ -217,11 +224,50 @@ pub(crate) fn spawn_self(
                 return Err(io::Error::from_raw_os_error(rc));
             }
         }
+        // SAFETY: `actions` was initialised above and is destroyed only below; the
+        // call only records the action (glibc 2.34+ runs `close_range` in the child).
+        let rc = unsafe {
+            libc::posix_spawn_file_actions_addclosefrom_np(actions.as_mut_ptr(), close_from)
+        };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+        let attr_ptr: *const libc::posix_spawnattr_t = if own_group {
+            // SAFETY: `attr` is valid, writable storage for one attributes object.
+            let rc = unsafe { libc::posix_spawnattr_init(attr.as_mut_ptr()) };
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            // SAFETY: `attr` was initialised just above. The flag value fits the
+            // `c_short` the call takes (it is 2).
+            let rc = unsafe {
+                libc::posix_spawnattr_setflags(
+                    attr.as_mut_ptr(),
+                    libc::POSIX_SPAWN_SETPGROUP as libc::c_short,
+                )
+            };
+            // SAFETY: as above; process group 0 means "a new group led by the child".
+            let rc = if rc == 0 {
+                unsafe { libc::posix_spawnattr_setpgroup(attr.as_mut_ptr(), 0) }
+            } else {
+                rc
+            };
+            if rc != 0 {
+                // SAFETY: `attr` was initialised above and is not used again.
+                unsafe { libc::posix_spawnattr_destroy(attr.as_mut_ptr()) };
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            attr.as_ptr()
+        } else {
+            std::ptr::null()
+        };
         let mut pid: libc::pid_t = 0;
         // SAFETY:
         // - `path`, `argv_ptrs` and `envp` are NUL-terminated and their strings
         //   (`argv0`, `env`) live until after the call;
-        // - `actions` is initialised; a null attribute pointer means defaults;
+        // - `actions` is initialised; the attribute pointer is null (defaults) or
+        //   points to the attributes initialised above;
         // - every source descriptor in `actions` is open until after the call
         //   (borrowed from the caller or held in `moved`).
         let rc = unsafe {
@@ -229,11 +275,15 @@ pub(crate) fn spawn_self(
                 &mut pid,
                 path.as_ptr(),
                 actions.as_ptr(),
-                std::ptr::null(),
+                attr_ptr,
                 argv_ptrs.as_ptr(),
                 envp.as_ptr(),
             )
         };
+        if own_group {
+            // SAFETY: `attr` was initialised above (when `own_group`) and is not used again.
+            unsafe { libc::posix_spawnattr_destroy(attr.as_mut_ptr()) };
+        }
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
@@ -332,4 +382,103 @@ pub(crate) fn at_fork_child(f: extern "C" fn()) {
 /// which a freshly forked child would have to set up first).
 pub(crate) fn gettid() -> u32 {
     rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+/// Kills and reaps a direct child known only by its pid, for a start that fails after
+/// the child was created (its pidfd could not be opened): no zombie, no stray child.
+/// The pid cannot have been recycled: this process has not reaped it yet.
+pub(crate) fn kill_and_reap_pid(pid: u32) {
+    let Some(p) = Pid::from_raw(pid as i32) else {
+        return;
+    };
+    let _ = rustix::process::kill_process(p, Signal::KILL);
+    loop {
+        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => break,
+        }
+    }
+}
+
+/// Puts the calling process in a process group of its own (`setpgid(0, 0)`), so
+/// that the processes it starts can be signalled together with it.
+pub(crate) fn own_process_group() -> io::Result<()> {
+    Ok(rustix::process::setpgid(None, None)?)
+}
+
+/// Sends `sig` to every process of process group `pgid`. `ESRCH` (an empty group)
+/// counts as success.
+///
+/// The caller must know that the group still exists: a group's id is a pid, and it
+/// is not reused while the group has a member or its leader is unreaped.
+pub(crate) fn signal_group(pgid: u32, sig: i32) -> io::Result<()> {
+    let Some(p) = Pid::from_raw(pgid as i32) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    // SAFETY: the signal number is passed straight to the kernel, which validates it.
+    let sig = unsafe { Signal::from_raw_unchecked(sig) };
+    match rustix::process::kill_process_group(p, sig) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A system resource that ran out, as the error of a system call tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shortage {
+    /// `EMFILE`: this process's descriptor limit (`RLIMIT_NOFILE`).
+    OpenFiles,
+    /// `ENFILE`: the system-wide limit on open files.
+    SystemOpenFiles,
+    /// `EAGAIN` from `fork`/`clone`: the process or thread limit (`RLIMIT_NPROC`,
+    /// `pids.max` of a cgroup, or `threads-max`).
+    Processes,
+    /// `ENOMEM`.
+    Memory,
+    /// `ENOSPC` (or `EFBIG`) writing to a memory file: a full `tmpfs` or the
+    /// memory-file size limit.
+    SharedMemory,
+}
+
+/// Which resource `e` says ran out, if any. `creating_process` tells whether the
+/// call created a process (only then does `EAGAIN` mean the process limit).
+pub(crate) fn shortage(e: &io::Error, creating_process: bool) -> Option<Shortage> {
+    match e.raw_os_error()? {
+        libc::EMFILE => Some(Shortage::OpenFiles),
+        libc::ENFILE => Some(Shortage::SystemOpenFiles),
+        libc::EAGAIN if creating_process => Some(Shortage::Processes),
+        libc::ENOMEM => Some(Shortage::Memory),
+        libc::ENOSPC | libc::EFBIG => Some(Shortage::SharedMemory),
+        _ => None,
+    }
+}
+
+/// The error a receive reports when descriptors that came with a message were
+/// dropped by the kernel because this process had no room for them.
+pub(crate) fn descriptors_dropped() -> io::Error {
+    io::Error::from_raw_os_error(libc::EMFILE)
+}
+
+/// Puts child `pid` in a process group of its own (`setpgid(pid, pid)`), from the
+/// parent's side: with the child's own call, whichever runs first makes the group,
+/// so that it exists as soon as the parent knows the pid.
+pub(crate) fn set_process_group_of(pid: u32) -> io::Result<()> {
+    let p =
+        Pid::from_raw(pid as i32).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    Ok(rustix::process::setpgid(Some(p), Some(p))?)
+}
+
+/// Clears the death signal set by [`die_with_parent`]: for the forkserver, which
+/// notices its client's death by the end of its socket and must outlive it long
+/// enough to kill its children's descendants.
+pub(crate) fn no_death_signal() {
+    let _ = rustix::process::set_parent_process_death_signal(None);
+}
+
+/// The process group of `pid`, or `None` when it cannot be read (gone).
+pub(crate) fn process_group_of(pid: u32) -> Option<u32> {
+    let p = Pid::from_raw(pid as i32)?;
+    rustix::process::getpgid(Some(p))
+        .ok()
+        .map(|g| g.as_raw_nonzero().get() as u32)
 }

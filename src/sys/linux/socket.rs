@@ -71,14 +71,17 @@ pub(crate) fn send_with_fds(
     }
 }
 
-/// Receives into `buf`; descriptors that came along are appended to `fds`
-/// (close-on-exec). Returns the number of bytes, 0 at end of stream.
-pub(crate) fn recv_with_fds(
+/// Receives into `buf`, waiting; descriptors that came along are appended to
+/// `fds` (close-on-exec). Returns the number of bytes, 0 at end of stream.
+/// Descriptors the kernel dropped (this process is at its
+/// descriptor limit) only set `*dropped`, and the bytes still count.
+pub(crate) fn recv_with_fds_noting_drops(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
+    dropped: &mut bool,
 ) -> io::Result<usize> {
-    super::stream::recv(sock, buf, fds, false)
+    super::stream::recv_noting_drops(sock, buf, fds, false, dropped)
 }
 
 /// What [`poll`] saw on one descriptor.

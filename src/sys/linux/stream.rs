@@ -17,11 +17,34 @@ use super::socket::MAX_FDS_PER_MSG;
 /// Receives into `buf` like `socket::recv_with_fds`, but with `nonblocking` it
 /// returns `ErrorKind::WouldBlock` instead of waiting (`MSG_DONTWAIT`, whatever the
 /// descriptor's mode). Returns the number of bytes, 0 at end of stream.
+///
+/// Descriptors the kernel had to drop (this process is at its descriptor limit) are
+/// an `EMFILE` error; the bytes received with them are lost to the caller, so a
+/// framed protocol wants [`recv_noting_drops`] instead.
 pub(crate) fn recv(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     nonblocking: bool,
+) -> io::Result<usize> {
+    let mut dropped = false;
+    let n = recv_noting_drops(sock, buf, fds, nonblocking, &mut dropped)?;
+    if dropped {
+        return Err(super::process::descriptors_dropped());
+    }
+    Ok(n)
+}
+
+/// As [`recv`], but descriptors dropped by the kernel (`MSG_CTRUNC`: this process
+/// is at its descriptor limit) only set `*dropped`: the bytes are returned, so
+/// that the caller can finish the frame, keep its stream in step, and report the
+/// loss for that frame alone.
+pub(crate) fn recv_noting_drops(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+    dropped: &mut bool,
 ) -> io::Result<usize> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MSG))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -41,11 +64,10 @@ pub(crate) fn recv(
             fds.extend(rights);
         }
     }
+    // The buffer has room for the most descriptors one message can carry, so a
+    // truncation means the kernel could not install them here.
     if msg.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "file descriptors were truncated in transit (too many open files?)",
-        ));
+        *dropped = true;
     }
     Ok(msg.bytes)
 }
