@@ -83,4 +83,5 @@ pub mod queue;
 pub mod shm;
 pub mod sync;
 pub(crate) mod sys;
+pub(crate) mod task;
 pub(crate) mod wire;

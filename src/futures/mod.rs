@@ -37,7 +37,6 @@
 //!   as in Python. Timeouts that kill a task need the process executor.
 //! - **Ctrl-C** and **parent death**: see the [`pool`](crate::pool) docs.
 
-pub(crate) mod future;
 mod process;
 mod thread;
 
@@ -50,8 +49,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::pool::{SubmitError, TaskError};
-pub use future::{Future, ResultTimeoutError};
+pub use crate::pool::SubmitError;
+pub use crate::task::{Future, ResultTimeoutError, TaskError};
 pub use process::ProcessPoolExecutor;
 pub use thread::ThreadPoolExecutor;
 

@@ -8,9 +8,9 @@ use std::thread::JoinHandle;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::futures::future::{Future, Slot};
 use crate::futures::{Executor, SubmitError};
-use crate::pool::TaskError;
+use crate::task::future::Slot;
+use crate::task::{Future, TaskError};
 
 struct Job {
     run: Box<dyn FnOnce() + Send>,

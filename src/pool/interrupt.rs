@@ -7,11 +7,11 @@
 
 use std::sync::{Mutex, Once, Weak};
 
-use crate::pool::manager::{Shared, Stop};
+use crate::pool::state::{PoolState, Stop};
 use crate::sys::interrupt;
 use crate::sys::socket;
 
-static POOLS: Mutex<Vec<(u64, Weak<Shared>)>> = Mutex::new(Vec::new());
+static POOLS: Mutex<Vec<(u64, Weak<PoolState>)>> = Mutex::new(Vec::new());
 static NEXT: Mutex<u64> = Mutex::new(1);
 static WATCHER: Once = Once::new();
 
@@ -29,7 +29,7 @@ impl Drop for Registration {
 }
 
 /// Registers a pool; installs the handler and the watcher on first use.
-pub(crate) fn register(shared: &std::sync::Arc<Shared>) -> std::io::Result<Registration> {
+pub(crate) fn register(shared: &std::sync::Arc<PoolState>) -> std::io::Result<Registration> {
     let id = {
         let mut n = NEXT.lock().unwrap_or_else(|e| e.into_inner());
         *n += 1;

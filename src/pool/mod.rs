@@ -71,16 +71,17 @@
 //! - **Fork**: [`StartMethod::Fork`] workers copy the parent, threads' locks
 //!   included; the default forkserver has no such hazard.
 //! - **Callbacks** ([`Pool::apply_async_with_callbacks`], done-callbacks) run on
-//!   the pool's manager thread: keep them short.
+//!   the pool's dispatcher thread: keep them short.
 
+mod dispatcher;
 mod error;
 mod frames;
 mod interrupt;
 mod link;
-pub(crate) mod manager;
 mod plain;
 mod progress;
 mod results;
+mod state;
 mod worker;
 
 use std::marker::PhantomData;
@@ -91,16 +92,19 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::{PoolError, SubmitError, TaskError};
+pub use crate::task::TaskError;
+pub use error::{PoolError, SubmitError};
 pub use results::{AsyncResult, IMap, IMapUnordered, MapResult};
 
 use crate::codec::{self, Message};
-use crate::futures::Future;
-use crate::futures::future::Slot;
-use crate::pool::manager::{CallInfo, Chunk, Item, Manager, Shared, Sink, Spec, Stop};
+use crate::pool::dispatcher::{Dispatcher, WorkerSpec};
 use crate::pool::progress::Progress;
-use crate::pool::results::{Feeder, MapSink, Mode, OneSink};
+use crate::pool::results::{Feeder, MapSink, Mode};
+use crate::pool::state::{PoolState, Stop};
 use crate::process::StartMethod;
+use crate::task::Future;
+use crate::task::call::{CallInfo, Chunk, Job, OneSink, Sink};
+use crate::task::future::Slot;
 
 /// `map` hands tasks to the pool in slices of about this many items.
 const SUBMIT_SLICE: usize = 4096;
@@ -278,7 +282,7 @@ impl Builder {
             Some(Ok(i)) => Some(i.clone()),
             Some(Err(e)) => return Err(PoolError::Encode(e.clone())),
         };
-        let spec = Spec {
+        let spec = WorkerSpec {
             method: self.method,
             initializer,
             max_tasks: self.max_tasks,
@@ -286,10 +290,10 @@ impl Builder {
         };
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
-            workers.push(manager::start_worker(&spec, i)?);
+            workers.push(dispatcher::start_worker(&spec, i)?);
         }
         for (i, w) in workers.iter_mut().enumerate() {
-            if let Err(reason) = manager::await_hello(w, Duration::from_secs(60)) {
+            if let Err(reason) = dispatcher::await_hello(w, Duration::from_secs(60)) {
                 return Err(PoolError::Initializer {
                     worker: i,
                     pid: w.pid(),
@@ -297,7 +301,7 @@ impl Builder {
                 });
             }
         }
-        let shared = Shared::new().map_err(|source| PoolError::Io {
+        let shared = PoolState::new().map_err(|source| PoolError::Io {
             what: "wake-up pipe",
             source,
         })?;
@@ -311,17 +315,17 @@ impl Builder {
         } else {
             None
         };
-        let mgr = Manager::new(Arc::clone(&shared), spec, workers);
+        let dispatcher = Dispatcher::new(Arc::clone(&shared), spec, workers);
         let handle = std::thread::Builder::new()
             .name("mproc-pool".into())
-            .spawn(move || mgr.run())
+            .spawn(move || dispatcher.run())
             .map_err(|source| PoolError::Io {
-                what: "manager thread",
+                what: "dispatcher thread",
                 source,
             })?;
         Ok(Pool {
             shared,
-            manager: Mutex::new(Some(handle)),
+            dispatcher: Mutex::new(Some(handle)),
             processes: n,
             timeout: self.timeout,
             retries: self.retries,
@@ -334,8 +338,8 @@ impl Builder {
 ///
 /// `Pool` is `Send + Sync`: share it between threads by reference or in an `Arc`.
 pub struct Pool {
-    shared: Arc<Shared>,
-    manager: Mutex<Option<JoinHandle<()>>>,
+    shared: Arc<PoolState>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
     processes: usize,
     timeout: Option<Duration>,
     retries: u32,
@@ -517,7 +521,7 @@ impl<'p> TaskOptions<'p> {
             slot: Arc::clone(&slot),
         });
         let call = self.call(entry, sink);
-        let item = Item {
+        let item = Job {
             call,
             index: 0,
             args,
@@ -617,7 +621,7 @@ impl<'p> TaskOptions<'p> {
         for (index, args) in items.enumerate() {
             count += 1;
             match args {
-                Ok(args) => chunk.push(Item {
+                Ok(args) => chunk.push(Job {
                     call: Arc::clone(&call),
                     index,
                     args,
@@ -758,7 +762,7 @@ impl<'p> TaskOptions<'p> {
                     };
                 }
             };
-            chunks.push(vec![Item {
+            chunks.push(vec![Job {
                 call: Arc::clone(&call),
                 index,
                 args,
@@ -1023,7 +1027,7 @@ impl Pool {
     }
 
     /// [`apply_async`](Pool::apply_async) with Python's `callback` and
-    /// `error_callback`: one of them runs with the outcome, on the pool's manager
+    /// `error_callback`: one of them runs with the outcome, on the pool's dispatcher
     /// thread, as soon as the task finishes (on the calling thread, if it finished
     /// before this returns).
     ///
@@ -1202,7 +1206,7 @@ impl Pool {
     pub fn join(&self) {
         self.close();
         let handle = self
-            .manager
+            .dispatcher
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();

@@ -1,5 +1,5 @@
 //! What the verbs hand back: [`AsyncResult`], [`MapResult`], [`IMap`] and
-//! [`IMapUnordered`], and the collectors (sinks) that fill them on the manager thread.
+//! [`IMapUnordered`], and the collectors (sinks) that fill them on the dispatcher thread.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -11,37 +11,10 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Message};
-use crate::futures::Future;
-use crate::futures::future::Slot;
-use crate::pool::error::TaskError;
-use crate::pool::manager::{CallInfo, Chunk, Item, Outcomes, Shared, Sink};
 use crate::pool::progress::Progress;
-
-pub(crate) fn decode<R: DeserializeOwned>(index: usize, m: Message) -> Result<R, TaskError> {
-    codec::decode(m).map_err(|e| {
-        TaskError::failed(
-            format!("cannot decode the result in the parent: {e}"),
-            Some(index),
-        )
-    })
-}
-
-/// A sink that fills one [`Future`].
-pub(crate) struct OneSink<R> {
-    pub(crate) slot: Arc<Slot<R>>,
-}
-
-impl<R: DeserializeOwned + Send + 'static> Sink for OneSink<R> {
-    fn deliver(&self, index: usize, outcome: Result<Message, TaskError>) {
-        self.slot.complete(outcome.and_then(|m| decode(index, m)));
-    }
-    fn is_cancelled(&self, _index: usize) -> bool {
-        self.slot.is_cancelled()
-    }
-    fn started(&self, _index: usize) {
-        self.slot.set_running();
-    }
-}
+use crate::pool::state::PoolState;
+use crate::task::call::{CallInfo, Chunk, Job, Outcomes, Sink, decode};
+use crate::task::{Future, Kind, ResultTimeoutError, TaskError};
 
 /// The result of [`Pool::apply_async`](crate::pool::Pool::apply_async): Python's
 /// `AsyncResult`. Also a [`Future`] (see [`into_future`](AsyncResult::into_future)).
@@ -93,8 +66,8 @@ impl<R> AsyncResult<R> {
     pub fn get_timeout(self, timeout: Duration) -> Result<R, Result<AsyncResult<R>, TaskError>> {
         match self.fut.result_timeout(timeout) {
             Ok(v) => Ok(v),
-            Err(crate::futures::ResultTimeoutError::Timeout(fut)) => Err(Ok(AsyncResult { fut })),
-            Err(crate::futures::ResultTimeoutError::Failed(e)) => Err(Err(e)),
+            Err(ResultTimeoutError::Timeout(fut)) => Err(Ok(AsyncResult { fut })),
+            Err(ResultTimeoutError::Failed(e)) => Err(Err(e)),
         }
     }
 
@@ -563,7 +536,7 @@ impl<R: DeserializeOwned> MapResult<R> {
                 }
                 Err((pos, p)) => {
                     return Err(TaskError::new(
-                        crate::pool::error::Kind::Panicked {
+                        Kind::Panicked {
                             message: p.message,
                             location: p.location,
                             backtrace: p.backtrace,
@@ -593,7 +566,7 @@ impl<R> Drop for MapResult<R> {
 pub(crate) struct Feeder<'a> {
     pub(crate) input: Box<dyn Iterator<Item = Result<Message, String>> + 'a>,
     pub(crate) call: Arc<CallInfo>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<PoolState>,
     pub(crate) chunksize: usize,
     pub(crate) window: usize,
     pub(crate) submitted: usize,
@@ -609,7 +582,7 @@ impl Feeder<'_> {
             while chunk.len() < self.chunksize {
                 match self.input.next() {
                     Some(Ok(args)) => {
-                        chunk.push(Item {
+                        chunk.push(Job {
                             call: Arc::clone(&self.call),
                             index: self.submitted,
                             args,
@@ -702,7 +675,7 @@ impl<R: DeserializeOwned> IMap<'_, R> {
                     if now >= d {
                         s.waiting = false;
                         return Some(Err(TaskError::new(
-                            crate::pool::error::Kind::WaitTimeout(span),
+                            Kind::WaitTimeout(span),
                             Some(self.next),
                             None,
                         )));

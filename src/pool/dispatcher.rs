@@ -1,6 +1,6 @@
-//! The pool's manager thread: the only code that talks to workers.
+//! The pool's dispatcher thread: the only code that talks to workers.
 //!
-//! It takes chunks of tasks from the shared queue, sends them to workers in batches
+//! It takes chunks of tasks from the pool's backlog, sends them to workers in batches
 //! (several chunks per frame, sized from the measured task time, at most two
 //! batches in flight per worker), reads results, watches every worker's pidfd, and
 //! replaces workers that die, retire or run past a task's deadline.
@@ -13,198 +13,26 @@
 //! `worker::FLUSH_NS`).
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::codec::Message;
-use crate::pool::error::{Kind, TaskError};
 use crate::pool::frames::{self, BatchWriter, FromWorker, Outcome};
 use crate::pool::link::Link;
+use crate::pool::state::{PoolState, Stop};
 use crate::pool::worker::{Fd, WorkerConfig, worker_main};
 use crate::process::{ExitStatus, Process, StartMethod};
 use crate::sys::code::EntryPoint;
 use crate::sys::shared_word::SharedWords;
 use crate::sys::socket;
-
-/// Where a call's results go. Implemented by each verb's collector.
-pub(crate) trait Sink: Send + Sync {
-    /// Stores the outcome of task `index` (runs on the manager thread: keep it short).
-    fn deliver(&self, index: usize, outcome: Result<Message, TaskError>);
-    /// Whether task `index` was cancelled and must not run.
-    fn is_cancelled(&self, _index: usize) -> bool {
-        false
-    }
-    /// Task `index` was sent to a worker.
-    fn started(&self, _index: usize) {}
-    /// Stores the outcomes of several tasks of the call at once.
-    fn deliver_many(&self, outcomes: Outcomes) {
-        for (index, outcome) in outcomes {
-            self.deliver(index, outcome);
-        }
-    }
-    /// Stores the outcome of a chunk task covering tasks `index..index + span`
-    /// (an encoded `worker::ChunkResult`), run by worker `who`.
-    fn deliver_span(
-        &self,
-        index: usize,
-        _span: usize,
-        _who: (usize, u32),
-        outcome: Result<Message, TaskError>,
-    ) {
-        self.deliver(index, outcome);
-    }
-}
-
-/// Outcomes of several tasks of one call, by task index.
-pub(crate) type Outcomes = Vec<(usize, Result<Message, TaskError>)>;
-
-/// What all tasks of one call share.
-pub(crate) struct CallInfo {
-    pub(crate) entry: EntryPoint,
-    pub(crate) sink: Arc<dyn Sink>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) retries: u32,
-}
-
-/// One task: an item of a call.
-pub(crate) struct Item {
-    pub(crate) call: Arc<CallInfo>,
-    pub(crate) index: usize,
-    pub(crate) args: Message,
-    pub(crate) attempts: u32,
-    /// How many of the call's tasks this item carries: 1, or a whole chunk run in
-    /// one call by `worker::ChunkRunner` (tasks `index..index + span`).
-    pub(crate) span: usize,
-    /// Whether this item is a chunk task (arguments `Vec<A>`, result
-    /// `worker::ChunkResult<R>`; plain numbers in `pool::plain`'s format instead).
-    pub(crate) chunk: bool,
-}
-
-/// Items that always travel together (a `chunksize` group).
-pub(crate) type Chunk = Vec<Item>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// Finish everything queued, then stop the workers (`close` + `join`).
-    Graceful,
-    /// Kill the workers now; fail whatever is queued or running.
-    Terminate(&'static str),
-}
-
-/// The part of the pool shared between users' threads and the manager.
-pub(crate) struct Queue {
-    pub(crate) pending: VecDeque<Chunk>,
-    pub(crate) pending_items: usize,
-    pub(crate) closed: bool,
-    pub(crate) stop: Option<Stop>,
-    asleep: bool,
-    pub(crate) finished: bool,
-    pub(crate) pids: Vec<u32>,
-    /// Tasks sent to workers and not yet resolved.
-    pub(crate) in_flight: usize,
-    pub(crate) replaced: u64,
-}
-
-pub(crate) struct Shared {
-    queue: Mutex<Queue>,
-    pub(crate) cond: Condvar,
-    wake_r: OwnedFd,
-    wake_w: OwnedFd,
-    interrupts: AtomicU32,
-}
-
-impl Shared {
-    pub(crate) fn new() -> std::io::Result<Arc<Shared>> {
-        let (wake_r, wake_w) = socket::pipe()?;
-        socket::set_nonblocking(wake_r.as_fd(), true)?;
-        socket::set_nonblocking(wake_w.as_fd(), true)?;
-        Ok(Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                pending: VecDeque::new(),
-                pending_items: 0,
-                closed: false,
-                stop: None,
-                asleep: false,
-                finished: false,
-                pids: Vec::new(),
-                in_flight: 0,
-                replaced: 0,
-            }),
-            cond: Condvar::new(),
-            wake_r,
-            wake_w,
-            interrupts: AtomicU32::new(0),
-        }))
-    }
-
-    /// Counts a Ctrl-C; returns how many this pool has seen.
-    pub(crate) fn interrupt(&self) -> u32 {
-        self.interrupts.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    pub(crate) fn interrupts(&self) -> u32 {
-        self.interrupts.load(Ordering::SeqCst)
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wakes the manager if it sleeps. Call after changing the queue.
-    pub(crate) fn wake(&self, q: &mut Queue) {
-        if q.asleep {
-            q.asleep = false;
-            let _ = socket::write(self.wake_w.as_fd(), &[1]);
-        }
-    }
-
-    /// Adds chunks; `false` (and nothing queued) when the pool is closed.
-    pub(crate) fn push(&self, chunks: Vec<Chunk>) -> Result<(), Vec<Chunk>> {
-        let mut q = self.lock();
-        if q.closed || q.stop.is_some() {
-            return Err(chunks);
-        }
-        for c in chunks {
-            q.pending_items += c.len();
-            q.pending.push_back(c);
-        }
-        self.wake(&mut q);
-        Ok(())
-    }
-
-    /// Fails every queued task with `why` (they never started).
-    pub(crate) fn cancel_pending(&self, why: &'static str) {
-        let chunks: Vec<Chunk> = {
-            let mut q = self.lock();
-            q.pending_items = 0;
-            q.pending.drain(..).collect()
-        };
-        for c in chunks {
-            for item in c {
-                item.call
-                    .sink
-                    .deliver(item.index, Err(TaskError::cancelled(why, Some(item.index))));
-            }
-        }
-    }
-
-    pub(crate) fn request_stop(&self, stop: Stop) {
-        let mut q = self.lock();
-        q.closed = true;
-        match (q.stop, stop) {
-            (Some(Stop::Terminate(_)), _) => {}
-            _ => q.stop = Some(stop),
-        }
-        q.asleep = true;
-        self.wake(&mut q);
-    }
-}
+use crate::task::call::{CallInfo, Chunk, Job, Outcomes};
+use crate::task::{Kind, TaskError};
 
 /// How to start a worker.
 #[derive(Clone)]
-pub(crate) struct Spec {
+pub(crate) struct WorkerSpec {
     pub(crate) method: StartMethod,
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
@@ -213,7 +41,7 @@ pub(crate) struct Spec {
 
 struct Held {
     seq: u64,
-    item: Item,
+    item: Job,
     /// The last item of its batch.
     batch_end: bool,
 }
@@ -243,7 +71,7 @@ impl Worker {
 }
 
 /// Starts worker `id` (hello not yet received).
-pub(crate) fn start_worker(spec: &Spec, id: usize) -> Result<Worker, crate::pool::PoolError> {
+pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate::pool::PoolError> {
     use crate::pool::PoolError;
     let io = |what| move |source| PoolError::Io { what, source };
     let (mine, theirs) = socket::socketpair().map_err(io("socketpair"))?;
@@ -319,10 +147,10 @@ pub(crate) fn await_hello(w: &mut Worker, limit: Duration) -> Result<(), String>
     }
 }
 
-/// The manager's own state.
-pub(crate) struct Manager {
-    shared: Arc<Shared>,
-    spec: Spec,
+/// The dispatcher's own state: the event loop over workers and the backlog.
+pub(crate) struct Dispatcher {
+    shared: Arc<PoolState>,
+    spec: WorkerSpec,
     workers: Vec<Option<Worker>>,
     next_seq: u64,
     /// Estimated nanoseconds per task (exponential average).
@@ -338,9 +166,13 @@ const TARGET_BATCH_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 4096;
 const TICK: Duration = Duration::from_millis(5);
 
-impl Manager {
-    pub(crate) fn new(shared: Arc<Shared>, spec: Spec, workers: Vec<Worker>) -> Manager {
-        let m = Manager {
+impl Dispatcher {
+    pub(crate) fn new(
+        shared: Arc<PoolState>,
+        spec: WorkerSpec,
+        workers: Vec<Worker>,
+    ) -> Dispatcher {
+        let m = Dispatcher {
             shared,
             spec,
             workers: workers.into_iter().map(Some).collect(),
@@ -482,7 +314,7 @@ impl Manager {
             .max(1);
         let window = if self.est_ns > 1_000_000.0 { 1 } else { 2 };
         let target = ((TARGET_BATCH_NS / self.est_ns.max(1.0)) as usize).clamp(1, MAX_BATCH);
-        let mut batches: Vec<(usize, Vec<Item>)> = Vec::new();
+        let mut batches: Vec<(usize, Vec<Job>)> = Vec::new();
         let stop;
         {
             let mut q = self.shared.lock();
@@ -546,7 +378,7 @@ impl Manager {
         stop
     }
 
-    fn send_batch(&mut self, i: usize, items: Vec<Item>) {
+    fn send_batch(&mut self, i: usize, items: Vec<Job>) {
         let mut calls: Vec<Arc<CallInfo>> = Vec::new();
         let mut held = Vec::with_capacity(items.len());
         for item in items {
@@ -768,7 +600,7 @@ impl Manager {
         let running = w.words.word(0).load(Ordering::Acquire);
         let worker = (w.id, w.pid());
         let who = Some(worker);
-        let mut requeue: Vec<Item> = Vec::new();
+        let mut requeue: Vec<Job> = Vec::new();
         let position = w.words.word(1).load(Ordering::Acquire) as usize;
         for h in w.held.drain(..) {
             if h.seq == running {

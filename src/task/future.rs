@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::pool::TaskError;
+use crate::task::TaskError;
 
 type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
 
@@ -419,7 +419,7 @@ impl<T> Future<T> {
     }
 
     /// Runs `f` with the outcome when the task finishes: on the thread that
-    /// finishes it (a pool's manager thread, an executor thread), or right now on
+    /// finishes it (a pool's dispatcher thread, an executor thread), or right now on
     /// this thread when it is already finished. Keep callbacks short; a panic in
     /// one is caught and ignored.
     ///
