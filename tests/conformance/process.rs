@@ -5,8 +5,8 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use mproc::process::{
-    ExitStatus, JoinError, Process, StartMethod, Task, active_children, cpu_count,
-    current_process, parent_process,
+    ExitStatus, JoinError, Process, StartMethod, Task, active_children, cpu_count, current_process,
+    parent_process,
 };
 use mproc::queue::Queue;
 use mproc::sync::Event;
@@ -291,7 +291,9 @@ fn test_parent_process() {
 #[test]
 fn test_many_processes() {
     let _w = watchdog("test_many_processes", LIMIT);
-    let children: Vec<_> = (0..8).map(|_| Process::start(sleep_secs, 60).unwrap()).collect();
+    let children: Vec<_> = (0..8)
+        .map(|_| Process::start(sleep_secs, 60).unwrap())
+        .collect();
     for (i, c) in children.iter().enumerate() {
         if i % 2 == 0 {
             c.terminate().unwrap();
@@ -430,7 +432,10 @@ fn test_context() {
             .unwrap();
         let pid = child.pid();
         let (cpid, name, _, ppid) = child.join().unwrap();
-        assert_eq!((cpid, name.as_str(), ppid), (pid, format!("ctx-{m:?}").as_str(), Some(std::process::id())));
+        assert_eq!(
+            (cpid, name.as_str(), ppid),
+            (pid, format!("ctx-{m:?}").as_str(), Some(std::process::id()))
+        );
     }
 }
 
@@ -439,7 +444,10 @@ fn test_context() {
 fn test_kill_every_start_method() {
     let _w = watchdog("test_kill_every_start_method", LIMIT);
     for m in StartMethod::ALL {
-        let child = Process::builder().start_method(m).start(sleep_secs, 60).unwrap();
+        let child = Process::builder()
+            .start_method(m)
+            .start(sleep_secs, 60)
+            .unwrap();
         child.kill().unwrap();
         assert_eq!(child.join().unwrap_err().signal(), Some(9), "{m:?}");
     }
@@ -518,7 +526,10 @@ fn test_lose_target_ref() {
     let pid = child.pid();
     drop(child);
     assert_eq!(q.get_timeout(LONG).unwrap(), 5);
-    assert!(eventually(LONG, || crate::common::proc_state(pid).is_none()), "zombie left");
+    assert!(
+        eventually(LONG, || crate::common::proc_state(pid).is_none()),
+        "zombie left"
+    );
 }
 
 /// `_TestProcess.test_wait_for_threads` (mproc: a child's result waits for the

@@ -75,7 +75,10 @@ fn test_put_blocks_until_room() {
 fn test_get() {
     let _w = watchdog("test_get", LIMIT);
     let q: Queue<u32> = Queue::new().unwrap();
-    Process::start(put_n, (q.clone(), 4)).unwrap().join().unwrap();
+    Process::start(put_n, (q.clone(), 4))
+        .unwrap()
+        .join()
+        .unwrap();
     assert_eq!(q.len(), 4);
     assert_eq!(q.get().unwrap(), 0);
     assert_eq!(q.try_get().unwrap(), 1);
@@ -140,7 +143,11 @@ fn test_fork_many_producers_and_consumers() {
     for c in consumers {
         let got = c.join().unwrap();
         for base in [0, 10_000] {
-            let mine: Vec<u32> = got.iter().copied().filter(|&x| x / 10_000 == base / 10_000).collect();
+            let mine: Vec<u32> = got
+                .iter()
+                .copied()
+                .filter(|&x| x / 10_000 == base / 10_000)
+                .collect();
             assert!(mine.windows(2).all(|w| w[0] < w[1]), "out of order");
         }
         all.extend(got);
@@ -177,7 +184,9 @@ fn test_task_done() {
         q.task_done().unwrap();
     }
     let q: JoinableQueue<Option<u32>> = JoinableQueue::new().unwrap();
-    let workers: Vec<_> = (0..2).map(|_| Process::start(worker, q.clone()).unwrap()).collect();
+    let workers: Vec<_> = (0..2)
+        .map(|_| Process::start(worker, q.clone()).unwrap())
+        .collect();
     for i in 0..10 {
         q.put(Some(i)).unwrap();
     }
@@ -227,7 +236,10 @@ fn test_task_done_too_many() {
 fn test_timeout() {
     let q: Queue<u8> = Queue::new().unwrap();
     let start = Instant::now();
-    assert_eq!(q.get_timeout(Duration::from_millis(100)), Err(GetTimeoutError::Timeout));
+    assert_eq!(
+        q.get_timeout(Duration::from_millis(100)),
+        Err(GetTimeoutError::Timeout)
+    );
     assert!(start.elapsed() >= Duration::from_millis(100));
 }
 
@@ -369,7 +381,9 @@ fn test_killed_waiting_consumer_loses_nothing() {
     )
     .unwrap();
     assert!(ready.wait_timeout(LONG));
-    assert!(eventually(LONG, || crate::common::all_threads_asleep(child.pid())));
+    assert!(eventually(LONG, || crate::common::all_threads_asleep(
+        child.pid()
+    )));
     child.kill().unwrap();
     assert!(child.join().unwrap_err().is_signaled());
     q.put(42).unwrap();

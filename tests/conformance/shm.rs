@@ -88,7 +88,9 @@ fn test_value_locked_counter() {
         }
     }
     let v = Value::with_lock(0u64).unwrap();
-    let children: Vec<_> = (0..4).map(|_| Process::start(add, v.clone()).unwrap()).collect();
+    let children: Vec<_> = (0..4)
+        .map(|_| Process::start(add, v.clone()).unwrap())
+        .collect();
     for c in children {
         c.join().unwrap();
     }
@@ -138,7 +140,10 @@ fn test_array() {
     assert_eq!(arr.len(), seq.len());
     assert_eq!(arr.get(3), seq[3]);
     assert_eq!(arr.to_vec(), seq);
-    Process::start(running_sum, arr.clone()).unwrap().join().unwrap();
+    Process::start(running_sum, arr.clone())
+        .unwrap()
+        .join()
+        .unwrap();
     let mut want = seq.to_vec();
     for i in 1..want.len() {
         want[i] += want[i - 1];
@@ -164,7 +169,10 @@ fn test_rawarray() {
     let _w = watchdog("test_rawarray", LIMIT);
     let arr = Array::from_slice(&[1i64, 2, 3, 4]).unwrap();
     assert!(arr.get_lock().is_none());
-    Process::start(running_sum, arr.clone()).unwrap().join().unwrap();
+    Process::start(running_sum, arr.clone())
+        .unwrap()
+        .join()
+        .unwrap();
     assert_eq!(arr.to_vec(), [1, 3, 6, 10]);
 }
 
@@ -218,7 +226,10 @@ fn test_shared_memory_basics() {
         other => panic!("unexpected {other:?}"),
     }
     drop((sms, other));
-    assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
+    assert!(matches!(
+        SharedMemory::open(&name),
+        Err(ShmError::NotFound { .. })
+    ));
 }
 
 /// `_TestSharedMemory.test_shared_memory_basics` (bad arguments): a zero size and
@@ -297,7 +308,10 @@ fn test_shared_memory_recreate() {
 /// killed creator stays until `unlink`; a survivor can open it and remove it.
 #[test]
 fn test_shared_memory_cleaned_after_process_termination() {
-    let _w = watchdog("test_shared_memory_cleaned_after_process_termination", LIMIT);
+    let _w = watchdog(
+        "test_shared_memory_cleaned_after_process_termination",
+        LIMIT,
+    );
     let name = unique("killed");
     let made = Event::new().unwrap();
     let child = Process::start(
@@ -316,7 +330,10 @@ fn test_shared_memory_cleaned_after_process_termination() {
     let left = SharedMemory::open(&name).unwrap();
     assert_eq!(&left.to_vec()[..4], b"left");
     left.unlink().unwrap();
-    assert!(matches!(SharedMemory::open(&name), Err(ShmError::NotFound { .. })));
+    assert!(matches!(
+        SharedMemory::open(&name),
+        Err(ShmError::NotFound { .. })
+    ));
 }
 
 /// `_TestSharedMemory.test_shared_memory_cleaned_after_process_termination`

@@ -247,7 +247,11 @@ fn test_semaphore() {
     assert_eq!(sem.value(), 1);
     sem.release();
     sem.release();
-    assert_eq!(sem.value(), 3, "a plain semaphore may go above its start value");
+    assert_eq!(
+        sem.value(),
+        3,
+        "a plain semaphore may go above its start value"
+    );
     {
         let _g = sem.acquire();
         assert_eq!(sem.value(), 2);
@@ -288,7 +292,9 @@ fn test_semaphore_2processes() {
     let _w = watchdog("test_semaphore_2processes", LIMIT);
     let sem = Semaphore::new(0).unwrap();
     let child = Process::start(|s: Semaphore| s.release(), sem.clone()).unwrap();
-    sem.acquire_timeout(LONG).expect("the child's release did not arrive").forget();
+    sem.acquire_timeout(LONG)
+        .expect("the child's release did not arrive")
+        .forget();
     child.join().unwrap();
     assert_eq!(sem.value(), 0);
 }
@@ -365,13 +371,18 @@ fn test_event_wakes_every_process() {
         .collect();
     assert!(eventually(LONG, || asleep.load(Ordering::SeqCst) == 4));
     let pids: Vec<u32> = children.iter().map(|c| c.pid()).collect();
-    assert!(eventually(LONG, || pids.iter().all(|&p| crate::common::all_threads_asleep(p))));
+    assert!(eventually(LONG, || pids
+        .iter()
+        .all(|&p| crate::common::all_threads_asleep(p))));
     e.set();
     let start = Instant::now();
     for c in children {
         assert!(c.join().unwrap(), "a waiter was not woken");
     }
-    assert!(start.elapsed() < Duration::from_secs(20), "waiters woke only at their timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "waiters woke only at their timeout"
+    );
 }
 
 /// `_TestEvent.test_event` (several waiting threads, plain `wait`): one `set`
@@ -450,7 +461,10 @@ fn test_notify() {
     assert!(eventually(LONG, || w.woken.load(Ordering::SeqCst) == 2));
     assert_eq!(w.sleeping.load(Ordering::SeqCst), 2);
     for c in w.children {
-        assert!(c.join().unwrap(), "a waiter timed out instead of being notified");
+        assert!(
+            c.join().unwrap(),
+            "a waiter timed out instead of being notified"
+        );
     }
 }
 
@@ -461,7 +475,10 @@ fn test_notify_all() {
     let w = start_waiters(3);
     w.cond.notify_all();
     for c in w.children {
-        assert!(c.join().unwrap(), "a waiter timed out instead of being notified");
+        assert!(
+            c.join().unwrap(),
+            "a waiter timed out instead of being notified"
+        );
     }
     assert_eq!(w.woken.load(Ordering::SeqCst), 3);
 }
@@ -475,7 +492,10 @@ fn test_notify_n() {
     assert!(eventually(LONG, || w.woken.load(Ordering::SeqCst) >= 2));
     w.cond.notify(2);
     for c in w.children {
-        assert!(c.join().unwrap(), "a waiter timed out instead of being notified");
+        assert!(
+            c.join().unwrap(),
+            "a waiter timed out instead of being notified"
+        );
     }
     assert_eq!(w.woken.load(Ordering::SeqCst), 4);
 }
@@ -585,7 +605,9 @@ fn test_wait_return() {
     let _w = watchdog("test_wait_return", LIMIT);
     let b = Barrier::new(4).unwrap();
     let mut idx: Vec<usize> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..4).map(|_| s.spawn(|| b.wait_timeout(LONG).unwrap())).collect();
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| b.wait_timeout(LONG).unwrap()))
+            .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     idx.sort();
@@ -625,7 +647,10 @@ fn test_abort() {
         let h = s.spawn(|| b.wait_timeout(LONG));
         assert!(eventually(LONG, || b.n_waiting() == 1));
         b.abort();
-        assert_eq!(h.join().unwrap().unwrap_err().reason(), BrokenReason::Aborted);
+        assert_eq!(
+            h.join().unwrap().unwrap_err().reason(),
+            BrokenReason::Aborted
+        );
     });
     assert!(b.is_broken());
     assert_eq!(b.wait().unwrap_err().reason(), BrokenReason::Aborted);
@@ -680,7 +705,10 @@ fn test_barrier_timeout() {
         assert!(eventually(LONG, || b.n_waiting() == 1));
         let err = b.wait_timeout(Duration::from_millis(100)).unwrap_err();
         assert_eq!(err.reason(), BrokenReason::TimedOut);
-        assert_eq!(other.join().unwrap().unwrap_err().reason(), BrokenReason::TimedOut);
+        assert_eq!(
+            other.join().unwrap().unwrap_err().reason(),
+            BrokenReason::TimedOut
+        );
     });
     assert!(b.is_broken());
 }
@@ -690,7 +718,10 @@ fn test_barrier_timeout() {
 #[test]
 fn test_default_timeout() {
     let _w = watchdog("test_default_timeout", LIMIT);
-    let b = Barrier::builder(2).timeout(Duration::from_millis(100)).build().unwrap();
+    let b = Barrier::builder(2)
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
     assert_eq!(b.wait().unwrap_err().reason(), BrokenReason::TimedOut);
 }
 
@@ -726,7 +757,10 @@ fn test_barrier_party_killed() {
     child.kill().unwrap();
     assert!(child.join().unwrap_err().is_signaled());
     let err = b.wait_timeout(LONG).unwrap_err();
-    assert!(matches!(err.reason(), BrokenReason::PartyDied { .. }), "{err}");
+    assert!(
+        matches!(err.reason(), BrokenReason::PartyDied { .. }),
+        "{err}"
+    );
 }
 
 /// `_TestBarrier` setup (`Barrier(0)` raises): zero parties is refused.
