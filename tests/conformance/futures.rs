@@ -443,6 +443,7 @@ fn map_timeout_ends_iteration(ex: impl Executor) {
         (gate.clone(), false),
         (gate.clone(), false),
         (gate.clone(), true),
+        (gate.clone(), false),
     ];
     let mut it = ex
         .map(
