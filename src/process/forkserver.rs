@@ -34,7 +34,9 @@ fn start_server() -> Result<Server, SpawnError> {
     let pid = os::spawn_self(
         &[(BOOTSTRAP_ENV, &marker)],
         &[(server_end.as_fd(), CHANNEL_FD)],
-        false,
+        // A group of its own: killing the client's process group (its parent
+        // containing it) must leave the server alive to clean up after it.
+        true,
     )
     .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;

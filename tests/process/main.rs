@@ -6,7 +6,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod containment;
 mod contexts;
+mod descriptors;
+mod exhaustion;
 mod faults;
 
 use std::time::Duration;
