@@ -241,3 +241,73 @@ fn process_limit_fails_the_start_alone_spawn() {
 fn process_limit_fails_the_start_alone_fork() {
     process_limit(StartMethod::Fork);
 }
+
+/// In a child of its own: a one-worker pool whose worker dies while no descriptor
+/// is left, so that its replacement cannot start. Tasks fail with the cause while
+/// the limit holds; once descriptors are back, the pool works again.
+fn pool_descriptor_limit_host(m: StartMethod) -> String {
+    let pool = mproc::pool::Pool::builder()
+        .processes(1)
+        .start_method(m)
+        .build()
+        .unwrap();
+    assert_eq!(pool.map(|x: u32| x + 1, 0..4).unwrap(), vec![1, 2, 3, 4]);
+    let original = getrlimit(Limit::Nofile).current;
+    set_soft(Limit::Nofile, Some(next_free_fd()));
+    let lost = pool
+        .apply(|_: ()| -> u8 { std::process::abort() }, ())
+        .unwrap_err();
+    assert!(lost.is_worker_lost(), "{lost}");
+    let failed = pool.apply(|x: u32| x, 7).unwrap_err();
+    set_soft(Limit::Nofile, original);
+    assert!(
+        failed
+            .to_string()
+            .to_lowercase()
+            .contains("too many open files"),
+        "the failure does not name the resource: {failed}"
+    );
+    let mut last = String::new();
+    let recovered = eventually(Duration::from_secs(30), || {
+        match pool.map(|x: u32| x * 2, 0..4) {
+            Ok(v) => v == vec![0, 2, 4, 6],
+            Err(e) => {
+                last = e.to_string();
+                false
+            }
+        }
+    });
+    assert!(recovered, "the pool never recovered; last error: {last}");
+    drop(pool);
+    let zombies = zombie_children(std::process::id());
+    assert!(zombies.is_empty(), "zombies left ({m:?}): {zombies:?}");
+    failed.to_string()
+}
+
+fn pool_descriptor_limit(m: StartMethod) {
+    let _w = watchdog("pool_descriptor_limit", Duration::from_secs(120));
+    let failure = host()
+        .start(pool_descriptor_limit_host, m)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(
+        failure.to_lowercase().contains("too many open files"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn pool_recovers_after_descriptor_exhaustion_forkserver() {
+    pool_descriptor_limit(StartMethod::Forkserver);
+}
+
+#[test]
+fn pool_recovers_after_descriptor_exhaustion_spawn() {
+    pool_descriptor_limit(StartMethod::Spawn);
+}
+
+#[test]
+fn pool_recovers_after_descriptor_exhaustion_fork() {
+    pool_descriptor_limit(StartMethod::Fork);
+}
