@@ -437,20 +437,25 @@ impl Conn {
         }
     }
 
-    /// Whether a receive would find something without waiting, after waiting up to
-    /// `timeout` (`None`: forever). End of stream and errors count as something.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
-        // (Another thread may be blocked receiving, holding the buffer: then only
-        // the socket is looked at, so that the timeout holds.)
-        let buffered = match self.rx.try_lock() {
+    /// Whether bytes of a message are already buffered here (read from the socket
+    /// but not yet received). Not when another thread is receiving.
+    pub(crate) fn has_buffered(&self) -> bool {
+        match self.rx.try_lock() {
             Ok(rx) => rx.end > rx.pos,
             Err(std::sync::TryLockError::Poisoned(p)) => {
                 let rx = p.into_inner();
                 rx.end > rx.pos
             }
             Err(std::sync::TryLockError::WouldBlock) => false,
-        };
-        if buffered {
+        }
+    }
+
+    /// Whether a receive would find something without waiting, after waiting up to
+    /// `timeout` (`None`: forever). End of stream and errors count as something.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
+        // (Another thread may be blocked receiving, holding the buffer: then only
+        // the socket is looked at, so that the timeout holds.)
+        if self.has_buffered() {
             return true;
         }
         match socket::poll(&[(self.fd(), false)], timeout) {

@@ -683,6 +683,32 @@ impl<T> Receiver<T> {
     recv_methods!(T, "mproc::pipe::simplex");
 }
 
+// ---- waiting on several ends (`connection::wait`) ------------------------------
+
+impl<S, R> crate::connection::Sealed for Connection<S, R> {}
+
+impl<S, R> crate::connection::Waitable for Connection<S, R> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.conn.fd()
+    }
+
+    fn ready_without_waiting(&self) -> bool {
+        self.conn.has_buffered()
+    }
+}
+
+impl<T> crate::connection::Sealed for Receiver<T> {}
+
+impl<T> crate::connection::Waitable for Receiver<T> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.conn.fd()
+    }
+
+    fn ready_without_waiting(&self) -> bool {
+        self.conn.has_buffered()
+    }
+}
+
 // ---- handles travel ----------------------------------------------------------
 
 struct FdOut<'a>(BorrowedFd<'a>);

@@ -77,6 +77,7 @@
 //!   lost; write to `std::io::stdout()` directly, or use another start method.
 
 mod bootstrap;
+mod context;
 mod error;
 mod forkserver;
 mod info;
@@ -94,6 +95,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use context::{
+    Context, StartMethodAlreadySet, get_all_start_methods, get_context, get_start_method,
+    set_start_method,
+};
 pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 
@@ -110,17 +115,25 @@ use crate::sys::socket;
 use crate::wire;
 
 /// How a child process is created. See the [module docs](self#start-methods).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+///
+/// `StartMethod::default()` is the start method in force: [`Forkserver`] unless
+/// [`set_start_method`] chose another.
+///
+/// [`Forkserver`]: StartMethod::Forkserver
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// Fork from a clean single-threaded server started once (the default).
-    #[default]
     Forkserver,
     /// Run this executable again; the child is taken over before `main`.
     Spawn,
     /// Fork the calling process. Unsafe to mix with threads; see the module docs.
     Fork,
+}
+
+impl Default for StartMethod {
+    fn default() -> Self {
+        get_start_method()
+    }
 }
 
 impl StartMethod {
@@ -306,7 +319,7 @@ impl Builder {
         self
     }
 
-    /// The start method. Default [`StartMethod::Forkserver`].
+    /// The start method. Default: the one in force ([`get_start_method`]).
     pub fn start_method(&mut self, method: StartMethod) -> &mut Self {
         self.method = method;
         self
@@ -1002,6 +1015,16 @@ impl<R> Process<R> {
                 })
             }
         }
+    }
+}
+
+impl<R> crate::connection::Sealed for Process<R> {}
+
+/// A process is ready for [`connection::wait`](crate::connection::wait) once it has
+/// ended (its [`sentinel`](Process::sentinel) is readable).
+impl<R> crate::connection::Waitable for Process<R> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.sentinel()
     }
 }
 

@@ -2,6 +2,7 @@
 //! processes, including a peer killed mid-message.
 #![cfg(not(miri))]
 
+mod connection_wait;
 mod issue_10;
 
 use std::sync::mpsc;

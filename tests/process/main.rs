@@ -11,6 +11,7 @@ mod contexts;
 mod descriptors;
 mod exhaustion;
 mod faults;
+mod start_methods;
 
 use std::time::Duration;
 
