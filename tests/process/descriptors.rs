@@ -49,7 +49,7 @@ fn inheritable_descriptor_stays_behind(m: StartMethod) {
     drop(fd);
     let _ = std::fs::remove_file(&path);
     assert!(
-        !targets.iter().any(|t| *t == name),
+        !targets.contains(&name),
         "{m:?} child inherited a descriptor it was not given: {targets:?}"
     );
 }
