@@ -61,6 +61,19 @@
 //! - **Normal exit.** When the parent returns from `main` or calls
 //!   `std::process::exit`, mproc sends `SIGTERM` to daemon children (then `SIGKILL`
 //!   after one second) and waits for non-daemon children to finish, as Python does.
+//! - **Descendants.** A child leads a process group of its own, and what it starts
+//!   (a `std::process::Command`, its own children) is killed when it ends, however it
+//!   ends; [`Builder::contain_descendants`]`(false)` opts out for a task that starts
+//!   a daemon on purpose. When the parent is killed with `SIGKILL`, the forkserver
+//!   kills its children's descendants; a `Spawn` or `Fork` child dies by its death
+//!   signal with nothing left to clean up after it, so its descendants (re-parented
+//!   to init) survive. A descendant that leaves the group (`setsid`) is not tracked.
+//! - **Descriptors.** A `Spawn` child starts with stdio and its own channel only:
+//!   descriptors the parent opened without close-on-exec are closed in it, as with
+//!   Python's spawn. A `Fork` child shares the parent's, as with Python's fork.
+//! - **Resources.** A start that runs out of a resource (descriptors, processes,
+//!   memory) fails alone with [`SpawnError::ResourceExhausted`] naming it; running
+//!   children and the forkserver are unharmed.
 //! - **Drop.** Dropping a [`Process`] without joining it does not stop the child;
 //!   a reaper thread reaps it when it ends, so no zombie is left.
 //! - **Signals** go through a pidfd, so a recycled pid is never signalled.
