@@ -70,7 +70,7 @@ pub(crate) fn encode_with_capacity<T: Serialize + ?Sized>(
     capacity: usize,
 ) -> Result<Message, CodecError> {
     let saved = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
-    let bytes = postcard::serialize_with_flavor(value, VecOut(Vec::with_capacity(capacity)));
+    let bytes = postcard::serialize_with_flavor(value, VecOut::new(capacity));
     let fds = OUTGOING
         .with(|o| std::mem::replace(&mut *o.borrow_mut(), saved))
         .unwrap_or_default();
@@ -78,16 +78,75 @@ pub(crate) fn encode_with_capacity<T: Serialize + ?Sized>(
     Ok(Message { bytes, fds })
 }
 
+/// Why [`encode_within`] produced no message.
+#[derive(Debug)]
+pub(crate) enum LimitedEncodeError {
+    /// The encoding is `size` bytes, over the limit. Found without ever holding
+    /// more than the limit in memory: the encoding stops at the limit, and the
+    /// size is then counted without storing anything.
+    TooLarge { size: usize },
+    /// The value could not be encoded.
+    Codec(CodecError),
+}
+
+/// [`encode`], refusing an encoding over `limit` bytes as soon as it passes the
+/// limit: a value far over the limit costs no more memory than the limit.
+pub(crate) fn encode_within<T: Serialize + ?Sized>(
+    value: &T,
+    limit: usize,
+) -> Result<Message, LimitedEncodeError> {
+    let saved = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
+    let out = VecOut::limited(limit);
+    let bytes = postcard::serialize_with_flavor(value, out);
+    let fds = OUTGOING
+        .with(|o| std::mem::replace(&mut *o.borrow_mut(), saved))
+        .unwrap_or_default();
+    match bytes {
+        Ok(bytes) => Ok(Message { bytes, fds }),
+        Err(postcard::Error::SerializeBufferFull) => {
+            drop(fds);
+            // Count the whole size (for the message) without storing it; handles
+            // serialize as in a real transfer, their duplicates closed at once.
+            let saved = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
+            let size =
+                postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default());
+            OUTGOING.with(|o| *o.borrow_mut() = saved);
+            match size {
+                Ok(size) => Err(LimitedEncodeError::TooLarge { size }),
+                Err(e) => Err(LimitedEncodeError::Codec(explain("serialize", e))),
+            }
+        }
+        Err(e) => Err(LimitedEncodeError::Codec(explain("serialize", e))),
+    }
+}
+
 /// postcard's output into a `Vec<u8>`, as its own `AllocVec`, except that the short
 /// pieces serde hands over (a varint is 1 to 10 bytes) are copied as fixed-size moves:
 /// a `memcpy` call per piece was most of the cost of encoding a `Vec<u64>`.
-pub(crate) struct VecOut(pub(crate) Vec<u8>);
+/// With a limit ([`VecOut::limited`]) it fails (`SerializeBufferFull`) as soon as the
+/// output would pass it.
+pub(crate) struct VecOut(pub(crate) Vec<u8>, pub(crate) usize);
+
+impl VecOut {
+    /// Output with room for `capacity` bytes to begin with, and no limit.
+    pub(crate) fn new(capacity: usize) -> VecOut {
+        VecOut(Vec::with_capacity(capacity), usize::MAX)
+    }
+
+    /// Output that refuses to grow past `limit` bytes.
+    pub(crate) fn limited(limit: usize) -> VecOut {
+        VecOut(Vec::new(), limit)
+    }
+}
 
 impl postcard::ser_flavors::Flavor for VecOut {
     type Output = Vec<u8>;
 
     #[inline(always)]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if self.0.len() + data.len() > self.1 {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
         macro_rules! fixed {
             ($($n:literal)*) => {
                 match data.len() {
@@ -102,6 +161,9 @@ impl postcard::ser_flavors::Flavor for VecOut {
 
     #[inline(always)]
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        if self.0.len() >= self.1 {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
         self.0.push(data);
         Ok(())
     }
@@ -122,9 +184,19 @@ pub(crate) fn decode_bytes<T: DeserializeOwned>(
     fds: Vec<OwnedFd>,
 ) -> Result<T, CodecError> {
     let saved = INCOMING.with(|i| i.borrow_mut().replace(fds.into_iter().map(Some).collect()));
-    let value = postcard::from_bytes::<T>(bytes);
+    let value = postcard::take_from_bytes::<T>(bytes);
     INCOMING.with(|i| *i.borrow_mut() = saved);
-    value.map_err(|e| explain("deserialize", e))
+    let (value, rest) = value.map_err(|e| explain("deserialize", e))?;
+    if !rest.is_empty() {
+        // A message is exactly one value: bytes after it mean the sender and the
+        // receiver disagree on the type, or the message was damaged.
+        return Err(CodecError(format!(
+            "cannot deserialize the value: {} of the message's {} bytes are left over after              a complete value (a different type was sent, or the message is damaged)",
+            rest.len(),
+            bytes.len()
+        )));
+    }
+    Ok(value)
 }
 
 /// Serializes a descriptor as an index into the outgoing list (for handle types).
@@ -195,6 +267,27 @@ pub(crate) fn handle_custom_ser_error<E: serde::ser::Error>(msg: impl fmt::Displ
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&7u32).unwrap().bytes;
+        bytes.extend_from_slice(&[1, 2, 3]);
+        let err = decode_bytes::<u32>(&bytes, Vec::new()).unwrap_err();
+        assert!(
+            err.0.contains("3 of the message's 4 bytes are left over"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn encoding_stops_at_the_limit() {
+        let big = vec![7u8; 10_000];
+        match encode_within(&big, 100) {
+            Err(LimitedEncodeError::TooLarge { size }) => assert_eq!(size, 10_002),
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        assert_eq!(encode_within(&big, 10_002).unwrap().bytes.len(), 10_002);
+    }
 
     #[test]
     fn round_trip_plain_values() {

@@ -71,6 +71,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 pub(crate) mod codec;
+pub mod connection;
 pub(crate) mod deadline;
 pub mod futures;
 pub(crate) mod handle;

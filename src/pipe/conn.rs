@@ -41,6 +41,9 @@ pub(crate) enum RecvFail {
     Closed,
     Invalid(MessageError),
     Io(io::Error),
+    /// The next message is this many bytes, more than the caller can take; it is
+    /// still there, untouched.
+    TooLong(usize),
 }
 
 /// Why a send wrote nothing.
@@ -218,9 +221,25 @@ impl Conn {
         wait: Wait,
         f: impl FnOnce(Payload<'_>, Vec<OwnedFd>) -> R,
     ) -> Result<R, RecvFail> {
+        self.recv_fitting(wait, usize::MAX, f)
+    }
+
+    /// As [`recv`](Conn::recv), for a message of at most `room` bytes: a longer
+    /// one is [`RecvFail::TooLong`] and stays where it is, whole, for a later receive.
+    pub(crate) fn recv_fitting<R>(
+        &self,
+        wait: Wait,
+        room: usize,
+        f: impl FnOnce(Payload<'_>, Vec<OwnedFd>) -> R,
+    ) -> Result<R, RecvFail> {
         let mut rx = lock(&self.rx);
         let rx = &mut *rx;
         loop {
+            if let Some(p) = rx.cur.as_ref() {
+                if !p.discard && p.len > room {
+                    return Err(RecvFail::TooLong(p.len));
+                }
+            }
             if let Some(p) = rx.cur.as_mut() {
                 let take = (rx.end - rx.pos).min(p.len - p.got);
                 if !p.discard {
@@ -250,6 +269,9 @@ impl Conn {
                 let h = &rx.buf[rx.pos..rx.pos + HEADER];
                 let len = u64::from_le_bytes(h[..8].try_into().expect("8 bytes"));
                 let nfds = u32::from_le_bytes(h[8..].try_into().expect("4 bytes")) as usize;
+                if len > room as u64 && len <= self.max() as u64 {
+                    return Err(RecvFail::TooLong(len as usize));
+                }
                 if nfds > rx.fds.len() {
                     return Err(RecvFail::Io(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -415,20 +437,25 @@ impl Conn {
         }
     }
 
-    /// Whether a receive would find something without waiting, after waiting up to
-    /// `timeout` (`None`: forever). End of stream and errors count as something.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
-        // (Another thread may be blocked receiving, holding the buffer: then only
-        // the socket is looked at, so that the timeout holds.)
-        let buffered = match self.rx.try_lock() {
+    /// Whether bytes of a message are already buffered here (read from the socket
+    /// but not yet received). Not when another thread is receiving.
+    pub(crate) fn has_buffered(&self) -> bool {
+        match self.rx.try_lock() {
             Ok(rx) => rx.end > rx.pos,
             Err(std::sync::TryLockError::Poisoned(p)) => {
                 let rx = p.into_inner();
                 rx.end > rx.pos
             }
             Err(std::sync::TryLockError::WouldBlock) => false,
-        };
-        if buffered {
+        }
+    }
+
+    /// Whether a receive would find something without waiting, after waiting up to
+    /// `timeout` (`None`: forever). End of stream and errors count as something.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
+        // (Another thread may be blocked receiving, holding the buffer: then only
+        // the socket is looked at, so that the timeout holds.)
+        if self.has_buffered() {
             return true;
         }
         match socket::poll(&[(self.fd(), false)], timeout) {

@@ -303,3 +303,95 @@ impl From<RecvError> for RecvTimeoutError {
         }
     }
 }
+
+/// An error from `recv_bytes_into`.
+///
+/// # Examples
+///
+/// ```
+/// use mproc::pipe::{self, RecvBytesIntoError};
+///
+/// let (tx, rx) = pipe::simplex::<u8>()?;
+/// tx.send_bytes(&[1, 2, 3]).unwrap();
+/// let mut buf = [0u8; 1];
+/// assert!(matches!(
+///     rx.recv_bytes_into(&mut buf),
+///     Err(RecvBytesIntoError::BufferTooShort { needed: 3, room: 1 })
+/// ));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub enum RecvBytesIntoError {
+    /// The next message is longer than the buffer (Python's `BufferTooShort`). It
+    /// was not received: it is still the next message, whole.
+    BufferTooShort {
+        /// The message's length in bytes.
+        needed: usize,
+        /// The buffer's length.
+        room: usize,
+    },
+    /// The other end is closed and every message it sent has been received.
+    Closed,
+    /// The next message was over the size limit (its bytes were skipped).
+    Invalid(MessageError),
+    /// Another I/O error.
+    Io(io::Error),
+}
+
+impl RecvBytesIntoError {
+    /// The length of the message, when the buffer was too short for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = mproc::pipe::simplex::<u8>()?;
+    /// tx.send_bytes(b"four").unwrap();
+    /// assert_eq!(rx.recv_bytes_into(&mut []).unwrap_err().needed(), Some(4));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn needed(&self) -> Option<usize> {
+        match self {
+            RecvBytesIntoError::BufferTooShort { needed, .. } => Some(*needed),
+            _ => None,
+        }
+    }
+
+    /// Whether the other end is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = mproc::pipe::simplex::<u8>()?;
+    /// drop(tx);
+    /// assert!(rx.recv_bytes_into(&mut [0u8; 4]).unwrap_err().is_closed());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        matches!(self, RecvBytesIntoError::Closed)
+    }
+}
+
+impl fmt::Display for RecvBytesIntoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvBytesIntoError::BufferTooShort { needed, room } => write!(
+                f,
+                "the next message is {needed} bytes but the buffer holds {room}; \
+                 it is still waiting, receive it with a larger buffer"
+            ),
+            RecvBytesIntoError::Closed => f.write_str("the other end of the pipe is closed"),
+            RecvBytesIntoError::Invalid(e) => write!(f, "invalid message: {e}"),
+            RecvBytesIntoError::Io(e) => write!(f, "pipe I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RecvBytesIntoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvBytesIntoError::Invalid(e) => Some(e),
+            RecvBytesIntoError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}

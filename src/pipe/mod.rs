@@ -66,7 +66,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use error::{MessageError, RecvError, RecvTimeoutError, SendError, TryRecvError};
+pub use error::{
+    MessageError, RecvBytesIntoError, RecvError, RecvTimeoutError, SendError, TryRecvError,
+};
 
 use crate::handle::{Fd, FdRef};
 use conn::{Conn, Payload, RecvFail, SendFail, Wait};
@@ -314,8 +316,17 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 fn send_value<T: Serialize + ?Sized>(conn: &Conn, value: &T) -> Result<(), SendError> {
-    let msg =
-        crate::codec::encode(value).map_err(|e| SendError::Invalid(MessageError::encode(e)))?;
+    // Refused as soon as the encoding passes the limit: a value far over it never
+    // costs more memory than the limit.
+    let max = conn.max();
+    let msg = crate::codec::encode_within(value, max).map_err(|e| {
+        SendError::Invalid(match e {
+            crate::codec::LimitedEncodeError::TooLarge { size } => {
+                MessageError::too_large(size, max)
+            }
+            crate::codec::LimitedEncodeError::Codec(e) => MessageError::encode(e),
+        })
+    })?;
     let fds: Vec<BorrowedFd<'_>> = msg.fds.iter().map(|f| f.as_fd()).collect();
     conn.send(&msg.bytes, &fds).map_err(send_error)
 }
@@ -344,8 +355,25 @@ fn recv_error(e: RecvFail) -> RecvError {
     match e {
         RecvFail::Invalid(m) => RecvError::Invalid(m),
         RecvFail::Io(e) => RecvError::Io(e),
-        RecvFail::Closed | RecvFail::Empty | RecvFail::Timeout => RecvError::Closed,
+        RecvFail::Closed | RecvFail::Empty | RecvFail::Timeout | RecvFail::TooLong(_) => {
+            RecvError::Closed
+        }
     }
+}
+
+fn recv_bytes_into(conn: &Conn, buf: &mut [u8]) -> Result<usize, RecvBytesIntoError> {
+    let room = buf.len();
+    conn.recv_fitting(Wait::Forever, room, |payload, _fds| {
+        let bytes = payload.as_slice();
+        buf[..bytes.len()].copy_from_slice(bytes);
+        bytes.len()
+    })
+    .map_err(|e| match e {
+        RecvFail::TooLong(needed) => RecvBytesIntoError::BufferTooShort { needed, room },
+        RecvFail::Invalid(m) => RecvBytesIntoError::Invalid(m),
+        RecvFail::Io(e) => RecvBytesIntoError::Io(e),
+        RecvFail::Closed | RecvFail::Empty | RecvFail::Timeout => RecvBytesIntoError::Closed,
+    })
 }
 
 fn try_recv_error(e: RecvFail) -> TryRecvError {
@@ -354,6 +382,7 @@ fn try_recv_error(e: RecvFail) -> TryRecvError {
         RecvFail::Closed => TryRecvError::Closed,
         RecvFail::Invalid(m) => TryRecvError::Invalid(m),
         RecvFail::Io(e) => TryRecvError::Io(e),
+        RecvFail::TooLong(_) => TryRecvError::Closed,
     }
 }
 
@@ -363,6 +392,7 @@ fn timeout_error(e: RecvFail) -> RecvTimeoutError {
         RecvFail::Closed => RecvTimeoutError::Closed,
         RecvFail::Invalid(m) => RecvTimeoutError::Invalid(m),
         RecvFail::Io(e) => RecvTimeoutError::Io(e),
+        RecvFail::TooLong(_) => RecvTimeoutError::Closed,
     }
 }
 
@@ -572,6 +602,32 @@ macro_rules! recv_methods {
             recv_bytes(&self.conn, Wait::Forever).map_err(recv_error)
         }
 
+        /// Receives the next message as raw bytes into `buf` (Python's
+        /// `recv_bytes_into`), returning its length.
+        ///
+        /// # Errors
+        ///
+        /// [`RecvBytesIntoError::BufferTooShort`] when the message is longer than
+        /// `buf`: nothing is lost, the message stays first in line (receive it with
+        /// a larger buffer or `recv_bytes`). Otherwise as for `recv_bytes`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = ", $mk, "::<u8>()?;")]
+        /// tx.send_bytes(b"hello").unwrap();
+        /// let mut small = [0u8; 2];
+        /// let err = rx.recv_bytes_into(&mut small).unwrap_err();
+        /// assert_eq!(err.needed(), Some(5));
+        /// let mut buf = [0u8; 16];
+        /// let n = rx.recv_bytes_into(&mut buf).unwrap();
+        /// assert_eq!(&buf[..n], b"hello");
+        /// # Ok::<(), std::io::Error>(())
+        /// ```
+        pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvBytesIntoError> {
+            recv_bytes_into(&self.conn, buf)
+        }
+
         /// Receives the next message as raw bytes, waiting at most `timeout`.
         ///
         /// # Errors
@@ -626,6 +682,32 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     common_methods!("mproc::pipe::simplex");
     recv_methods!(T, "mproc::pipe::simplex");
+}
+
+// ---- waiting on several ends (`connection::wait`) ------------------------------
+
+impl<S, R> crate::connection::Sealed for Connection<S, R> {}
+
+impl<S, R> crate::connection::Waitable for Connection<S, R> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.conn.fd()
+    }
+
+    fn ready_without_waiting(&self) -> bool {
+        self.conn.has_buffered()
+    }
+}
+
+impl<T> crate::connection::Sealed for Receiver<T> {}
+
+impl<T> crate::connection::Waitable for Receiver<T> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.conn.fd()
+    }
+
+    fn ready_without_waiting(&self) -> bool {
+        self.conn.has_buffered()
+    }
 }
 
 // ---- handles travel ----------------------------------------------------------

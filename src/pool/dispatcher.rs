@@ -89,7 +89,15 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         .start_method(spec.method)
         .start(worker_main, cfg)
         .map_err(|source| PoolError::Spawn { worker: id, source })?;
-    let link = Link::new(mine).map_err(io("socket"))?;
+    let link = match Link::new(mine) {
+        Ok(link) => link,
+        Err(e) => {
+            // Not left running unwatched, nor unreaped.
+            let _ = process.kill();
+            let _ = process.join();
+            return Err(io("socket")(e));
+        }
+    };
     Ok(Worker {
         id,
         process,
@@ -160,6 +168,9 @@ pub(crate) struct Dispatcher {
     measured: bool,
     broken: Option<String>,
     respawn_at: Option<Instant>,
+    /// Set while replacement workers cannot be started: the pause before the next
+    /// try, doubled at each failure (`broken` then holds the latest failure).
+    respawn_backoff: Option<Duration>,
 }
 
 const TARGET_BATCH_NS: f64 = 2_000_000.0;
@@ -181,6 +192,7 @@ impl Dispatcher {
             measured: false,
             broken: None,
             respawn_at: None,
+            respawn_backoff: None,
         };
         m.publish_pids();
         m
@@ -662,12 +674,23 @@ impl Dispatcher {
         self.publish_pids();
     }
 
+    /// Starts replacements for the workers that are gone.
+    ///
+    /// A start that fails (a resource ran out) is retried, with a pause doubling from
+    /// 100 ms to 5 s, and at once when work arrives; while no worker is left, tasks
+    /// fail with the latest failure, not the first one. Only an initializer that
+    /// fails stops replacement for good.
     fn respawn(&mut self) {
+        const FIRST_PAUSE: Duration = Duration::from_millis(100);
+        const LONGEST_PAUSE: Duration = Duration::from_secs(5);
         let Some(at) = self.respawn_at else { return };
-        if Instant::now() < at || self.broken.is_some() {
-            if self.broken.is_some() {
-                self.respawn_at = None;
-            }
+        let retrying = self.respawn_backoff.is_some();
+        if self.broken.is_some() && !retrying {
+            self.respawn_at = None;
+            return;
+        }
+        let work_waits = retrying && !self.shared.lock().pending.is_empty();
+        if Instant::now() < at && !work_waits {
             return;
         }
         self.respawn_at = None;
@@ -680,11 +703,24 @@ impl Dispatcher {
                 }
             }
         }
-        if let Some(e) = failed {
-            if self.workers.iter().all(|w| w.is_none()) {
-                self.broken = Some(format!("cannot start a replacement worker: {e}"));
-            } else {
-                self.respawn_at = Some(Instant::now() + Duration::from_millis(100));
+        match failed {
+            None => {
+                if retrying {
+                    self.broken = None;
+                }
+                self.respawn_backoff = None;
+            }
+            Some(e) => {
+                let pause = self
+                    .respawn_backoff
+                    .map_or(FIRST_PAUSE, |p| (p * 2).min(LONGEST_PAUSE));
+                self.respawn_backoff = Some(pause);
+                self.respawn_at = Some(Instant::now() + pause);
+                if self.workers.iter().all(|w| w.is_none()) {
+                    self.broken = Some(format!(
+                        "no worker is running: cannot start a replacement worker: {e}"
+                    ));
+                }
             }
         }
         self.publish_pids();

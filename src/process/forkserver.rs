@@ -4,8 +4,15 @@
 //! before `main` and before any user state exists, so forking from it is safe
 //! whatever threads the user's process has. Each request carries the job and the
 //! child's descriptors; the server forks, answers with the child's pid and a pidfd,
-//! and later writes the child's exit status to a pipe the request supplied. The
-//! server dies with the process that started it, and its children die with it.
+//! and later writes the child's exit status to a pipe the request supplied.
+//!
+//! The server ends when its client's end of the socket closes (the client exited or
+//! was killed, even with `SIGKILL`): it has no death signal of its own, so that it
+//! can first kill its children and, for contained ones, their process groups. It
+//! leads a process group of its own, so that a group kill aimed at its client (a
+//! contained child that uses a forkserver itself) leaves it alive to do so. A start
+//! that fails for want of a resource (a descriptor, a process) fails alone: the
+//! server and its other children are untouched.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
@@ -34,7 +41,9 @@ fn start_server() -> Result<Server, SpawnError> {
     let pid = os::spawn_self(
         &[(BOOTSTRAP_ENV, &marker)],
         &[(server_end.as_fd(), CHANNEL_FD)],
-        false,
+        // A group of its own: killing the client's process group (its parent
+        // containing it) must leave the server alive to clean up after it.
+        true,
     )
     .map_err(SpawnError::io("posix_spawn of the forkserver"))?;
     let pidfd = os::pidfd_open(pid).map_err(SpawnError::io("pidfd_open"))?;

@@ -61,6 +61,19 @@
 //! - **Normal exit.** When the parent returns from `main` or calls
 //!   `std::process::exit`, mproc sends `SIGTERM` to daemon children (then `SIGKILL`
 //!   after one second) and waits for non-daemon children to finish, as Python does.
+//! - **Descendants.** A child leads a process group of its own, and what it starts
+//!   (a `std::process::Command`, its own children) is killed when it ends, however it
+//!   ends; [`Builder::contain_descendants`]`(false)` opts out for a task that starts
+//!   a daemon on purpose. When the parent is killed with `SIGKILL`, the forkserver
+//!   kills its children's descendants; a `Spawn` or `Fork` child dies by its death
+//!   signal with nothing left to clean up after it, so its descendants (re-parented
+//!   to init) survive. A descendant that leaves the group (`setsid`) is not tracked.
+//! - **Descriptors.** A `Spawn` child starts with stdio and its own channel only:
+//!   descriptors the parent opened without close-on-exec are closed in it, as with
+//!   Python's spawn. A `Fork` child shares the parent's, as with Python's fork.
+//! - **Resources.** A start that runs out of a resource (descriptors, processes,
+//!   memory) fails alone with [`SpawnError::ResourceExhausted`] naming it; running
+//!   children and the forkserver are unharmed.
 //! - **Drop.** Dropping a [`Process`] without joining it does not stop the child;
 //!   a reaper thread reaps it when it ends, so no zombie is left.
 //! - **Signals** go through a pidfd, so a recycled pid is never signalled.
@@ -77,6 +90,7 @@
 //!   lost; write to `std::io::stdout()` directly, or use another start method.
 
 mod bootstrap;
+mod context;
 mod error;
 mod forkserver;
 mod info;
@@ -94,6 +108,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use context::{
+    Context, StartMethodAlreadySet, get_all_start_methods, get_context, get_start_method,
+    set_start_method,
+};
 pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 
@@ -110,17 +128,25 @@ use crate::sys::socket;
 use crate::wire;
 
 /// How a child process is created. See the [module docs](self#start-methods).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
-)]
+///
+/// `StartMethod::default()` is the start method in force: [`Forkserver`] unless
+/// [`set_start_method`] chose another.
+///
+/// [`Forkserver`]: StartMethod::Forkserver
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StartMethod {
     /// Fork from a clean single-threaded server started once (the default).
-    #[default]
     Forkserver,
     /// Run this executable again; the child is taken over before `main`.
     Spawn,
     /// Fork the calling process. Unsafe to mix with threads; see the module docs.
     Fork,
+}
+
+impl Default for StartMethod {
+    fn default() -> Self {
+        get_start_method()
+    }
 }
 
 impl StartMethod {
@@ -306,7 +332,7 @@ impl Builder {
         self
     }
 
-    /// The start method. Default [`StartMethod::Forkserver`].
+    /// The start method. Default: the one in force ([`get_start_method`]).
     pub fn start_method(&mut self, method: StartMethod) -> &mut Self {
         self.method = method;
         self
@@ -1002,6 +1028,16 @@ impl<R> Process<R> {
                 })
             }
         }
+    }
+}
+
+impl<R> crate::connection::Sealed for Process<R> {}
+
+/// A process is ready for [`connection::wait`](crate::connection::wait) once it has
+/// ended (its [`sentinel`](Process::sentinel) is readable).
+impl<R> crate::connection::Waitable for Process<R> {
+    fn wait_fd(&self) -> BorrowedFd<'_> {
+        self.sentinel()
     }
 }
 

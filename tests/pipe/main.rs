@@ -2,6 +2,9 @@
 //! processes, including a peer killed mid-message.
 #![cfg(not(miri))]
 
+mod connection_wait;
+mod issue_10;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};

@@ -6,8 +6,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod containment;
 mod contexts;
+mod descriptors;
+mod exhaustion;
 mod faults;
+mod start_methods;
 
 use std::time::Duration;
 

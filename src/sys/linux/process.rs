@@ -247,8 +247,9 @@ pub(crate) fn spawn_self(
                     libc::POSIX_SPAWN_SETPGROUP as libc::c_short,
                 )
             };
-            // SAFETY: as above; process group 0 means "a new group led by the child".
             let rc = if rc == 0 {
+                // SAFETY: `attr` was initialised above; process group 0 means "a new
+                // group led by the child".
                 unsafe { libc::posix_spawnattr_setpgroup(attr.as_mut_ptr(), 0) }
             } else {
                 rc
@@ -392,12 +393,9 @@ pub(crate) fn kill_and_reap_pid(pid: u32) {
         return;
     };
     let _ = rustix::process::kill_process(p, Signal::KILL);
-    loop {
-        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()) {
-            Err(rustix::io::Errno::INTR) => continue,
-            _ => break,
-        }
-    }
+    while let Err(rustix::io::Errno::INTR) =
+        rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+    {}
 }
 
 /// Puts the calling process in a process group of its own (`setpgid(0, 0)`), so
