@@ -94,6 +94,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) use error::write_backtrace;
 pub use error::{JoinError, JoinTimeoutError, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 
