@@ -46,9 +46,9 @@ fn report_replacement(before: &[u32], pool: &Pool) {
     let gone: Vec<_> = before.iter().filter(|p| !after.contains(p)).collect();
     let new: Vec<_> = after.iter().filter(|p| !before.contains(p)).collect();
     match (gone.as_slice(), new.as_slice()) {
-        ([old], [new]) => println!(
-            "  worker pid {old} is gone; pid {new} replaced it (workers now {after:?}, were {before:?})"
-        ),
+        ([old], [new]) => {
+            println!("  new worker pid {new} replaced pid {old}; workers now {after:?}")
+        }
         _ => println!("  workers were {before:?}, now {after:?}"),
     }
 }
