@@ -70,6 +70,12 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
+/// The README's code, compiled and run as doc tests (`cargo test --doc`), so that
+/// the first thing a user copies works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub(crate) mod codec;
 pub mod connection;
 pub(crate) mod deadline;

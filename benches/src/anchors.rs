@@ -244,6 +244,16 @@ impl Contender for PyAnchor {
         if !p.is_file() {
             return Err(format!("{} not found", p.display()).into());
         }
+        // Fail here, with what to do, rather than once per round.
+        let mut check = Command::new(&cfg.python);
+        check
+            .args(&cfg.pyflags)
+            .args(["-c", "import multiprocessing, concurrent.futures"]);
+        run_capture(check, Duration::from_secs(60)).map_err(|e| {
+            format!(
+                "the Python interpreter does not work (set PYTHON to a Python 3 with the standard library): {e}"
+            )
+        })?;
         Ok(())
     }
 

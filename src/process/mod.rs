@@ -112,6 +112,7 @@ pub use context::{
     Context, StartMethodAlreadySet, get_all_start_methods, get_context, get_start_method,
     set_start_method,
 };
+pub(crate) use error::write_backtrace;
 pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 

@@ -195,7 +195,8 @@ impl TaskError {
         }
     }
 
-    /// The backtrace captured where the task panicked (empty when unknown).
+    /// The backtrace captured where the task panicked (empty when unknown). The error's
+    /// message includes it with `{:#}`, or with `{}` when `RUST_BACKTRACE` is set.
     ///
     /// # Examples
     ///
@@ -265,7 +266,9 @@ impl fmt::Display for TaskError {
         };
         match &self.kind {
             Kind::Panicked {
-                message, location, ..
+                message,
+                location,
+                backtrace,
             } => {
                 write!(f, "{task} panicked")?;
                 if self.worker.is_some() {
@@ -274,7 +277,8 @@ impl fmt::Display for TaskError {
                 if let Some(at) = location {
                     write!(f, " at {at}")?;
                 }
-                write!(f, ": {message}")
+                write!(f, ": {message}")?;
+                crate::process::write_backtrace(f, backtrace)
             }
             Kind::WorkerLost { status, attempts } => {
                 let how = match status {
