@@ -63,12 +63,14 @@ impl Default for Builder {
 
 impl Builder {
     /// The number of worker processes (default: [`cpu_count`](crate::process::cpu_count)).
+    /// At least 1: [`build`](Builder::build) fails with [`PoolError::Invalid`] on 0
+    /// (Python raises `ValueError`).
     ///
     /// # Examples
     ///
     /// See [`Builder`].
     pub fn processes(&mut self, n: usize) -> &mut Self {
-        self.processes = Some(n.max(1));
+        self.processes = Some(n);
         self
     }
 
@@ -84,13 +86,14 @@ impl Builder {
 
     /// Replaces each worker after it has run `n` tasks (Python's
     /// `maxtasksperchild`): a cure for leaks in the task code. As in Python, a
-    /// chunk of a `map` counts as one task.
+    /// chunk of a `map` counts as one task. At least 1: [`build`](Builder::build)
+    /// fails with [`PoolError::Invalid`] on 0.
     ///
     /// # Examples
     ///
     /// See [`Builder`].
     pub fn max_tasks_per_child(&mut self, n: u64) -> &mut Self {
-        self.max_tasks = Some(n.max(1));
+        self.max_tasks = Some(n);
         self
     }
 
@@ -171,12 +174,21 @@ impl Builder {
     ///
     /// # Errors
     ///
+    /// [`PoolError::Invalid`] for 0 processes or 0 tasks per child; another
     /// [`PoolError`] when a worker cannot be started or its initializer fails.
     ///
     /// # Examples
     ///
     /// See [`Builder`].
     pub fn build(&self) -> Result<Pool, PoolError> {
+        if self.processes == Some(0) {
+            return Err(PoolError::Invalid("processes must be at least 1, not 0"));
+        }
+        if self.max_tasks == Some(0) {
+            return Err(PoolError::Invalid(
+                "max_tasks_per_child must be at least 1, not 0",
+            ));
+        }
         let n = self
             .processes
             .unwrap_or_else(crate::process::cpu_count)

@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::codec::Message;
 use crate::pool::sink::MapSink;
 use crate::pool::state::PoolState;
 use crate::task::call::{CallInfo, Chunk, Job, Sink, decode};
-use crate::task::{Kind, TaskError};
+use crate::task::{Kind, TaskError, panic_message};
 
 /// Feeds a lazily-consumed input into the pool, keeping at most `window` tasks
 /// submitted but not yet consumed.
@@ -34,8 +35,11 @@ impl Feeder<'_> {
         while !self.exhausted && self.submitted - consumed < self.window {
             let mut chunk = Vec::with_capacity(self.chunksize);
             while chunk.len() < self.chunksize {
-                match self.input.next() {
-                    Some(Ok(args)) => {
+                // A panic in the caller's input ends the input, not the results
+                // already on their way (Python yields those, then raises).
+                let next = std::panic::catch_unwind(AssertUnwindSafe(|| self.input.next()));
+                match next {
+                    Ok(Some(Ok(args))) => {
                         chunk.push(Job {
                             call: Arc::clone(&self.call),
                             index: self.submitted,
@@ -46,19 +50,26 @@ impl Feeder<'_> {
                         });
                         self.submitted += 1;
                     }
-                    Some(Err(reason)) => {
+                    Ok(Some(Err(reason))) => {
                         let i = self.submitted;
                         self.submitted += 1;
-                        sink.deliver(
-                            i,
-                            Err(TaskError::failed(
-                                format!("cannot send the task's argument to a worker: {reason}"),
-                                Some(i),
-                            )),
-                        );
+                        let why = format!("cannot send the task's argument to a worker: {reason}");
+                        sink.deliver(i, Err(TaskError::failed(why, Some(i))));
                     }
-                    None => {
+                    Ok(None) => {
                         self.exhausted = true;
+                        sink.set_total(self.submitted);
+                        break;
+                    }
+                    Err(payload) => {
+                        let i = self.submitted;
+                        self.submitted += 1;
+                        self.exhausted = true;
+                        let why = format!(
+                            "the input iterator panicked instead of giving item {i}: {}",
+                            panic_message(payload.as_ref())
+                        );
+                        sink.deliver(i, Err(TaskError::failed(why, Some(i))));
                         sink.set_total(self.submitted);
                         break;
                     }
@@ -165,6 +176,18 @@ pub struct IMap<'a, R> {
 pub struct IMapUnordered<'a, R> {
     pub(crate) lazy: Lazy<'a>,
     pub(crate) _r: PhantomData<fn() -> R>,
+}
+
+impl<R> IMap<'_, R> {
+    /// Submits as much of the input as the window allows, before any `next`.
+    pub(crate) fn submit_all(&mut self) {
+        self.lazy.feeder.top_up(self.lazy.consumed, &self.lazy.sink);
+    }
+
+    /// Cancels the calls not yet run; `next` still yields what is in.
+    pub(crate) fn cancel(&self) {
+        self.lazy.sink.cancel();
+    }
 }
 
 impl<R: DeserializeOwned> IMap<'_, R> {

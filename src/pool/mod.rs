@@ -378,6 +378,43 @@ impl Pool {
         self.options().map_async(f, items)
     }
 
+    /// [`map_async`](Pool::map_async) with Python's `callback` and
+    /// `error_callback` (see [`MapResult::with_callbacks`]): `callback` gets every
+    /// result, in order, or `error_callback` the first error, on the pool's
+    /// dispatcher thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let _r = pool.map_async_with_callbacks(
+    ///     |x: u64| x + 1,
+    ///     0..4,
+    ///     move |v: &[u64]| tx.send(v.to_vec()).unwrap(),
+    ///     |e| eprintln!("{e}"),
+    /// );
+    /// assert_eq!(rx.recv()?, [1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn map_async_with_callbacks<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        callback: impl FnOnce(&[R]) + Send + 'static,
+        error_callback: impl FnOnce(&TaskError) + Send + 'static,
+    ) -> MapResult<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_async(f, items)
+            .with_callbacks(callback, error_callback)
+    }
+
     /// Calls a two- or three-argument `f` with the fields of each tuple (Python's
     /// `starmap`). Name the function's type with `as fn(..) -> ..`.
     ///
@@ -403,6 +440,51 @@ impl Pool {
         I: IntoIterator<Item = Args>,
     {
         self.options().starmap(f, items)
+    }
+
+    /// [`starmap`](Pool::starmap) without waiting (Python's `starmap_async`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn add(a: u64, b: u64) -> u64 { a + b }
+    ///
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let pending = pool.starmap_async(add as fn(u64, u64) -> u64, [(1, 2), (3, 4)]);
+    /// assert_eq!(pending.get()?, [3, 7]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn starmap_async<Args, R, F, I>(&self, f: F, items: I) -> MapResult<R>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = Args>,
+    {
+        self.options().starmap_async(f, items)
+    }
+
+    /// [`starmap_async`](Pool::starmap_async) with Python's `callback` and
+    /// `error_callback`, as [`map_async_with_callbacks`](Pool::map_async_with_callbacks).
+    ///
+    /// # Examples
+    ///
+    /// See [`MapResult::with_callbacks`].
+    pub fn starmap_async_with_callbacks<Args, R, F, I>(
+        &self,
+        f: F,
+        items: I,
+        callback: impl FnOnce(&[R]) + Send + 'static,
+        error_callback: impl FnOnce(&TaskError) + Send + 'static,
+    ) -> MapResult<R>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize,
+        R: DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = Args>,
+    {
+        self.starmap_async(f, items)
+            .with_callbacks(callback, error_callback)
     }
 
     /// Results in input order, lazily (Python's `imap`, chunk size 1 by default).

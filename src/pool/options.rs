@@ -15,7 +15,7 @@ use crate::pool::sink::{MapSink, Mode};
 use crate::pool::{Pool, StarFn, plain, sealed, worker};
 use crate::sys::code::EntryPoint;
 use crate::task::call::{CallInfo, Chunk, Job, OneSink, Sink};
-use crate::task::future::Slot;
+use crate::task::slot::Slot;
 use crate::task::{Future, TaskError};
 
 /// `map` hands tasks to the pool in slices of about this many items.
@@ -277,6 +277,7 @@ impl<'p> TaskOptions<'p> {
                         plain: results::no_plain,
                         sink,
                         early: Some(e),
+                        called: None,
                         _r: PhantomData,
                     };
                 }
@@ -304,6 +305,7 @@ impl<'p> TaskOptions<'p> {
             plain: results::no_plain,
             sink,
             early,
+            called: None,
             _r: PhantomData,
         }
     }
@@ -388,6 +390,7 @@ impl<'p> TaskOptions<'p> {
                         plain: plain::decode_into::<R>,
                         sink,
                         early: Some(e),
+                        called: None,
                         _r: PhantomData,
                     };
                 }
@@ -418,6 +421,7 @@ impl<'p> TaskOptions<'p> {
             plain: plain::decode_into::<R>,
             sink,
             early: closed.then(|| TaskError::cancelled("the pool is closed", None)),
+            called: None,
             _r: PhantomData,
         }
     }
@@ -438,7 +442,22 @@ impl<'p> TaskOptions<'p> {
         R: DeserializeOwned,
         I: IntoIterator<Item = Args>,
     {
-        self.map_entry(sealed::Sealed::entry(f), items).get()
+        self.starmap_async(f, items).get()
+    }
+
+    /// As [`Pool::starmap_async`], with these options.
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskOptions`].
+    pub fn starmap_async<Args, R, F, I>(&self, f: F, items: I) -> MapResult<R>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = Args>,
+    {
+        self.map_entry(sealed::Sealed::entry(f), items)
     }
 
     /// The reader behind `imap` and `imap_unordered`: a collector in `mode` and

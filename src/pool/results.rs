@@ -2,7 +2,8 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -157,8 +158,13 @@ pub struct MapResult<R> {
     /// Decodes a chunk's results sent as plain bytes (`pool::plain::decode_into`
     /// for `R`; [`no_plain`] where chunks are not used).
     pub(crate) plain: PlainDecoder<R>,
+    /// With callbacks: the outcome, decoded by the thread that completed the map.
+    pub(crate) called: Option<Called<R>>,
     pub(crate) _r: PhantomData<fn() -> R>,
 }
+
+/// Where the ready-hook of [`MapResult::with_callbacks`] leaves the outcome.
+pub(crate) type Called<R> = Arc<Mutex<Option<Result<Vec<R>, TaskError>>>>;
 
 impl<R> fmt::Debug for MapResult<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,7 +179,9 @@ impl<R: DeserializeOwned> MapResult<R> {
         }
         let mut s = self.sink.lock();
         loop {
-            if s.failed || Some(s.received) == self.sink.total() {
+            // With callbacks, ready once they have run and left the outcome.
+            let called = self.called.as_ref().is_none_or(|c| lock(c).is_some());
+            if self.sink.is_ready(&s) && called {
                 s.waiting = false;
                 return true;
             }
@@ -198,7 +206,7 @@ impl<R: DeserializeOwned> MapResult<R> {
     /// ```
     pub fn ready(&self) -> bool {
         let s = self.sink.lock();
-        self.early.is_some() || s.failed || Some(s.received) == self.sink.total()
+        self.early.is_some() || self.sink.is_ready(&s)
     }
 
     /// Blocks until [`ready`](MapResult::ready).
@@ -241,18 +249,74 @@ impl<R: DeserializeOwned> MapResult<R> {
             return Err(e);
         }
         self.wait_until(None);
-        self.collect()
+        match self.called.take() {
+            Some(called) => lock(&called)
+                .take()
+                .unwrap_or_else(|| Err(TaskError::failed("the results were taken", None))),
+            None => Self::collect(&self.sink, self.plain),
+        }
     }
 
-    fn collect(&self) -> Result<Vec<R>, TaskError> {
-        let spans = std::mem::take(&mut self.sink.lock().spans);
+    /// Python's `callback` and `error_callback` for this map: once every result
+    /// is in, `callback` gets them all, in order; at the first failure,
+    /// `error_callback` gets its error. One of them runs, once, on the pool's
+    /// dispatcher thread (on this thread, if the map is done already). With
+    /// callbacks, the calls run to the end even if this handle is dropped; `get`
+    /// returns what the callback saw.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let r = pool.options().chunksize(2).map_async(|x: u32| x * x, 1..=4).with_callbacks(
+    ///     move |squares: &[u32]| tx.send(squares.iter().sum::<u32>()).unwrap(),
+    ///     |e| eprintln!("failed: {e}"),
+    /// );
+    /// assert_eq!(rx.recv()?, 30);
+    /// assert_eq!(r.get()?, [1, 4, 9, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_callbacks(
+        mut self,
+        callback: impl FnOnce(&[R]) + Send + 'static,
+        error_callback: impl FnOnce(&TaskError) + Send + 'static,
+    ) -> Self
+    where
+        R: Send + 'static,
+    {
+        if let Some(e) = &self.early {
+            error_callback(e);
+            return self;
+        }
+        let called: Called<R> = Arc::new(Mutex::new(None));
+        self.called = Some(Arc::clone(&called));
+        let sink = Arc::downgrade(&self.sink);
+        let plain = self.plain;
+        self.sink.on_ready(Box::new(move || {
+            let Some(sink) = sink.upgrade() else { return };
+            let outcome = Self::collect(&sink, plain);
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| match &outcome {
+                Ok(values) => callback(values),
+                Err(e) => error_callback(e),
+            }));
+            *lock(&called) = Some(outcome);
+            sink.notify();
+        }));
+        self
+    }
+
+    fn collect(sink: &MapSink, plain: PlainDecoder<R>) -> Result<Vec<R>, TaskError> {
+        let spans = std::mem::take(&mut sink.lock().spans);
         if !spans.is_empty() {
-            return self.collect_spans(spans);
+            return Self::collect_spans(sink, plain, spans);
         }
         let slots = {
-            let mut s = self.sink.lock();
+            let mut s = sink.lock();
             if s.failed {
-                self.sink.cancel();
+                sink.cancel();
                 let err = s
                     .slots
                     .iter()
@@ -277,16 +341,17 @@ impl<R: DeserializeOwned> MapResult<R> {
 impl<R: DeserializeOwned> MapResult<R> {
     /// Results that came back in chunks (plus any single ones).
     fn collect_spans(
-        &self,
+        sink: &MapSink,
+        plain: PlainDecoder<R>,
         mut spans: Vec<(usize, usize, (usize, u32), Message)>,
     ) -> Result<Vec<R>, TaskError> {
         let (failed, slots) = {
-            let mut s = self.sink.lock();
+            let mut s = sink.lock();
             (s.failed, std::mem::take(&mut s.slots))
         };
         // With chunks, every task of the call is in one; `slots` holds only errors.
         if failed {
-            self.sink.cancel();
+            sink.cancel();
             let err = slots
                 .iter()
                 .flatten()
@@ -294,7 +359,7 @@ impl<R: DeserializeOwned> MapResult<R> {
             return Err(err.unwrap_or_else(|| TaskError::failed("a task failed", None)));
         }
         spans.sort_unstable_by_key(|s| s.0);
-        let total = self.sink.total().unwrap_or(0);
+        let total = sink.total().unwrap_or(0);
         let mut out: Vec<R> = Vec::with_capacity(total);
         for (first, span, who, m) in spans {
             if out.len() != first {
@@ -302,7 +367,7 @@ impl<R: DeserializeOwned> MapResult<R> {
             }
             // Plain numbers come back as their bytes (see `pool::plain`).
             if m.bytes.first() == Some(&crate::pool::plain::OK) {
-                match (self.plain)(&m.bytes[1..], &mut out) {
+                match (plain)(&m.bytes[1..], &mut out) {
                     Some(Ok(())) if out.len() == first + span => continue,
                     Some(Ok(())) => {
                         return Err(TaskError::failed(
@@ -358,7 +423,13 @@ impl<R: DeserializeOwned> MapResult<R> {
 
 impl<R> Drop for MapResult<R> {
     fn drop(&mut self) {
-        // Nobody will read the rest: do not run it.
-        self.sink.cancel();
+        // Nobody will read the rest: do not run it (unless callbacks wait for it).
+        if self.called.is_none() {
+            self.sink.cancel();
+        }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use crate::codec::Message;
 use crate::pool::progress::Progress;
-use crate::task::TaskError;
 use crate::task::call::{Outcomes, Sink};
+use crate::task::{TaskError, sleep_until};
 
 /// In which order a [`MapSink`]'s reader takes the outcomes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,12 @@ pub(super) struct MapState {
     pub(super) received: usize,
     pub(super) failed: bool,
     pub(super) waiting: bool,
+    /// Run once every outcome (or an error) is in: `MapResult::with_callbacks`.
+    on_ready: Option<ReadyHook>,
 }
+
+/// What runs when a map's outcomes are all in (on the thread that completes it).
+pub(super) type ReadyHook = Box<dyn FnOnce() + Send>;
 
 /// The collector behind map, imap and imap_unordered.
 pub(crate) struct MapSink {
@@ -61,6 +66,7 @@ impl MapSink {
                 received: 0,
                 failed: false,
                 waiting: false,
+                on_ready: None,
             }),
             cond: Condvar::new(),
             mode,
@@ -83,11 +89,62 @@ impl MapSink {
 
     pub(crate) fn set_total(&self, n: usize) {
         self.total.store(n, Ordering::Release);
+        let hook = self.ready_hook(&mut self.lock());
+        self.cond.notify_all();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// Every outcome, or a failure, is in.
+    pub(super) fn is_ready(&self, s: &MapState) -> bool {
+        s.failed || Some(s.received) == self.total()
+    }
+
+    /// The ready-hook, taken, once the map is ready: the caller runs it after
+    /// unlocking.
+    fn ready_hook(&self, s: &mut MapState) -> Option<ReadyHook> {
+        if s.on_ready.is_some() && self.is_ready(s) {
+            s.on_ready.take()
+        } else {
+            None
+        }
+    }
+
+    /// Runs `hook` once the map is ready: now, on this thread, when it is.
+    pub(super) fn on_ready(&self, hook: ReadyHook) {
+        let ready = {
+            let mut s = self.lock();
+            s.on_ready = Some(hook);
+            self.ready_hook(&mut s)
+        };
+        if let Some(hook) = ready {
+            hook();
+        }
+    }
+
+    /// Wakes the readers (after a ready-hook stored its outcome).
+    pub(super) fn notify(&self) {
+        drop(self.lock());
         self.cond.notify_all();
     }
 
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// After outcomes were stored: unlocks, wakes the reader when `wake`, moves
+    /// the progress bar on, and runs the ready-hook if the map is now ready.
+    fn after_delivery(&self, mut s: MutexGuard<'_, MapState>, wake: bool) {
+        let hook = self.ready_hook(&mut s);
+        drop(s);
+        if wake {
+            self.cond.notify_all();
+        }
+        self.finish_progress();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 
     /// Ends the progress bar once every task is counted.
@@ -107,19 +164,13 @@ impl MapSink {
         deadline: Option<Instant>,
     ) -> Option<MutexGuard<'s, MapState>> {
         s.waiting = true;
-        let Some(d) = deadline else {
-            return Some(self.cond.wait(s).unwrap_or_else(|e| e.into_inner()));
-        };
-        let now = Instant::now();
-        if now >= d {
-            s.waiting = false;
-            return None;
+        match sleep_until(&self.cond, s, deadline) {
+            Ok(s) => Some(s),
+            Err(mut s) => {
+                s.waiting = false;
+                None
+            }
         }
-        let (s, _) = self
-            .cond
-            .wait_timeout(s, d - now)
-            .unwrap_or_else(|e| e.into_inner());
-        Some(s)
     }
 
     /// Takes the next outcome in this collector's order (`Mode::Ordered`: the next
@@ -167,11 +218,7 @@ impl Sink for MapSink {
             }
         };
         let wake = notify && s.waiting;
-        drop(s);
-        if wake {
-            self.cond.notify_all();
-        }
-        self.finish_progress();
+        self.after_delivery(s, wake);
     }
 
     fn is_cancelled(&self, _index: usize) -> bool {
@@ -197,11 +244,8 @@ impl Sink for MapSink {
                 s.slots[pos] = Some(outcome);
             }
         }
-        let wake = s.waiting && (s.failed || Some(s.received) == self.total());
-        drop(s);
-        if wake {
-            self.cond.notify_all();
-        }
+        let wake = s.waiting && self.is_ready(&s);
+        self.after_delivery(s, wake);
     }
 
     fn deliver_span(
@@ -224,10 +268,6 @@ impl Sink for MapSink {
         s.received += span;
         s.spans.push((index, span, who, m));
         let wake = s.waiting && Some(s.received) == self.total();
-        drop(s);
-        if wake {
-            self.cond.notify_all();
-        }
-        self.finish_progress();
+        self.after_delivery(s, wake);
     }
 }

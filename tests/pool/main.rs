@@ -7,6 +7,7 @@ mod common;
 
 mod faults;
 mod interrupt;
+mod issue10;
 
 use std::collections::HashSet;
 use std::sync::Arc;
