@@ -70,8 +70,9 @@
 //!   the parent.
 //! - **Fork**: [`StartMethod::Fork`] workers copy the parent, threads' locks
 //!   included; the default forkserver has no such hazard.
-//! - **Callbacks** ([`Pool::apply_async_with_callbacks`], done-callbacks) run on
-//!   the pool's dispatcher thread: keep them short.
+//! - **Callbacks** ([`Pool::apply_async_with_callbacks`],
+//!   [`MapResult::with_callbacks`], done-callbacks) run on the pool's dispatcher
+//!   thread: keep them short.
 
 mod builder;
 mod dispatcher;
@@ -489,7 +490,9 @@ impl Pool {
 
     /// Results in input order, lazily (Python's `imap`, chunk size 1 by default).
     /// The input is read only as results are consumed (at most
-    /// [`window`](TaskOptions::window) ahead), so an endless input is fine.
+    /// [`window`](TaskOptions::window) ahead), so an endless input is fine. A
+    /// panic in the input ends it: the results of the items before it come
+    /// first, then one error that carries the panic's message, then the end.
     ///
     /// # Examples
     ///

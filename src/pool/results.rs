@@ -159,12 +159,33 @@ pub struct MapResult<R> {
     /// for `R`; [`no_plain`] where chunks are not used).
     pub(crate) plain: PlainDecoder<R>,
     /// With callbacks: the outcome, decoded by the thread that completed the map.
-    pub(crate) called: Option<Called<R>>,
+    pub(crate) called: Option<Arc<dyn Called<R>>>,
     pub(crate) _r: PhantomData<fn() -> R>,
 }
 
 /// Where the ready-hook of [`MapResult::with_callbacks`] leaves the outcome.
-pub(crate) type Called<R> = Arc<Mutex<Option<Result<Vec<R>, TaskError>>>>;
+/// (A trait object, so that `MapResult<R>` stays `Send + Sync` for every `R`; it
+/// is made only where `R: Send`.)
+pub(crate) trait Called<R>: Send + Sync {
+    /// Whether the outcome is in.
+    fn is_in(&self) -> bool;
+    /// Stores the outcome.
+    fn put(&self, outcome: Result<Vec<R>, TaskError>);
+    /// Takes the outcome.
+    fn take(&self) -> Option<Result<Vec<R>, TaskError>>;
+}
+
+impl<R: Send> Called<R> for Mutex<Option<Result<Vec<R>, TaskError>>> {
+    fn is_in(&self) -> bool {
+        lock(self).is_some()
+    }
+    fn put(&self, outcome: Result<Vec<R>, TaskError>) {
+        *lock(self) = Some(outcome);
+    }
+    fn take(&self) -> Option<Result<Vec<R>, TaskError>> {
+        lock(self).take()
+    }
+}
 
 impl<R> fmt::Debug for MapResult<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -180,7 +201,7 @@ impl<R: DeserializeOwned> MapResult<R> {
         let mut s = self.sink.lock();
         loop {
             // With callbacks, ready once they have run and left the outcome.
-            let called = self.called.as_ref().is_none_or(|c| lock(c).is_some());
+            let called = self.called.as_ref().is_none_or(|c| c.is_in());
             if self.sink.is_ready(&s) && called {
                 s.waiting = false;
                 return true;
@@ -250,7 +271,7 @@ impl<R: DeserializeOwned> MapResult<R> {
         }
         self.wait_until(None);
         match self.called.take() {
-            Some(called) => lock(&called)
+            Some(called) => called
                 .take()
                 .unwrap_or_else(|| Err(TaskError::failed("the results were taken", None))),
             None => Self::collect(&self.sink, self.plain),
@@ -291,8 +312,8 @@ impl<R: DeserializeOwned> MapResult<R> {
             error_callback(e);
             return self;
         }
-        let called: Called<R> = Arc::new(Mutex::new(None));
-        self.called = Some(Arc::clone(&called));
+        let called = Arc::new(Mutex::new(None));
+        self.called = Some(Arc::clone(&called) as Arc<dyn Called<R>>);
         let sink = Arc::downgrade(&self.sink);
         let plain = self.plain;
         self.sink.on_ready(Box::new(move || {
@@ -302,7 +323,7 @@ impl<R: DeserializeOwned> MapResult<R> {
                 Ok(values) => callback(values),
                 Err(e) => error_callback(e),
             }));
-            *lock(&called) = Some(outcome);
+            called.put(outcome);
             sink.notify();
         }));
         self
