@@ -82,4 +82,5 @@ pub mod queue;
 pub mod shm;
 pub mod sync;
 pub(crate) mod sys;
+pub mod threading;
 pub(crate) mod wire;
