@@ -29,7 +29,7 @@ done
 
 export ROUNDS=${ROUNDS:-3}
 export REPEATS=${REPEATS:-3}
-AREAS=${AREAS:-process_start queue pipe sync pool}
+AREAS=${AREAS:-process_start queue pipe sync pool threading}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RESULTS=$TARGET/bench-results
