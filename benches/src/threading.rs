@@ -150,7 +150,11 @@ pub fn run_threads(
         .flat_map(|p| items(per, 1 + p as u64))
         .fold(0, u64::wrapping_add);
     if (got, sum) != (per * producers, want) {
-        return Err(format!("{what}: received {got} items (sum {sum}), expected {} (sum {want})", per * producers).into());
+        return Err(format!(
+            "{what}: received {got} items (sum {sum}), expected {} (sum {want})",
+            per * producers
+        )
+        .into());
     }
     Ok(dt.as_secs_f64())
 }
@@ -164,7 +168,10 @@ impl BareHeap {
         let h = Mutex::new(BinaryHeap::new());
         let t0 = Instant::now();
         for x in items(n, 1) {
-            std::hint::black_box(&h).lock().expect("lock").push(Reverse(x));
+            std::hint::black_box(&h)
+                .lock()
+                .expect("lock")
+                .push(Reverse(x));
         }
         let mut last = 0;
         for _ in 0..n {

@@ -98,7 +98,7 @@ mod lock;
 mod semaphore;
 #[cfg(all(test, loom))]
 mod tests;
-mod wait;
+pub(crate) mod wait;
 
 pub use barrier::{Barrier, BarrierBuilder, CHECK_INTERVAL, MAX_PARTIES};
 pub use condition::{Condition, WaitTimeoutResult};

@@ -7,10 +7,17 @@
 //! when someone waits on it: an uncontended put or get takes the lock once and makes
 //! no system call (std's `Condvar::notify_one` always enters the kernel).
 //!
+//! A get that finds the queue empty (or a put that finds it full) first spins
+//! briefly outside the lock, watching a relaxed copy of the length, before it
+//! sleeps on the condition variable (the crate's spin-then-sleep budget,
+//! `crate::sync::wait::spin_until`): a hand-off between two running threads then
+//! costs no wake-up system call on either side.
+//!
 //! No user code runs under the lock except `Ord::cmp` in the priority order. A panic
 //! there leaves the heap valid and the counters consistent (the unfinished count is
 //! raised before the push), so a poisoned lock is taken over rather than propagated.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -60,6 +67,10 @@ pub(crate) struct Core<O> {
     all_done: Condvar,
     /// 0: unbounded.
     maxsize: usize,
+    /// Copies of the length and the shutdown flag, written under the lock and read
+    /// without it by spinning waiters (a hint: they recheck under the lock).
+    len_hint: AtomicUsize,
+    shutdown_hint: AtomicBool,
 }
 
 impl<O: Order> Core<O> {
@@ -77,6 +88,8 @@ impl<O: Order> Core<O> {
             not_full: Condvar::new(),
             all_done: Condvar::new(),
             maxsize,
+            len_hint: AtomicUsize::new(0),
+            shutdown_hint: AtomicBool::new(false),
         }
     }
 
@@ -90,12 +103,29 @@ impl<O: Order> Core<O> {
     /// every wake-up and asks again, so the condition is always checked before the
     /// deadline: a waiter that was signalled just as its time ran out still takes
     /// what it was signalled for.
+    ///
+    /// The first time (`*spun == false`) it spins outside the lock instead, until
+    /// `ready` holds or the spin budget is spent, and comes back locked.
     fn block<'a>(
+        &'a self,
         cv: &Condvar,
         mut st: MutexGuard<'a, State<O>>,
         wait: Wait,
         who: fn(&mut State<O>) -> &mut usize,
+        spun: &mut bool,
+        ready: fn(&Self) -> bool,
     ) -> Option<MutexGuard<'a, State<O>>> {
+        if !*spun {
+            let deadline = match wait {
+                Wait::Never => return None,
+                Wait::Forever => None,
+                Wait::Until(d) => Some(d),
+            };
+            *spun = true;
+            drop(st);
+            crate::sync::wait::spin_until(deadline, || ready(self));
+            return Some(self.lock());
+        }
         *who(&mut st) += 1;
         let mut st = match wait {
             Wait::Never => {
@@ -123,12 +153,29 @@ impl<O: Order> Core<O> {
         self.maxsize == 0 || st.items.len() < self.maxsize
     }
 
+    /// Spin condition of a waiting get.
+    fn may_get(&self) -> bool {
+        self.len_hint.load(Ordering::Relaxed) > 0 || self.shutdown_hint.load(Ordering::Relaxed)
+    }
+
+    /// Spin condition of a waiting put.
+    fn may_put(&self) -> bool {
+        self.len_hint.load(Ordering::Relaxed) < self.maxsize
+            || self.shutdown_hint.load(Ordering::Relaxed)
+    }
+
+    /// Spin condition of a waiting join: never spins (tasks take long).
+    fn no_spin(&self) -> bool {
+        true
+    }
+
     pub(crate) fn maxsize(&self) -> usize {
         self.maxsize
     }
 
     pub(crate) fn put(&self, item: O::Item, wait: Wait) -> Result<(), (O::Item, Fail)> {
         let mut st = self.lock();
+        let mut spun = false;
         loop {
             if st.shutdown {
                 return Err((item, Fail::ShutDown));
@@ -136,7 +183,14 @@ impl<O: Order> Core<O> {
             if self.has_room(&st) {
                 break;
             }
-            st = match Self::block(&self.not_full, st, wait, |s| &mut s.putters) {
+            st = match self.block(
+                &self.not_full,
+                st,
+                wait,
+                |s| &mut s.putters,
+                &mut spun,
+                Self::may_put,
+            ) {
                 Some(st) => st,
                 None => return Err((item, Fail::NotNow)),
             };
@@ -145,6 +199,7 @@ impl<O: Order> Core<O> {
         // the heap all the same, and the count matches.
         st.unfinished += 1;
         st.items.push(item);
+        self.len_hint.store(st.items.len(), Ordering::Relaxed);
         let wake = st.getters > 0;
         drop(st);
         if wake {
@@ -155,8 +210,10 @@ impl<O: Order> Core<O> {
 
     pub(crate) fn get(&self, wait: Wait) -> Result<O::Item, Fail> {
         let mut st = self.lock();
+        let mut spun = false;
         loop {
             if let Some(item) = st.items.pop() {
+                self.len_hint.store(st.items.len(), Ordering::Relaxed);
                 let wake = st.putters > 0;
                 drop(st);
                 if wake {
@@ -167,7 +224,14 @@ impl<O: Order> Core<O> {
             if st.shutdown {
                 return Err(Fail::ShutDown);
             }
-            st = match Self::block(&self.not_empty, st, wait, |s| &mut s.getters) {
+            st = match self.block(
+                &self.not_empty,
+                st,
+                wait,
+                |s| &mut s.getters,
+                &mut spun,
+                Self::may_get,
+            ) {
                 Some(st) => st,
                 None => return Err(Fail::NotNow),
             };
@@ -192,9 +256,17 @@ impl<O: Order> Core<O> {
     /// `Err(unfinished)` when the wait ended first.
     pub(crate) fn join(&self, wait: Wait) -> Result<(), usize> {
         let mut st = self.lock();
+        let mut spun = true;
         while st.unfinished > 0 {
             let unfinished = st.unfinished;
-            st = match Self::block(&self.all_done, st, wait, |s| &mut s.joiners) {
+            st = match self.block(
+                &self.all_done,
+                st,
+                wait,
+                |s| &mut s.joiners,
+                &mut spun,
+                Self::no_spin,
+            ) {
                 Some(st) => st,
                 None => return Err(unfinished),
             };
@@ -207,6 +279,7 @@ impl<O: Order> Core<O> {
     pub(crate) fn shutdown(&self, immediate: bool) -> Vec<O::Item> {
         let mut st = self.lock();
         st.shutdown = true;
+        self.shutdown_hint.store(true, Ordering::Relaxed);
         let mut removed = Vec::new();
         if immediate {
             removed.reserve(st.items.len());
@@ -215,6 +288,7 @@ impl<O: Order> Core<O> {
                 // Python: `if self.unfinished_tasks > 0: self.unfinished_tasks -= 1`.
                 st.unfinished = st.unfinished.saturating_sub(1);
             }
+            self.len_hint.store(0, Ordering::Relaxed);
         }
         let (getters, putters, joiners) = (st.getters, st.putters, st.joiners);
         drop(st);

@@ -23,7 +23,7 @@ use std::cmp::Ordering;
 /// let order: Vec<_> = std::iter::from_fn(|| q.try_get().ok()).map(|p| p.item).collect();
 /// assert_eq!(order, ["fix outage", "write report", "answer mail"]);
 /// ```
-#[derive(Clone, Copy, Debug, Default, Hash)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Prioritized<P, T> {
     /// The priority: smaller comes out of a `PriorityQueue` first.
     pub priority: P,

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mproc::threading::{
-    GetTimeoutError, LifoQueue, Prioritized, PriorityQueue, PutTimeoutError, Queue,
-    TryGetError, TryPutError,
+    GetTimeoutError, LifoQueue, Prioritized, PriorityQueue, PutTimeoutError, Queue, TryGetError,
+    TryPutError,
 };
 
 use crate::common::watchdog;
@@ -239,7 +239,8 @@ fn join_twice_then_too_many_task_done<K: Kind>() {
         for i in 0..100 {
             q.put(i).unwrap();
         }
-        q.join_timeout(LIMIT).expect("join returns once all are done");
+        q.join_timeout(LIMIT)
+            .expect("join returns once all are done");
         assert_eq!(
             sum.load(Ordering::SeqCst),
             (0..100).sum::<u64>(),
@@ -320,7 +321,11 @@ fn huge_timeouts<K: Kind>() {
 fn many_producers_and_consumers<K: Kind>() {
     const PRODUCERS: i64 = 4;
     const CONSUMERS: usize = 4;
-    const PER: i64 = if cfg!(debug_assertions) { 5_000 } else { 50_000 };
+    const PER: i64 = if cfg!(debug_assertions) {
+        5_000
+    } else {
+        50_000
+    };
     let _w = watchdog(K::NAME, Duration::from_secs(120));
     let q = K::make(16);
     let consumers: Vec<_> = (0..CONSUMERS)
@@ -476,7 +481,8 @@ fn a_panicking_ord_leaves_the_queue_usable() {
     // The item stayed in the heap and is counted; the lock is usable.
     assert_eq!(q.len(), 2);
     assert_eq!(q.unfinished(), 2);
-    q.put(Touchy(1)).unwrap_or_else(|_| panic!("put after a panic"));
+    q.put(Touchy(1))
+        .unwrap_or_else(|_| panic!("put after a panic"));
     assert_eq!(q.len(), 3);
     let removed: Vec<u32> = q.shutdown(true).into_iter().map(|t| t.0).collect();
     assert_eq!(removed, [1, 2, 13]);

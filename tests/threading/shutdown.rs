@@ -41,7 +41,10 @@ fn shutdown_empty<K: Kind>() {
 fn shutdown_nonempty<K: Kind>() {
     let q = K::make(0);
     q.put(1).unwrap();
-    assert!(q.shutdown(false).is_empty(), "a plain shutdown removes nothing");
+    assert!(
+        q.shutdown(false).is_empty(),
+        "a plain shutdown removes nothing"
+    );
     assert_eq!(q.get(), Ok(1));
     assert_eq!(q.get(), Err(GetError::ShutDown));
 }
@@ -63,7 +66,11 @@ fn transitions<K: Kind>() {
     q.shutdown(false);
     assert!(q.is_shutdown());
     assert_eq!(q.len(), 1);
-    assert_eq!(q.shutdown(true), [1], "immediate after plain empties the queue");
+    assert_eq!(
+        q.shutdown(true),
+        [1],
+        "immediate after plain empties the queue"
+    );
     assert!(q.is_shutdown());
     assert!(q.shutdown(false).is_empty());
     assert!(q.is_shutdown());
@@ -83,7 +90,11 @@ fn one_thread<K: Kind>(immediate: bool) {
     q.try_put(2).unwrap();
     q.shutdown(immediate);
     assert_eq!(q.put(3), Err(PutError::ShutDown(3)));
-    assert_eq!(q.try_put(4), Err(TryPutError::ShutDown(4)), "ShutDown beats Full");
+    assert_eq!(
+        q.try_put(4),
+        Err(TryPutError::ShutDown(4)),
+        "ShutDown beats Full"
+    );
     if immediate {
         assert_eq!(q.get(), Err(GetError::ShutDown));
         assert_eq!(q.try_get(), Err(TryGetError::ShutDown));
@@ -149,10 +160,13 @@ fn putters_woken<K: Kind>(immediate: bool) {
     q.put(1).unwrap();
     q.put(2).unwrap();
     let q2 = q.clone();
-    let plain = spawn_blocked(WAITERS, "put", move || q2.put(10).map_err(|e| e.into_inner()));
+    let plain = spawn_blocked(WAITERS, "put", move || {
+        q2.put(10).map_err(|e| e.into_inner())
+    });
     let q2 = q.clone();
     let timed = spawn_blocked(WAITERS, "put_timeout", move || {
-        q2.put_timeout(20, LIMIT * 3).map_err(|e| (e.is_shutdown(), e.into_inner()))
+        q2.put_timeout(20, LIMIT * 3)
+            .map_err(|e| (e.is_shutdown(), e.into_inner()))
     });
     q.shutdown(immediate);
     for p in plain {

@@ -17,7 +17,10 @@ fn fires_after_its_interval_and_join_returns_the_value() {
     let t0 = Instant::now();
     let t = Timer::start(Duration::from_millis(50), move || t0.elapsed()).unwrap();
     let waited = t.join().unwrap().expect("it ran");
-    assert!(waited >= Duration::from_millis(50), "fired early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(50),
+        "fired early: {waited:?}"
+    );
 }
 
 #[test]
@@ -33,8 +36,10 @@ fn cancel_in_time_means_it_never_runs() {
     let _w = watchdog("timer cancel", Duration::from_secs(60));
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
-    let t = Timer::start(Duration::from_secs(3600), move || r.store(true, Ordering::SeqCst))
-        .unwrap();
+    let t = Timer::start(Duration::from_secs(3600), move || {
+        r.store(true, Ordering::SeqCst)
+    })
+    .unwrap();
     assert!(!t.is_finished());
     assert!(t.cancel(), "cancelled in time");
     assert!(!t.cancel(), "a second cancel is not in time");
