@@ -99,7 +99,7 @@ mod raw;
 mod semaphore;
 #[cfg(all(test, loom))]
 mod tests;
-mod wait;
+pub(crate) mod wait;
 
 pub use barrier::{Barrier, BarrierBuilder, CHECK_INTERVAL, MAX_PARTIES};
 pub use condition::{Condition, WaitTimeoutResult};
