@@ -1,7 +1,6 @@
 """queue.PriorityQueue between threads of one process (issue 14 item 2).
 
-Companion of benches/src/threading.rs (same numbers, same style as the anchors, whose
-_common.py is found through PYTHONPATH):
+Companion of benches/src/threading.rs (same numbers; the harness is _bench.py):
   py_pq_1thread       : one thread puts 200_000 integers, then gets them all -> items/s
   py_pq_threads_1to1  : 1 producer thread -> 1 consumer thread, maxsize=1024 -> items/s
   py_pq_threads_2to2  : 2 producers -> 2 consumers, maxsize=1024 -> items/s
@@ -13,7 +12,7 @@ import queue
 import threading
 import time
 
-from _common import REPEATS, report
+from _bench import SAMPLES, emit
 
 N = 200_000
 MAXSIZE = 1024
@@ -86,6 +85,6 @@ def threads(producers, consumers, n):
 
 
 if __name__ == "__main__":
-    report("py_pq_1thread", [single(N) for _ in range(REPEATS)], "items/s")
-    report("py_pq_threads_1to1", [threads(1, 1, N) for _ in range(REPEATS)], "items/s")
-    report("py_pq_threads_2to2", [threads(2, 2, N) for _ in range(REPEATS)], "items/s")
+    emit("py_pq_1thread", "items/s", [single(N) for _ in range(SAMPLES)])
+    emit("py_pq_threads_1to1", "items/s", [threads(1, 1, N) for _ in range(SAMPLES)])
+    emit("py_pq_threads_2to2", "items/s", [threads(2, 2, N) for _ in range(SAMPLES)])

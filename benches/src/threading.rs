@@ -241,7 +241,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             Box::new(mproc),
             Box::new(bare),
             Box::new(crossbeam),
-            Box::new(PyAnchor::own("py_threading_pq.py")),
+            Box::new(PyAnchor::new("py_threading_pq.py")),
         ],
         comparisons: vec![
             Compare::new("mproc_pq_1thread", "py_pq_1thread")
