@@ -57,6 +57,10 @@ pub(crate) struct Worker {
     allowance: Option<u64>,
     last_word: u64,
     seen_at: Instant,
+    /// When the worker last showed progress: results came back, or it was handed
+    /// work while it held none. A worker that holds tasks and shows none for much
+    /// longer than they should take is busy with a long one: see `take_back`.
+    progress_at: Instant,
     timed_out: Option<(u64, Duration)>,
     /// How many held tasks have a timeout (0: no deadline to watch).
     timed: usize,
@@ -68,6 +72,11 @@ impl Worker {
     pub(crate) fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// The sequence number of the task the worker started last (0: none yet).
+    fn last_started(&self) -> u64 {
+        self.words.word(RUNNING).load(Ordering::Acquire)
+    }
 }
 
 /// Starts worker `id` (hello not yet received).
@@ -75,7 +84,7 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
     use crate::pool::PoolError;
     let io = |what| move |source| PoolError::Io { what, source };
     let (mine, theirs) = socket::socketpair().map_err(io("socketpair"))?;
-    let words = SharedWords::create(2).map_err(io("memfd"))?;
+    let words = SharedWords::create(WORDS).map_err(io("memfd"))?;
     let words_fd = socket::dup(words.fd()).map_err(io("dup"))?;
     let cfg = WorkerConfig {
         sock: Fd(theirs),
@@ -109,6 +118,7 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         allowance: spec.max_tasks,
         last_word: 0,
         seen_at: Instant::now(),
+        progress_at: Instant::now(),
         timed_out: None,
         timed: 0,
         stop_sent: false,
@@ -171,7 +181,20 @@ pub(crate) struct Dispatcher {
     /// Set while replacement workers cannot be started: the pause before the next
     /// try, doubled at each failure (`broken` then holds the latest failure).
     respawn_backoff: Option<Duration>,
+    /// When a worker busy with a long task may have its queued tasks taken back
+    /// (see `take_back`), if not sooner.
+    recheck_at: Option<Instant>,
 }
+
+/// The shared words of a worker: the sequence number of the task it started last
+/// (`RUNNING`), the position within a chunk, and the number below which it must
+/// not start a task (`TAKEN_BACK`: tasks taken back from it, see `take_back`).
+const WORDS: usize = 3;
+const RUNNING: usize = 0;
+const TAKEN_BACK: usize = 2;
+/// A worker that shows no progress for this long (and twice what its tasks should
+/// take) while another worker is idle gives back the tasks it has not started.
+const TAKE_BACK_AFTER: Duration = Duration::from_millis(2);
 
 const TARGET_BATCH_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 4096;
@@ -193,6 +216,7 @@ impl Dispatcher {
             broken: None,
             respawn_at: None,
             respawn_backoff: None,
+            recheck_at: None,
         };
         m.publish_pids();
         m
@@ -239,11 +263,15 @@ impl Dispatcher {
                 .iter()
                 .flatten()
                 .any(|w| w.timed > 0 || w.timed_out.is_some());
-            let timeout = if timed || self.respawn_at.is_some() {
+            let mut timeout = if timed || self.respawn_at.is_some() {
                 Some(TICK)
             } else {
                 None
             };
+            if let Some(at) = self.recheck_at {
+                let left = at.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(self.shared.wake_r.as_fd(), false)];
             let mut map: Vec<(usize, u8)> = Vec::new();
             for (i, w) in self.workers.iter().enumerate() {
@@ -316,14 +344,88 @@ impl Dispatcher {
     }
 
     /// Sends work to workers with room. Returns the stop request, if any.
+    /// Takes back the tasks a busy worker has not started, when another worker is
+    /// idle and nothing else waits: a task queued behind a long one must not wait
+    /// for it while a worker stands idle (head-of-line blocking).
+    ///
+    /// The worker publishes the task it starts in its `RUNNING` word and then reads
+    /// `TAKEN_BACK`; here `TAKEN_BACK` is raised to the next sequence number and then
+    /// `RUNNING` is read, both sequentially consistent (Dekker's pattern). So either
+    /// the worker sees the raised word and skips the task, or this side sees the
+    /// task started and keeps it: a task is never run twice nor lost. Tasks up to
+    /// the one `RUNNING` names have been started (results may still be on their
+    /// way); the rest go back to the front of the backlog.
+    fn take_back(&mut self) {
+        self.recheck_at = None;
+        let now = Instant::now();
+        let someone_idle = self.workers.iter().flatten().any(|w| {
+            w.ready && !w.dead && !w.stop_sent && w.held.is_empty() && w.allowance != Some(0)
+        });
+        if !someone_idle || !self.shared.lock().pending.is_empty() {
+            return;
+        }
+        let est = Duration::from_nanos(self.est_ns.max(0.0) as u64);
+        let next_seq = self.next_seq;
+        let mut back: Vec<Job> = Vec::new();
+        for w in self.workers.iter_mut().flatten() {
+            if w.dead
+                || w.held.len() < 2 && w.held.front().is_none_or(|h| h.seq <= w.last_started())
+            {
+                continue;
+            }
+            let limit = TAKE_BACK_AFTER.max(est.saturating_mul(2 * w.held.len() as u32));
+            let age = now.duration_since(w.progress_at);
+            if age < limit {
+                let at = w.progress_at + limit;
+                self.recheck_at = Some(self.recheck_at.map_or(at, |r| r.min(at)));
+                continue;
+            }
+            w.words.word(TAKEN_BACK).store(next_seq, Ordering::SeqCst);
+            let started = w.words.word(RUNNING).load(Ordering::SeqCst);
+            let keep = w.held.iter().take_while(|h| h.seq <= started).count();
+            if keep == w.held.len() {
+                continue;
+            }
+            let taken = (w.held.len() - keep) as u64;
+            // The worker counts the tasks it runs toward `max_tasks_per_child`.
+            if let Some(a) = w.allowance.as_mut() {
+                *a += taken;
+            }
+            for h in w.held.drain(keep..) {
+                if h.item.call.timeout.is_some() {
+                    w.timed = w.timed.saturating_sub(1);
+                }
+                let mut item = h.item;
+                // It never ran: not an attempt.
+                item.attempts = item.attempts.saturating_sub(1);
+                back.push(item);
+            }
+            // The last task kept now ends its batch; batches wholly taken back end.
+            if let Some(last) = w.held.back_mut() {
+                last.batch_end = true;
+            }
+            w.batches = w.held.iter().filter(|h| h.batch_end).count();
+        }
+        if !back.is_empty() {
+            let mut q = self.shared.lock();
+            q.pending_items += back.len();
+            q.pending.push_front(back);
+        }
+    }
+
     fn dispatch(&mut self) -> Option<Stop> {
-        let live = self
-            .workers
-            .iter()
-            .flatten()
-            .filter(|w| w.ready && !w.dead)
-            .count()
-            .max(1);
+        self.take_back();
+        let ready = |w: &&Worker| w.ready && !w.dead && !w.stop_sent;
+        // While a worker stands idle, work goes to the idle workers only: a task
+        // queued behind a busy worker's long task would wait for it.
+        let idle = (self.workers.iter().flatten())
+            .filter(|w| ready(w) && w.held.is_empty())
+            .count();
+        let live = if idle > 0 {
+            idle
+        } else {
+            self.workers.iter().flatten().filter(ready).count().max(1)
+        };
         let window = if self.est_ns > 1_000_000.0 { 1 } else { 2 };
         let target = ((TARGET_BATCH_NS / self.est_ns.max(1.0)) as usize).clamp(1, MAX_BATCH);
         let mut batches: Vec<(usize, Vec<Job>)> = Vec::new();
@@ -356,6 +458,9 @@ impl Dispatcher {
             for (_, i) in order {
                 let Some(w) = &self.workers[i] else { continue };
                 if !w.ready || w.dead || w.stop_sent || w.batches >= window {
+                    continue;
+                }
+                if idle > 0 && !w.held.is_empty() {
                     continue;
                 }
                 if w.allowance == Some(0) {
@@ -420,6 +525,9 @@ impl Dispatcher {
         let w = self.workers[i]
             .as_mut()
             .expect("dispatching to a live worker");
+        if w.held.is_empty() {
+            w.progress_at = Instant::now();
+        }
         let n = held.len();
         for (k, mut item) in held.into_iter().enumerate() {
             let seq = self.next_seq;
@@ -474,6 +582,7 @@ impl Dispatcher {
                     ));
                 }
                 Ok(FromWorker::Results { busy_ns, items }) => {
+                    w.progress_at = Instant::now();
                     if !items.is_empty() {
                         let per = (busy_ns as f64 / items.len() as f64).max(50.0);
                         // Averaged while the work stays alike; taken as it is when it
@@ -564,7 +673,7 @@ impl Dispatcher {
             if w.dead || w.timed_out.is_some() || w.timed == 0 {
                 continue;
             }
-            let word = w.words.word(0).load(Ordering::Acquire);
+            let word = w.words.word(RUNNING).load(Ordering::Acquire);
             if word != w.last_word {
                 w.last_word = word;
                 w.seen_at = now;
@@ -609,7 +718,7 @@ impl Dispatcher {
             );
         }
         let status = status.unwrap_or(ExitStatus::Code(-1));
-        let running = w.words.word(0).load(Ordering::Acquire);
+        let running = w.words.word(RUNNING).load(Ordering::Acquire);
         let worker = (w.id, w.pid());
         let who = Some(worker);
         let mut requeue: Vec<Job> = Vec::new();

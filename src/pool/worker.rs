@@ -20,8 +20,10 @@ use crate::wire;
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerConfig {
     pub(crate) sock: Fd,
-    /// Two words: the sequence number of the task running now (0: none), and the
-    /// position of the item running within it (for chunks).
+    /// Three words: the sequence number of the task started last (0: none), the
+    /// position of the item running within it (for chunks), and the number below
+    /// which no task may start (the dispatcher took those back; see
+    /// `Dispatcher::take_back`).
     pub(crate) words: Fd,
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
@@ -146,6 +148,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     };
     let words = WORDS.get_or_init(|| words);
     let running = words.word(0);
+    let taken_back = words.word(2);
     let init = match cfg.initializer {
         None => Ok(()),
         Some((entry, args)) => match run_caught(
@@ -189,7 +192,14 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 bytes: task.args,
                 fds: fds.by_ref().take(task.nfds as usize).collect(),
             };
-            running.store(task.seq, Ordering::Release);
+            // Published before the look at `taken_back`, both sequentially
+            // consistent: the dispatcher raises `taken_back` and then reads
+            // `running`, so a task is either skipped here or known there to have
+            // started (Dekker's pattern; `Dispatcher::take_back`).
+            running.store(task.seq, Ordering::SeqCst);
+            if task.seq < taken_back.load(Ordering::SeqCst) {
+                continue; // taken back: another worker runs it
+            }
             match run_caught(&entries[task.entry as usize], input) {
                 Ok(Ok(result)) => {
                     out.ok(task.seq, &result.bytes, result.fds.len() as u32);
@@ -224,7 +234,8 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 return;
             }
         }
-        running.store(0, Ordering::Release);
+        // `running` keeps naming the last task started: the dispatcher must not take
+        // back a task that has finished but whose result it has not read yet.
         if cfg.max_tasks.is_some_and(|m| done >= m) {
             return;
         }

@@ -721,7 +721,6 @@ fn slow_done_callback_does_not_block_waiters() {
 /// every future): mproc's promise is that only the killed worker's task fails, the
 /// executor keeps working.
 #[test]
-#[ignore = "BUG: a task whose worker is SIGKILLed from outside is re-run instead of failing, when other tasks finished on another worker meanwhile (see pool::test_worker_killed_from_outside_after_other_tasks)"]
 fn test_killed_child() {
     let _w = watchdog("test_killed_child", LIMIT);
     fn victim((e, pid): (Event, mproc::shm::SharedAtomicU32)) -> u64 {

@@ -676,7 +676,6 @@ fn test_worker_killed_from_outside() {
 /// As [`test_worker_killed_from_outside`], with quick tasks run on the other
 /// worker while the victim waits.
 #[test]
-#[ignore = "BUG: the killed worker's running task is re-run (Ok after the re-run) instead of failing as worker-lost"]
 fn test_worker_killed_from_outside_after_other_tasks() {
     let _w = watchdog("test_worker_killed_from_outside_after_other_tasks", LIMIT);
     let err = kill_running_worker(6).unwrap_err();

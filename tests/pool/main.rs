@@ -6,6 +6,7 @@
 mod common;
 
 mod faults;
+mod head_of_line;
 mod interrupt;
 mod issue10;
 
