@@ -75,6 +75,7 @@ pub(crate) mod deadline;
 pub mod futures;
 #[cfg(all(test, loom))]
 pub(crate) mod loom;
+pub mod manager;
 pub mod pipe;
 pub mod pool;
 pub mod process;
