@@ -565,6 +565,34 @@ impl Manager {
         Ok(r)
     }
 
+    /// The server's process id, for a manager this handle started.
+    pub fn pid(&self) -> Option<u32> {
+        self.server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|p| p.pid())
+    }
+
+    /// How many objects the manager holds now (for tests and monitoring).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = mproc::manager::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// assert_eq!(m.object_count()?, 1);
+    /// drop(d); // the last proxy: the manager frees the dict
+    /// assert_eq!(m.object_count()?, 0);
+    /// # Ok::<(), mproc::manager::ManagerError>(())
+    /// ```
+    pub fn object_count(&self) -> Result<usize, ManagerError> {
+        match self.ep.call(&Request::Stats)? {
+            Reply::Len(n) => Ok(n as usize),
+            r => Err(unexpected(r)),
+        }
+    }
+
     /// The address the manager listens on.
     pub fn address(&self) -> &Address {
         &self.ep.address

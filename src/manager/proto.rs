@@ -150,6 +150,8 @@ pub(crate) enum Request {
         expect: String,
     },
     Shutdown,
+    /// How many objects the server holds.
+    Stats,
 }
 
 /// An operation on one object.

@@ -602,6 +602,7 @@ impl Server {
                 Ok(Reply::Id(target))
             }
             Request::Shutdown => Ok(Reply::Unit),
+            Request::Stats => Ok(Reply::Len(self.lock().objects.len() as u64)),
             Request::Op { id, op } => self.op(ctx, id, op),
         }
     }
