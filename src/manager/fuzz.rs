@@ -74,3 +74,147 @@ impl Write for Scripted<'_> {
 pub fn server_handshake(bytes: &[u8], key: &[u8]) -> bool {
     super::auth::server(&mut Scripted { input: bytes }, key).is_ok()
 }
+
+/// Valid framed requests of many kinds, as seeds for mutation.
+pub fn sample_stream() -> Vec<u8> {
+    use super::proto::{Blob, Kind, Op, Place};
+    use crate::sys::code::EntryPoint;
+    fn double(x: Option<u32>) -> u32 {
+        x.unwrap_or(0) * 2
+    }
+    let b = |v: &[u8]| Blob(v.to_vec());
+    // Ids as a fresh fuzzing server (instance 1) hands them out, in creation order.
+    let (dict, queue, list, barrier) = (
+        (1u64 << 32) | 1,
+        (1u64 << 32) | 2,
+        (1u64 << 32) | 3,
+        (1u64 << 32) | 4,
+    );
+    let requests = vec![
+        Request::Hello {
+            session: 42,
+            pid: 7,
+        },
+        Request::Create(Kind::Dict),
+        Request::Create(Kind::Queue {
+            maxsize: Some(3),
+            joinable: true,
+        }),
+        Request::Create(Kind::List),
+        Request::Named {
+            name: "n".into(),
+            kind: Kind::Barrier { parties: 2 },
+        },
+        Request::Create(Kind::Custom {
+            type_name: "counter".into(),
+            init: b(&[0]),
+        }),
+        Request::Op {
+            id: dict,
+            op: Op::Set(b(b"k"), b(b"v")),
+        },
+        Request::Op {
+            id: dict,
+            op: Op::Update(vec![(b(b"a"), b(b"b"))]),
+        },
+        Request::Op {
+            id: dict,
+            op: Op::UpdateWith(b(b"k"), EntryPoint::for_fn(double)),
+        },
+        Request::Op {
+            id: list,
+            op: Op::Extend(vec![b(b"x"), b(b"y")]),
+        },
+        Request::Op {
+            id: list,
+            op: Op::Slice(Some(-1), None),
+        },
+        Request::Op {
+            id: list,
+            op: Op::Insert(-5, b(b"z")),
+        },
+        Request::Op {
+            id: list,
+            op: Op::PopIndex(Some(1)),
+        },
+        Request::Op {
+            id: queue,
+            op: Op::TaskDone,
+        },
+        Request::Op {
+            id: barrier,
+            op: Op::BarrierReset,
+        },
+        Request::Op {
+            id: dict,
+            op: Op::CompareAndSet {
+                key: b(b"k"),
+                expected: None,
+                new: b(b"x"),
+            },
+        },
+        Request::PutObject {
+            id: dict,
+            place: Place::Key(b(b"l")),
+            target: list,
+        },
+        Request::GetObject {
+            id: dict,
+            place: Place::Key(b(b"l")),
+            expect: "list".into(),
+        },
+        Request::Op {
+            id: dict,
+            op: Op::Items,
+        },
+        Request::Op {
+            id: dict,
+            op: Op::Pop(b(b"l")),
+        },
+        Request::Retain(list),
+        Request::Adopt(list),
+        Request::Release(list),
+        Request::Stats,
+        Request::Shutdown,
+    ];
+    let mut out = Vec::new();
+    for r in &requests {
+        out.extend(proto::frame(&proto::encode(r)));
+    }
+    out
+}
+
+/// Decodes every frame of `bytes` and runs the requests that do not wait on a
+/// fresh in-process server (functions sent by address are refused, as on a remote
+/// connection); returns how many ran. A panic here is a bug.
+pub fn serve_stream(bytes: &[u8], max_frame: usize) -> usize {
+    use super::proto::Op;
+    let server = super::server::Server::for_fuzzing();
+    let mut d = FrameDecoder::new(max_frame);
+    d.push(bytes);
+    let mut ran = 0;
+    while let Ok(Some(f)) = d.next_frame() {
+        let Ok(req) = proto::decode::<Request>(&f) else {
+            continue;
+        };
+        let waits = matches!(
+            &req,
+            Request::Op {
+                op: Op::Acquire { .. }
+                    | Op::Take { .. }
+                    | Op::Put { .. }
+                    | Op::JoinQueue { .. }
+                    | Op::WaitEvent { .. }
+                    | Op::CondWait { .. }
+                    | Op::BarrierWait { .. },
+                ..
+            }
+        );
+        if waits {
+            continue;
+        }
+        server.handle_for_fuzzing(req);
+        ran += 1;
+    }
+    ran
+}

@@ -415,6 +415,23 @@ impl Server {
         }
     }
 
+    /// A server with no listener, for feeding requests in tests.
+    pub(crate) fn for_fuzzing() -> Server {
+        Server::new(1)
+    }
+
+    /// Handles `req` as if from a remote client (no functions by address).
+    pub(crate) fn handle_for_fuzzing(&self, req: Request) -> Reply {
+        let alive = || false;
+        let ctx = Ctx {
+            session: 1,
+            pid: 1,
+            functions: false,
+            alive: &alive,
+        };
+        self.handle(&ctx, req)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -1391,7 +1408,9 @@ impl State {
                     if bound.is_some_and(|b| *value >= b) {
                         return Err(Fault::SemaphoreOverflow(bound.unwrap_or(0)));
                     }
-                    *value += 1;
+                    *value = value
+                        .checked_add(1)
+                        .ok_or(Fault::SemaphoreOverflow(u32::MAX))?;
                     changed = true;
                     Reply::Unit
                 }
