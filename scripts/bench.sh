@@ -29,7 +29,7 @@ done
 
 export ROUNDS=${ROUNDS:-3}
 export REPEATS=${REPEATS:-3}
-AREAS=${AREAS:-process_start queue pipe sync pool}
+AREAS=${AREAS:-process_start queue pipe sync pool manager}
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RESULTS=$TARGET/bench-results
@@ -46,7 +46,7 @@ t_all=$SECONDS
 for a in $AREAS; do
     bin=$TARGET/release/$a
     if [ ! -x "$bin" ]; then
-        echo "no benchmark binary $bin (areas: process_start queue pipe sync pool)" >&2
+        echo "no benchmark binary $bin (areas: process_start queue pipe sync pool manager)" >&2
         exit 2
     fi
     echo "== $a" >&2

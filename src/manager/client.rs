@@ -89,6 +89,9 @@ impl Conn {
             requests
                 .put(Bytes(req))
                 .map_err(|e| gone(format!("cannot send the request: {e}")))?;
+            if let Some(b) = poll_queue(replies) {
+                return Ok(b.0);
+            }
             loop {
                 match replies.get_timeout(LIVENESS_SLICE) {
                     Ok(b) => return Ok(b.0),
@@ -130,6 +133,26 @@ impl Conn {
     }
 }
 
+/// How long a waiter polls a queue (yielding the CPU between looks) before it
+/// sleeps: a reply usually comes within a few microseconds, and on a busy machine
+/// yielding lets the other side run instead of spinning against it.
+const POLL_BUDGET: Duration = Duration::from_micros(60);
+
+/// Takes an item if one arrives within [`POLL_BUDGET`].
+pub(crate) fn poll_queue(q: &Queue<Bytes>) -> Option<Bytes> {
+    if let Ok(b) = q.try_get() {
+        return Some(b);
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < POLL_BUDGET {
+        std::thread::yield_now();
+        if let Ok(b) = q.try_get() {
+            return Some(b);
+        }
+    }
+    None
+}
+
 /// Whether the other end of `stream` has closed (without consuming data).
 pub(crate) fn peer_gone(stream: &Stream) -> bool {
     crate::sys::abstract_socket::peer_closed(stream.as_fd())
@@ -139,7 +162,8 @@ struct EpState {
     pid: u32,
     session: u64,
     idle: Vec<Conn>,
-    functions: bool,
+    /// Whether the manager runs functions sent by address (known once connected).
+    functions: Option<bool>,
 }
 
 /// One manager as seen from this process: its address, key and pooled connections.
@@ -190,7 +214,7 @@ impl Endpoint {
                 pid: std::process::id(),
                 session: new_session(),
                 idle: Vec::new(),
-                functions: false,
+                functions: None,
             }),
         });
         all.push(Arc::downgrade(&ep));
@@ -205,6 +229,10 @@ impl Endpoint {
     }
 
     fn checkout(&self) -> Result<Conn, ManagerError> {
+        self.checkout_with(true)
+    }
+
+    fn checkout_with(&self, shm: bool) -> Result<Conn, ManagerError> {
         let (session, pid) = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let me = std::process::id();
@@ -223,11 +251,11 @@ impl Endpoint {
             }
             (st.session, st.pid)
         };
-        let (conn, functions) = self.connect(session, pid)?;
+        let (conn, functions) = self.connect(session, pid, shm)?;
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .functions = functions;
+            .functions = Some(functions);
         Ok(conn)
     }
 
@@ -240,7 +268,7 @@ impl Endpoint {
         }
     }
 
-    fn connect(&self, session: u64, pid: u32) -> Result<(Conn, bool), ManagerError> {
+    fn connect(&self, session: u64, pid: u32, shm: bool) -> Result<(Conn, bool), ManagerError> {
         let io_gone = |e: io::Error| self.gone(format!("cannot connect: {e}"));
         let stream = match &self.address {
             Address::Local(name) => Stream::Unix(
@@ -279,7 +307,7 @@ impl Endpoint {
             .chan
             .stream
             .set_write_timeout(Some(Duration::from_secs(30)));
-        if matches!(self.address, Address::Local(_)) && functions {
+        if shm && matches!(self.address, Address::Local(_)) && functions {
             let ack = conn.call(proto::encode(&Request::UseSharedMemory), &self.address)?;
             if let Ok(Reply::Unit) = proto::decode::<Reply>(&ack) {
                 let make = || {
@@ -324,13 +352,44 @@ impl Endpoint {
 
     /// Whether the manager runs functions sent by address (`update_with`).
     pub(crate) fn functions(&self) -> Result<bool, ManagerError> {
+        if let Some(f) = self.state.lock().unwrap_or_else(|e| e.into_inner()).functions {
+            return Ok(f);
+        }
         let c = self.checkout()?;
         self.checkin(c);
         Ok(self
             .state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .functions)
+            .functions
+            .unwrap_or(false))
+    }
+
+    /// Sends one request over a pooled connection if there is one, else over a new
+    /// plain (socket-only) connection that is closed after: for one-off requests
+    /// such as a shutdown, which need no shared-memory channel set up.
+    pub(crate) fn call_once(&self, req: &Request) -> Result<Reply, ManagerError> {
+        let idle = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.pid == std::process::id() {
+                st.idle.pop()
+            } else {
+                None
+            }
+        };
+        let (mut conn, pooled) = match idle {
+            Some(c) if !peer_gone(&c.chan.stream) => (c, true),
+            _ => (self.checkout_with(false)?, false),
+        };
+        let reply = conn.call(proto::encode(req), &self.address)?;
+        if pooled {
+            self.checkin(conn);
+        }
+        match proto::decode::<Reply>(&reply) {
+            Ok(Reply::Fault(f)) => Err(fault_error(f)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(ManagerError::Protocol(e)),
+        }
     }
 
     /// Sends `req` and waits for its reply; a `Fault` becomes an error.

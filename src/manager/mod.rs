@@ -614,7 +614,7 @@ impl Manager {
         let Some(process) = process else {
             return Ok(());
         };
-        let asked = self.ep.call(&Request::Shutdown);
+        let asked = self.ep.call_once(&Request::Shutdown);
         match process.join_timeout(Duration::from_secs(5)) {
             Ok(()) => asked.map(|_| ()),
             Err(e) => {

@@ -150,6 +150,9 @@ impl Ctx<'_> {
 /// The server process's entry point: serves until a `Shutdown` request.
 pub(crate) fn run(args: ServerArgs) {
     crate::sys::process::ignore_sigpipe();
+    // The shared-memory queues rely on membarrier(2); registering costs an RCU grace
+    // period (milliseconds) once a process has threads, nothing before.
+    crate::sys::barrier::register();
     for (name, ep) in &args.registrations {
         if let Err(e) = ep.invoke(Message::default()) {
             log::error!("manager: cannot register type {name:?}: {e}");
@@ -354,7 +357,11 @@ fn serve_shared_memory(
     let alive = || !peer_gone(stream);
     let mut idle = Duration::ZERO;
     loop {
-        let bytes = match requests.get_timeout(WAIT_SLICE) {
+        let got = match super::client::poll_queue(&requests) {
+            Some(b) => Ok(b),
+            None => requests.get_timeout(WAIT_SLICE),
+        };
+        let bytes = match got {
             Ok(b) => b,
             Err(_) => {
                 if server.shutdown.load(Ordering::Relaxed) || !alive() {
