@@ -81,11 +81,15 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         .map_err(|e| format!("serve: {e}"))?;
     let mproc = Local::new("mproc Manager", Role::Mproc)
         .warmup(|| start_shutdown(3).map(drop))
-        .measure("mproc_manager_dict_set_get_child", "ops/s", move || dict_child(&local))
+        .measure("mproc_manager_dict_set_get_child", "ops/s", move || {
+            dict_child(&local)
+        })
         .measure("mproc_manager_dict_set_get_child_tcp", "ops/s", move || {
             dict_child_tcp(&tcp, KEY)
         })
-        .measure("mproc_manager_start_shutdown", "ms", || start_shutdown(CYCLES));
+        .measure("mproc_manager_start_shutdown", "ms", || {
+            start_shutdown(CYCLES)
+        });
     Ok(Area {
         name: "manager",
         title: "Manager dict from a child, start+shutdown (issue 12)",
@@ -105,10 +109,16 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             Box::new(PyAnchor::own("py_manager_tcp.py")),
         ],
         comparisons: vec![
-            Compare::new("mproc_manager_dict_set_get_child", "py_manager_dict_set_get_child")
-                .at_least(20.0, "issue 12: ≥ 20× Python"),
-            Compare::new("mproc_manager_dict_set_get_child_tcp", "py_basemanager_dict_set_get_child_tcp")
-                .at_least(5.0, "issue 12: ≥ 5× Python's BaseManager over TCP"),
+            Compare::new(
+                "mproc_manager_dict_set_get_child",
+                "py_manager_dict_set_get_child",
+            )
+            .at_least(20.0, "issue 12: ≥ 20× Python"),
+            Compare::new(
+                "mproc_manager_dict_set_get_child_tcp",
+                "py_basemanager_dict_set_get_child_tcp",
+            )
+            .at_least(5.0, "issue 12: ≥ 5× Python's BaseManager over TCP"),
             Compare::new("mproc_manager_start_shutdown", "py_manager_start_shutdown")
                 .at_most(0.2, "issue 12: ≤ 1/5 of Python"),
         ],

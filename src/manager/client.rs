@@ -352,7 +352,12 @@ impl Endpoint {
 
     /// Whether the manager runs functions sent by address (`update_with`).
     pub(crate) fn functions(&self) -> Result<bool, ManagerError> {
-        if let Some(f) = self.state.lock().unwrap_or_else(|e| e.into_inner()).functions {
+        if let Some(f) = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .functions
+        {
             return Ok(f);
         }
         let c = self.checkout()?;

@@ -14,8 +14,10 @@
 //!
 //! fn worker((d, n): (mproc::manager::Dict<String, Vec<u32>>, u32)) {
 //!     // Nested objects work: this changes the list the manager holds.
-//!     d.get_list::<u32>("seen").unwrap().append(n).unwrap();
-//!     d.update_with("total".into(), |t| t.map_or(vec![n], |mut t| { t[0] += n; t })).unwrap();
+//!     let seen: mproc::manager::List<u32> = d.get_list("seen").unwrap();
+//!     seen.append(n).unwrap();
+//!     // An atomic update, run on the manager (a plain function, no captures).
+//!     d.update_with("runs".into(), |r| vec![r.map_or(0, |r| r[0]) + 1]).unwrap();
 //! }
 //!
 //! let m = Manager::start()?;
@@ -23,10 +25,10 @@
 //! d.set_shared("seen".into(), &m.list::<u32>()?)?;
 //! let kids: Vec<_> = (1..=3).map(|n| Process::start(worker, (d.clone(), n))).collect::<Result<_, _>>()?;
 //! for k in kids { k.join()?; }
-//! let mut seen = d.get("seen")?.unwrap();
+//! let mut seen = d.get("seen")?.unwrap(); // a nested list reads as a Vec
 //! seen.sort();
 //! assert_eq!(seen, vec![1, 2, 3]);
-//! assert_eq!(d.get("total")?, Some(vec![6]));
+//! assert_eq!(d.get("runs")?, Some(vec![3]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -316,7 +316,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// beyond what the (already size-limited) frame holds.
 pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, rest)) if rest.is_empty() => Ok(v),
+        Ok((v, [])) => Ok(v),
         Ok((_, rest)) => Err(format!("{} stray bytes after the message", rest.len())),
         Err(e) => Err(format!("malformed message: {e}")),
     }

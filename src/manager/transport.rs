@@ -85,6 +85,9 @@ pub(crate) enum RecvError {
     Io(io::Error),
 }
 
+/// How long a reader polls before it blocks.
+const POLL_BUDGET: Duration = Duration::from_micros(60);
+
 /// Largest Noise message.
 const NOISE_MAX: usize = 65535;
 const TAG: usize = 16;
@@ -218,7 +221,7 @@ impl Channel {
                 }
                 Ok(None) => {}
             }
-            let n = match self.stream.read(&mut self.rbuf) {
+            let n = match self.read_some() {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -244,6 +247,27 @@ impl Channel {
                 };
             }
             self.decoder.push(&self.rbuf[..n]);
+        }
+    }
+
+    /// Reads what is there, polling (yielding the CPU between looks) for up to
+    /// [`POLL_BUDGET`] before a blocking read: a reply usually comes within
+    /// microseconds, and sleeping in the kernel costs tens of them to wake.
+    fn read_some(&mut self) -> io::Result<usize> {
+        let fd = self.stream.as_fd();
+        let mut fds = Vec::new();
+        let start = std::time::Instant::now();
+        loop {
+            match crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, true) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            if start.elapsed() >= POLL_BUDGET {
+                // Blocking, within the socket's read timeout. (Descriptors nobody
+                // asked for are closed as `fds` drops.)
+                return crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, false);
+            }
+            std::thread::yield_now();
         }
     }
 
