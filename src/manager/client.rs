@@ -69,6 +69,10 @@ impl fmt::Display for Address {
 
 /// How long a client waits for a reply between checks that the manager lives.
 const LIVENESS_SLICE: Duration = Duration::from_millis(50);
+/// A TCP connection silent this long is probed; a peer that vanished is noticed
+/// about a minute later (a reply that is merely slow, such as a long lock wait, is
+/// not: the peer's kernel answers the probes).
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 /// Connection set-up limit (connect and handshake).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -278,6 +282,7 @@ impl Endpoint {
             Address::Tcp(a) => {
                 let s = TcpStream::connect_timeout(a, CONNECT_TIMEOUT).map_err(io_gone)?;
                 let _ = s.set_nodelay(true);
+                let _ = crate::sys::abstract_socket::tcp_keepalive(s.as_fd(), KEEPALIVE_IDLE);
                 Stream::Tcp(s)
             }
         };

@@ -382,7 +382,7 @@ impl Builder {
         self
     }
 
-    /// Registers a user type, so that [`Manager::create`] can make objects of it on
+    /// Registers a user type, so that [`Manager::create_shared`] can make objects of it on
     /// this manager (Python's `BaseManager.register`, typed).
     pub fn register<T: SharedObject>(mut self) -> Self {
         self.registrations.push((

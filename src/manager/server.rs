@@ -30,6 +30,9 @@ use crate::codec::Message;
 use crate::queue::{Bytes, Queue};
 use crate::sys::code::EntryPoint;
 
+/// Most replies held back for a batch on one connection.
+const MAX_OUTSTANDING: usize = 64;
+
 /// How long a waiting operation sleeps before it checks its client is still there.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
@@ -205,6 +208,10 @@ pub(crate) fn run(args: ServerArgs) {
         for s in l.incoming() {
             let s = s.map(|s| {
                 let _ = s.set_nodelay(true);
+                let _ = crate::sys::abstract_socket::tcp_keepalive(
+                    s.as_fd(),
+                    super::client::KEEPALIVE_IDLE,
+                );
                 Stream::Tcp(s)
             });
             if !accept(s) {
@@ -267,6 +274,7 @@ fn serve_requests(
     stop: &dyn Fn(),
 ) {
     let mut out = Vec::new();
+    let mut pending = 0usize;
     loop {
         let bytes = match chan.recv() {
             Ok(b) => b,
@@ -323,7 +331,12 @@ fn serve_requests(
         if chan.seal(&proto::encode(&reply), &mut out).is_err() {
             return;
         }
-        if !chan.has_buffered() || out.len() > 1 << 20 {
+        pending += 1;
+        // Replies to pipelined requests go out together, but never more than
+        // `MAX_OUTSTANDING` (or 1 MiB) are held back: a client that sends and never
+        // reads fills its socket, and then the write timeout ends the connection.
+        if !chan.has_buffered() || pending >= MAX_OUTSTANDING || out.len() > 1 << 20 {
+            pending = 0;
             if chan.send_sealed(&out).is_err() {
                 return;
             }

@@ -289,3 +289,97 @@ fn drop_shuts_the_manager_down() {
     let err = d.get(&1).unwrap_err();
     assert!(err.is_disconnected(), "{err}");
 }
+
+type SyncArgs = (
+    mproc::manager::Barrier,
+    mproc::manager::Condition,
+    mproc::manager::Namespace,
+    mproc::manager::Event,
+    mproc::manager::BoundedSemaphore,
+    Dict<String, i64>,
+);
+
+fn sync_child((barrier, cond, ns, event, sem, stats): SyncArgs) -> (usize, bool) {
+    let index = barrier.wait_timeout(LONG).unwrap();
+    // Wait on the condition until the parent sets the flag.
+    let mut g = cond.lock().unwrap();
+    while ns.get::<bool>("go").unwrap() != Some(true) {
+        assert!(g.wait_timeout(LONG).unwrap(), "no notification came");
+    }
+    drop(g);
+    // At most one child inside at a time.
+    for _ in 0..20 {
+        sem.acquire().unwrap();
+        let now = stats
+            .update_with("inside".into(), |n| n.unwrap_or(0) + 1)
+            .unwrap();
+        stats
+            .update_with("max".into(), |m| m.unwrap_or(0).max(1))
+            .unwrap();
+        if now > 1 {
+            stats.set("overlap".into(), now).unwrap();
+        }
+        stats
+            .update_with("inside".into(), |n| n.unwrap_or(0) - 1)
+            .unwrap();
+        sem.release().unwrap();
+    }
+    (index, event.wait_timeout(LONG).unwrap())
+}
+
+#[test]
+fn barrier_condition_event_and_semaphore_across_processes() {
+    let _w = watchdog("sync_across_processes", LONG * 2);
+    let m = Manager::start().unwrap();
+    let barrier = m.barrier(3).unwrap();
+    let cond = m.condition().unwrap();
+    let ns = m.namespace().unwrap();
+    let event = m.event().unwrap();
+    let sem = m.bounded_semaphore(1).unwrap();
+    let stats = m.dict::<String, i64>().unwrap();
+    let args: SyncArgs = (
+        barrier.clone(),
+        cond.clone(),
+        ns.clone(),
+        event.clone(),
+        sem.clone(),
+        stats.clone(),
+    );
+    let kids: Vec<_> = (0..2)
+        .map(|_| Process::start(sync_child, args.clone()).unwrap())
+        .collect();
+    let mine = barrier.wait_timeout(LONG).unwrap();
+    {
+        let g = cond.lock().unwrap();
+        ns.set("go", &true).unwrap();
+        g.notify_all().unwrap();
+    }
+    event.set().unwrap();
+    let mut indices = vec![mine];
+    for k in kids {
+        let (i, saw_event) = k.join().unwrap();
+        assert!(saw_event);
+        indices.push(i);
+    }
+    indices.sort();
+    assert_eq!(indices, vec![0, 1, 2], "each waiter gets its own index");
+    assert_eq!(
+        stats.get("overlap").unwrap(),
+        None,
+        "two holders of a 1-permit semaphore"
+    );
+    assert_eq!(stats.get("inside").unwrap(), Some(0));
+    assert!(matches!(
+        sem.release(),
+        Err(ManagerError::SemaphoreOverflow(1))
+    ));
+    // Abort breaks waiters; reset mends the barrier.
+    barrier.abort().unwrap();
+    assert!(matches!(
+        barrier.wait_timeout(LONG),
+        Err(ManagerError::BrokenBarrier)
+    ));
+    barrier.reset().unwrap();
+    assert!(!barrier.is_broken().unwrap());
+    assert_eq!(barrier.parties().unwrap(), 3);
+}
