@@ -39,6 +39,7 @@
 //! | `Pipe` | [`pipe`] |
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier` | [`sync`] |
 //! | `Value`, `Array`, `shared_memory.SharedMemory` | [`shm`] |
+//! | `Manager()`, `BaseManager(address, authkey)` | [`manager`] |
 //!
 //! # Modules
 //!
@@ -55,6 +56,8 @@
 //! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` across processes; locks report a dead holder.
+//! - [`manager`]: a server process holding shared objects (dict, list, queues,
+//!   locks, your own types) for typed proxies, locally or over TCP with a key.
 //!
 //! # Feature flags
 //!

@@ -161,3 +161,27 @@ fn the_manager_killed_mid_request_fails_every_client_at_once() {
     assert!(q.len().unwrap_err().is_disconnected());
     drop(m);
 }
+
+fn start_manager_and_wait(report: Connection<u32>) {
+    let m = Manager::start().unwrap();
+    report.send(&m.pid().unwrap()).unwrap();
+    // Killed while waiting here.
+    let _ = report.poll(Duration::from_secs(120));
+    drop(m);
+}
+
+#[test]
+fn the_manager_dies_with_the_process_that_started_it() {
+    let _w = watchdog("manager_dies_with_its_parent", LONG);
+    let (a, b) = pipe::duplex::<u32>().unwrap();
+    let owner = Process::start(start_manager_and_wait, b).unwrap();
+    assert!(a.poll(LONG));
+    let server = a.recv().unwrap();
+    assert!(!crate::common::is_dead(server));
+    owner.kill().unwrap();
+    let _ = owner.join();
+    assert!(
+        eventually(LONG, || crate::common::is_dead(server)),
+        "the manager process outlived its owner"
+    );
+}
