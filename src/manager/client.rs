@@ -426,15 +426,12 @@ impl Endpoint {
 pub(crate) fn fault_error(f: Fault) -> ManagerError {
     match f {
         Fault::ObjectGone(id) => ManagerError::ObjectGone { id },
-        Fault::WrongKind { expected, found } => ManagerError::WrongKind {
-            id: 0,
-            expected,
-            found,
-        },
+        Fault::WrongKind { expected, found } => ManagerError::WrongKind { expected, found },
         Fault::KeyNotFound => ManagerError::KeyNotFound,
         Fault::IndexOutOfRange { index, len } => ManagerError::IndexOutOfRange { index, len },
         Fault::ValueNotFound => ManagerError::ValueNotFound,
-        Fault::Empty(_) => ManagerError::Empty("the queue or list"),
+        Fault::Empty(what) if what.contains("list") => ManagerError::Empty("the list"),
+        Fault::Empty(_) => ManagerError::Empty("the queue"),
         Fault::Full => ManagerError::Full,
         Fault::Timeout => ManagerError::Timeout,
         Fault::NotOwner => ManagerError::NotOwner,

@@ -79,10 +79,8 @@ pub enum ManagerError {
     #[error("cannot encode or decode a value: {0}")]
     Codec(String),
     /// The object is of another kind than the proxy expects.
-    #[error("shared object {id} is a {found}, not a {expected}")]
+    #[error("the shared object is a {found}, not a {expected}")]
     WrongKind {
-        /// The object's id.
-        id: u64,
         /// What the proxy expected.
         expected: String,
         /// What the object is.

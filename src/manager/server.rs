@@ -328,7 +328,10 @@ fn serve_requests(
             };
             server.handle(&ctx, req)
         };
-        if chan.seal(&proto::encode(&reply), &mut out).is_err() {
+        if chan
+            .seal(&reply_bytes(&reply, config.max_frame), &mut out)
+            .is_err()
+        {
             return;
         }
         pending += 1;
@@ -359,6 +362,7 @@ fn serve_shared_memory(
     config: &ServerConfig,
     stop: &dyn Fn(),
 ) {
+    let _ = chan.stream.set_read_timeout(Some(config.handshake_timeout));
     let Ok(msg) = crate::wire::recv(chan.stream.as_fd(), 4096) else {
         return;
     };
@@ -391,7 +395,7 @@ fn serve_shared_memory(
         let req = match proto::decode::<Request>(&bytes) {
             Ok(r) => r,
             Err(e) => {
-                let _ = replies.put(Bytes(proto::encode(&Reply::Fault(Fault::BadRequest(e)))));
+                let _ = replies.try_put(Bytes(proto::encode(&Reply::Fault(Fault::BadRequest(e)))));
                 return;
             }
         };
@@ -403,7 +407,12 @@ fn serve_shared_memory(
             alive: &alive,
         };
         let reply = server.handle(&ctx, req);
-        if replies.put(Bytes(proto::encode(&reply))).is_err() {
+        // The client takes each reply before it sends again, so the queue has
+        // room; one that does not read gets its connection closed.
+        if replies
+            .try_put(Bytes(reply_bytes(&reply, config.max_frame)))
+            .is_err()
+        {
             return;
         }
         if shutting {
@@ -411,6 +420,20 @@ fn serve_shared_memory(
             return;
         }
     }
+}
+
+/// A reply's encoding; one over the frame limit becomes an error the client can
+/// act on (read in parts) instead of a dropped connection.
+fn reply_bytes(reply: &Reply, max_frame: usize) -> Vec<u8> {
+    let bytes = proto::encode(reply);
+    if bytes.len() <= max_frame {
+        return bytes;
+    }
+    proto::encode(&Reply::Fault(Fault::Refused(format!(
+        "the reply of {} bytes is over the frame limit of {max_frame} bytes; read it in parts \
+         (a slice of a list, one key of a dict) or raise the manager's max_frame",
+        bytes.len()
+    ))))
 }
 
 fn timeout_deadline(ms: Option<u64>) -> Option<Instant> {

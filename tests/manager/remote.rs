@@ -343,3 +343,21 @@ fn proxies_reconnect_to_a_restarted_manager_and_idle_connections_close() {
     d2.set("a".into(), 2).unwrap();
     assert_eq!(d2.get("a").unwrap(), Some(2));
 }
+
+#[test]
+fn a_reply_over_the_frame_limit_is_an_error_not_a_dropped_connection() {
+    let _w = watchdog("oversized_reply", LONG);
+    let m = Manager::builder().max_frame(1 << 12).start().unwrap();
+    let l = m.list::<Vec<u8>>().unwrap();
+    for _ in 0..4 {
+        l.append(vec![7u8; 3000]).unwrap();
+    }
+    let err = l.to_vec().unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::Refused(msg) if msg.contains("frame limit")),
+        "{err}"
+    );
+    // The connection goes on.
+    assert_eq!(l.slice(Some(0), Some(1)).unwrap().len(), 1);
+    assert_eq!(l.len().unwrap(), 4);
+}
