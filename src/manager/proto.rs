@@ -378,6 +378,17 @@ impl FrameDecoder {
         Ok(Some(frame))
     }
 
+    /// Whether a whole frame (or a header over the limit) is buffered: the next
+    /// `next_frame` will not ask for more bytes.
+    pub(crate) fn frame_ready(&self) -> bool {
+        let avail = &self.buf[self.start..];
+        if avail.len() < FRAME_HEADER {
+            return false;
+        }
+        let len = u32::from_le_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
+        len > self.max_len || avail.len() - FRAME_HEADER >= len
+    }
+
     /// Bytes of a frame that has begun to arrive.
     pub(crate) fn pending(&self) -> usize {
         self.buf.len() - self.start
@@ -432,7 +443,13 @@ mod tests {
         assert_eq!(d.next_frame().unwrap().unwrap(), b"");
         assert_eq!(d.next_frame().unwrap().unwrap(), b"0123456789");
         assert_eq!(d.next_frame().unwrap(), None);
+        d.push(&frame(b"xy")[..5]);
+        assert!(!d.frame_ready(), "a partial frame is not ready");
+        d.push(b"y");
+        assert!(d.frame_ready());
+        assert_eq!(d.next_frame().unwrap().unwrap(), b"xy");
         d.push(&frame(b"0123456789a")[..6]);
+        assert!(d.frame_ready(), "an oversized header is reported at once");
         assert!(d.next_frame().unwrap_err().contains("over the limit"));
     }
 }

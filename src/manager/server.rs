@@ -338,7 +338,7 @@ fn serve_requests(
         // Replies to pipelined requests go out together, but never more than
         // `MAX_OUTSTANDING` (or 1 MiB) are held back: a client that sends and never
         // reads fills its socket, and then the write timeout ends the connection.
-        if !chan.has_buffered() || pending >= MAX_OUTSTANDING || out.len() > 1 << 20 {
+        if shutting || !chan.has_buffered() || pending >= MAX_OUTSTANDING || out.len() > 1 << 20 {
             pending = 0;
             if chan.send_sealed(&out).is_err() {
                 return;

@@ -279,7 +279,7 @@ impl Channel {
 
     /// Whether a whole frame is already buffered (so `recv` will not block).
     pub(crate) fn has_buffered(&self) -> bool {
-        self.decoder.pending() >= proto::FRAME_HEADER
+        self.decoder.frame_ready()
     }
 
     fn open(&mut self, frame: Vec<u8>) -> Result<Option<Vec<u8>>, RecvError> {
