@@ -230,6 +230,19 @@ fn a_proxy_passed_to_a_pool_task_and_through_a_pipe() {
     let back: Dict<u32, u32> = b.recv().unwrap();
     back.set(0, 42).unwrap();
     assert_eq!(d.get(&0).unwrap(), Some(42));
+
+    // Through an mproc queue, to a child process.
+    let q = mproc::queue::Queue::<Dict<u32, u32>>::new().unwrap();
+    q.put(d.clone()).unwrap();
+    let child = Process::start(from_queue, q).unwrap();
+    assert_eq!(child.join().unwrap(), Some(42));
+    assert_eq!(d.get(&1).unwrap(), Some(43));
+}
+
+fn from_queue(q: mproc::queue::Queue<Dict<u32, u32>>) -> Option<u32> {
+    let d = q.get_timeout(LONG).unwrap();
+    d.set(1, 43).unwrap();
+    d.get(&0).unwrap()
 }
 
 #[test]
