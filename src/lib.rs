@@ -40,6 +40,7 @@
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier` | [`sync`] |
 //! | `Value`, `Array`, `shared_memory.SharedMemory` | [`shm`] |
 //! | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `threading.Timer` (between threads) | [`threading`] |
+//! | `Manager()`, `BaseManager(address, authkey)` | [`manager`] |
 //!
 //! # Modules
 //!
@@ -58,6 +59,8 @@
 //!   `Condition`, `Barrier` across processes; locks report a dead holder.
 //! - [`threading`]: Python's `queue` (`Queue`, `LifoQueue`, `PriorityQueue`) and
 //!   `threading.Timer`, between threads of one process.
+//! - [`manager`]: a server process holding shared objects (dict, list, queues,
+//!   locks, your own types) for typed proxies, locally or over TCP with a key.
 //!
 //! # Feature flags
 //!
@@ -86,6 +89,7 @@ pub mod futures;
 pub(crate) mod handle;
 #[cfg(all(test, loom))]
 pub(crate) mod loom;
+pub mod manager;
 pub mod pipe;
 pub mod pool;
 pub mod process;

@@ -2,6 +2,7 @@
 //! the rest (`posix_spawn`, `fork`, robust pthread mutexes).
 #![allow(unsafe_code)]
 
+pub(crate) mod abstract_socket;
 pub(crate) mod barrier;
 pub(crate) mod code;
 pub(crate) mod futex;
