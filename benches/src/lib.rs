@@ -29,6 +29,7 @@ pub mod manager;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod programs;
 pub mod queue;
 pub mod sync;
 pub mod threading;

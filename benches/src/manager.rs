@@ -103,10 +103,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              (`benches/py/py_manager.py`). Start+shutdown: {CYCLES} cycles a sample, ms each."
         ),
         mproc_pending: None,
-        contenders: vec![
-            Box::new(mproc),
-            Box::new(PyAnchor::new("py_manager.py")),
-        ],
+        contenders: vec![Box::new(mproc), Box::new(PyAnchor::new("py_manager.py"))],
         comparisons: vec![
             Compare::new(
                 "mproc_manager_dict_set_get_child",
