@@ -61,6 +61,8 @@ pub(crate) struct Worker {
     /// work while it held none. A worker that holds tasks and shows none for much
     /// longer than they should take is busy with a long one: see `take_back`.
     progress_at: Instant,
+    /// The `RUNNING` word as `take_back` last saw it: a change is progress too.
+    running_seen: u64,
     timed_out: Option<(u64, Duration)>,
     /// How many held tasks have a timeout (0: no deadline to watch).
     timed: usize,
@@ -71,6 +73,16 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn pid(&self) -> u32 {
         self.process.pid()
+    }
+
+    /// Whether the worker holds nothing and can be given work now.
+    fn is_idle(&self, window: usize) -> bool {
+        self.ready
+            && !self.dead
+            && !self.stop_sent
+            && self.held.is_empty()
+            && self.batches < window
+            && self.allowance != Some(0)
     }
 
     /// The sequence number of the task the worker started last (0: none yet).
@@ -119,6 +131,7 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         last_word: 0,
         seen_at: Instant::now(),
         progress_at: Instant::now(),
+        running_seen: 0,
         timed_out: None,
         timed: 0,
         stop_sent: false,
@@ -192,9 +205,11 @@ pub(crate) struct Dispatcher {
 const WORDS: usize = 3;
 const RUNNING: usize = 0;
 const TAKEN_BACK: usize = 2;
-/// A worker that shows no progress for this long (and twice what its tasks should
-/// take) while another worker is idle gives back the tasks it has not started.
-const TAKE_BACK_AFTER: Duration = Duration::from_millis(2);
+/// A worker that shows no progress for this long (and four times what a task
+/// should take) while another worker is idle gives back the tasks it has not
+/// started. Long enough that a worker merely waiting for a CPU on a loaded
+/// machine keeps its tasks (a take-back then would only move work around).
+const TAKE_BACK_AFTER: Duration = Duration::from_millis(50);
 
 const TARGET_BATCH_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 4096;
@@ -350,17 +365,17 @@ impl Dispatcher {
     ///
     /// The worker publishes the task it starts in its `RUNNING` word and then reads
     /// `TAKEN_BACK`; here `TAKEN_BACK` is raised to the next sequence number and then
-    /// `RUNNING` is read, both sequentially consistent (Dekker's pattern). So either
-    /// the worker sees the raised word and skips the task, or this side sees the
-    /// task started and keeps it: a task is never run twice nor lost. Tasks up to
-    /// the one `RUNNING` names have been started (results may still be on their
-    /// way); the rest go back to the front of the backlog.
+    /// `RUNNING` is read, both sequentially consistent (Dekker's pattern). So the
+    /// worker sees the raised word and skips the task, or this side sees the task
+    /// start, or both. Tasks up to the one `RUNNING` names are kept (started, their
+    /// results may still be on their way); the rest go back to the front of the
+    /// backlog. In the "both" case the worker reports the task `Skipped` and it
+    /// goes back to the backlog then: never run twice, never lost.
     fn take_back(&mut self) {
         self.recheck_at = None;
         let now = Instant::now();
-        let someone_idle = self.workers.iter().flatten().any(|w| {
-            w.ready && !w.dead && !w.stop_sent && w.held.is_empty() && w.allowance != Some(0)
-        });
+        let window = self.window();
+        let someone_idle = self.workers.iter().flatten().any(|w| w.is_idle(window));
         if !someone_idle || !self.shared.lock().pending.is_empty() {
             return;
         }
@@ -373,7 +388,13 @@ impl Dispatcher {
             {
                 continue;
             }
-            let limit = TAKE_BACK_AFTER.max(est.saturating_mul(2 * w.held.len() as u32));
+            let running = w.last_started();
+            if running != w.running_seen {
+                // It moved on to another task since the last look: progress.
+                w.running_seen = running;
+                w.progress_at = now;
+            }
+            let limit = TAKE_BACK_AFTER.max(est.saturating_mul(4));
             let age = now.duration_since(w.progress_at);
             if age < limit {
                 let at = w.progress_at + limit;
@@ -413,20 +434,26 @@ impl Dispatcher {
         }
     }
 
+    /// How many batches a worker may hold: two (one running, one waiting, so a
+    /// worker never waits for the round trip) unless tasks take over a millisecond.
+    fn window(&self) -> usize {
+        if self.est_ns > 1_000_000.0 { 1 } else { 2 }
+    }
+
     fn dispatch(&mut self) -> Option<Stop> {
         self.take_back();
+        let window = self.window();
         let ready = |w: &&Worker| w.ready && !w.dead && !w.stop_sent;
         // While a worker stands idle, work goes to the idle workers only: a task
         // queued behind a busy worker's long task would wait for it.
         let idle = (self.workers.iter().flatten())
-            .filter(|w| ready(w) && w.held.is_empty())
+            .filter(|w| w.is_idle(window))
             .count();
         let live = if idle > 0 {
             idle
         } else {
             self.workers.iter().flatten().filter(ready).count().max(1)
         };
-        let window = if self.est_ns > 1_000_000.0 { 1 } else { 2 };
         let target = ((TARGET_BATCH_NS / self.est_ns.max(1.0)) as usize).clamp(1, MAX_BATCH);
         let mut batches: Vec<(usize, Vec<Job>)> = Vec::new();
         let stop;
@@ -583,8 +610,11 @@ impl Dispatcher {
                 }
                 Ok(FromWorker::Results { busy_ns, items }) => {
                     w.progress_at = Instant::now();
-                    if !items.is_empty() {
-                        let per = (busy_ns as f64 / items.len() as f64).max(50.0);
+                    let ran = (items.iter())
+                        .filter(|(_, o)| !matches!(o, Outcome::Skipped))
+                        .count();
+                    if ran > 0 {
+                        let per = (busy_ns as f64 / ran as f64).max(50.0);
                         // Averaged while the work stays alike; taken as it is when it
                         // is off by more than 4x (another call, other tasks: after a
                         // CPU-heavy call, a call of tiny tasks must not be dealt out one
@@ -598,6 +628,7 @@ impl Dispatcher {
                         }
                     }
                     let mut pending: Option<(Arc<CallInfo>, Outcomes)> = None;
+                    let mut skipped: Vec<Job> = Vec::new();
                     for (seq, outcome) in items {
                         // Results come back in the order the tasks were sent.
                         let Some(pos) = w.held.iter().position(|h| h.seq == seq) else {
@@ -610,9 +641,18 @@ impl Dispatcher {
                         if h.batch_end {
                             w.batches = w.batches.saturating_sub(1);
                         }
+                        if let Outcome::Skipped = outcome {
+                            // Taken back while the dispatcher saw it start: it never
+                            // ran, and runs elsewhere.
+                            let mut item = h.item;
+                            item.attempts = item.attempts.saturating_sub(1);
+                            skipped.push(item);
+                            continue;
+                        }
                         let who = Some((w.id, w.process.pid()));
                         let index = h.item.index;
                         let result = match outcome {
+                            Outcome::Skipped => unreachable!("handled above"),
                             Outcome::Ok { bytes, nfds } => Ok(Message {
                                 bytes,
                                 fds: fds.by_ref().take(nfds as usize).collect(),
@@ -656,6 +696,11 @@ impl Dispatcher {
                     }
                     if let Some((call, batch)) = pending.take() {
                         call.sink.deliver_many(batch);
+                    }
+                    if !skipped.is_empty() {
+                        let mut q = self.shared.lock();
+                        q.pending_items += skipped.len();
+                        q.pending.push_front(skipped);
                     }
                 }
                 Err(_) => {

@@ -198,7 +198,10 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             // started (Dekker's pattern; `Dispatcher::take_back`).
             running.store(task.seq, Ordering::SeqCst);
             if task.seq < taken_back.load(Ordering::SeqCst) {
-                continue; // taken back: another worker runs it
+                // Taken back. The dispatcher may also have seen this task start
+                // (both sides can see each other's write): saying so settles it.
+                out.skipped(task.seq);
+                continue;
             }
             match run_caught(&entries[task.entry as usize], input) {
                 Ok(Ok(result)) => {
