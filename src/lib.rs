@@ -72,6 +72,8 @@
 
 pub(crate) mod codec;
 pub(crate) mod deadline;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod futures;
 pub(crate) mod handle;
 #[cfg(all(test, loom))]
