@@ -380,10 +380,8 @@ fn forward_progress(
             continue;
         };
         let q = Arc::clone(q);
-        let progress = match report.progress.as_f64() {
-            Some(x) => JobProgress::Number(x),
-            None => JobProgress::Object(report.progress),
-        };
+        // As given: `Number` would turn an integer into a float (50 -> 50.0).
+        let progress = JobProgress::Object(report.progress);
         handle.spawn(async move {
             if let Err(e) = q.update_job_progress(&report.job_id, progress).await {
                 log::debug!("mproc distributed: progress of job {}: {e}", report.job_id);

@@ -55,7 +55,8 @@ fn record((file, tag, ms): (String, String, u64)) -> String {
             .unwrap();
         f.write_all(s.as_bytes()).unwrap();
     };
-    line(format!("start {tag} {}\n", std::os::unix::process::parent_id()));
+    let worker = mproc::process::parent_process().map_or(0, |p| p.pid());
+    line(format!("start {tag} {worker}\n"));
     std::thread::sleep(Duration::from_millis(ms));
     line(format!("done {tag}\n"));
     tag
@@ -220,11 +221,11 @@ fn a_sigkilled_worker_job_is_completed_by_another_worker() {
     let victim = start(());
     // Wait until the victim is consuming, so that it takes the first jobs.
     let admin = Admin::connect(&redis.url(), &q).unwrap();
-    assert!(eventually(Duration::from_secs(30), || !admin
-        .info()
-        .unwrap()
-        .workers
-        .is_empty()));
+    assert!(
+        eventually(Duration::from_secs(30), || !admin.info().unwrap().workers.is_empty()),
+        "the worker process never connected: {:?}",
+        admin.info()
+    );
     let task: Task<(String, String, u64), String> = Task::remote("t.record");
     let handles: Vec<_> = (0..4)
         .map(|i| {
