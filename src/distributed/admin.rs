@@ -197,7 +197,11 @@ impl Admin {
                 .await?
                 .into_iter()
                 .map(|w| {
-                    let name = w.get("rawname").or(w.get("name")).cloned().unwrap_or_default();
+                    let name = w
+                        .get("rawname")
+                        .or(w.get("name"))
+                        .cloned()
+                        .unwrap_or_default();
                     let addr = w.get("addr").cloned().unwrap_or_default();
                     format!("{name} {addr}").trim().to_string()
                 })
@@ -205,13 +209,29 @@ impl Admin {
             let since = now_ms().saturating_sub(60_000);
             let conn = q.connection();
             let completed_last_minute: u64 = conn
-                .cmd(redis::cmd("ZCOUNT").arg(q.keys().completed()).arg(since).arg("+inf"))
+                .cmd(
+                    redis::cmd("ZCOUNT")
+                        .arg(q.keys().completed())
+                        .arg(since)
+                        .arg("+inf"),
+                )
                 .await?;
             let failed_last_minute: u64 = conn
-                .cmd(redis::cmd("ZCOUNT").arg(q.keys().failed()).arg(since).arg("+inf"))
+                .cmd(
+                    redis::cmd("ZCOUNT")
+                        .arg(q.keys().failed())
+                        .arg(since)
+                        .arg("+inf"),
+                )
                 .await?;
             let counts = [
-                c.waiting, c.active, c.delayed, c.prioritized, c.completed, c.failed, c.paused,
+                c.waiting,
+                c.active,
+                c.delayed,
+                c.prioritized,
+                c.completed,
+                c.failed,
+                c.paused,
             ];
             Ok(QueueInfo {
                 name: q.name().to_string(),
@@ -234,7 +254,12 @@ impl Admin {
     /// # Errors
     ///
     /// [`DistributedError::Config`] for an unknown state; [`DistributedError::Redis`].
-    pub fn jobs(&self, state: &str, start: i64, end: i64) -> Result<Vec<JobInfo>, DistributedError> {
+    pub fn jobs(
+        &self,
+        state: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<JobInfo>, DistributedError> {
         let types: Vec<&'static str> = match state {
             "all" => STATES.to_vec(),
             s => match STATES.iter().find(|t| **t == s) {
@@ -280,7 +305,11 @@ impl Admin {
                 .filter(|l| l.starts_with(LOG_PREFIX))
                 .find_map(|l| FailureRecord::from_log_line(l))
                 .map(|r| {
-                    let mut w = format!("{} pid {}", r.host, r.pid.map_or("-".into(), |p| p.to_string()));
+                    let mut w = format!(
+                        "{} pid {}",
+                        r.host,
+                        r.pid.map_or("-".into(), |p| p.to_string())
+                    );
                     if let Some(at) = r.location {
                         w.push_str(&format!(" at {at}"));
                     }
@@ -309,7 +338,11 @@ impl Admin {
             j.retry(state.as_str(), None).await?;
             Ok(true)
         })?;
-        if found { Ok(()) } else { Err(DistributedError::NoSuchJob(id.to_string())) }
+        if found {
+            Ok(())
+        } else {
+            Err(DistributedError::NoSuchJob(id.to_string()))
+        }
     }
 
     /// Retries every failed job.
@@ -346,7 +379,12 @@ impl Admin {
     /// # Errors
     ///
     /// [`DistributedError::Redis`].
-    pub fn clean(&self, state: &str, grace: Duration, limit: u32) -> Result<Vec<String>, DistributedError> {
+    pub fn clean(
+        &self,
+        state: &str,
+        grace: Duration,
+        limit: u32,
+    ) -> Result<Vec<String>, DistributedError> {
         let q = self.q();
         let state = match state {
             "waiting" => "wait".to_string(),

@@ -56,7 +56,8 @@ impl<A: DeserializeOwned, R: Serialize> Runner<A, R> for JobRunner {
         CURRENT.with(|c| *c.borrow_mut() = Some((ctx, None)));
         let _clear = Clear;
         let out = f(arg);
-        codec::encode(&out).map_err(|e| format!("cannot encode the job's result in the worker: {e}"))
+        codec::encode(&out)
+            .map_err(|e| format!("cannot encode the job's result in the worker: {e}"))
     }
 }
 
@@ -110,7 +111,9 @@ pub fn progress(value: impl Serialize) -> Result<(), ProgressError> {
         let mut c = c.borrow_mut();
         let (ctx, sock) = c.as_mut().ok_or(ProgressError::NoJob)?;
         if sock.is_none() {
-            *sock = Some(UnixDatagram::unbound().map_err(|e| ProgressError::Unreachable(e.to_string()))?);
+            *sock = Some(
+                UnixDatagram::unbound().map_err(|e| ProgressError::Unreachable(e.to_string()))?,
+            );
         }
         let report = ProgressReport {
             queue: ctx.queue.clone(),

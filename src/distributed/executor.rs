@@ -294,37 +294,36 @@ async fn failed_resolution(queue: &Queue, id: &str, reason: String) -> Resolutio
 async fn events_loop(shared: Arc<Shared>, events: QueueEvents) {
     while let Some(entry) = events.next_event().await {
         match entry.event {
-            QueueEvent::Active { job_id, .. } => {
-                if shared.each(&job_id, |p| p.running()) {
-                    shared.activity.fetch_add(1, Ordering::Relaxed);
-                }
+            QueueEvent::Active { job_id, .. } if shared.each(&job_id, |p| p.running()) => {
+                shared.activity.fetch_add(1, Ordering::Relaxed);
             }
             QueueEvent::Completed {
                 job_id,
                 return_value,
                 ..
-            } => {
-                if shared.lock().contains_key(&job_id) {
-                    let v = serde_json::from_str(&return_value).unwrap_or(Value::String(return_value));
-                    shared.resolve(&job_id, Resolution::Completed(v));
-                    shared.activity.fetch_add(1, Ordering::Relaxed);
-                }
+            } if shared.lock().contains_key(&job_id) => {
+                let v = serde_json::from_str(&return_value).unwrap_or(Value::String(return_value));
+                shared.resolve(&job_id, Resolution::Completed(v));
+                shared.activity.fetch_add(1, Ordering::Relaxed);
             }
             QueueEvent::Failed {
                 job_id,
                 failed_reason,
                 ..
-            } => {
-                if shared.lock().contains_key(&job_id) {
-                    let how = failed_resolution(&shared.queue, &job_id, failed_reason).await;
-                    shared.resolve(&job_id, how);
-                    shared.activity.fetch_add(1, Ordering::Relaxed);
-                }
+            } if shared.lock().contains_key(&job_id) => {
+                let how = failed_resolution(&shared.queue, &job_id, failed_reason).await;
+                shared.resolve(&job_id, how);
+                shared.activity.fetch_add(1, Ordering::Relaxed);
             }
             QueueEvent::Progress { job_id, data } => {
                 let text = data.to_string();
                 shared.each(&job_id, |p| p.set_progress(data.clone()));
-                for cb in shared.on_progress.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                for cb in shared
+                    .on_progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
                     cb(&job_id, &text);
                 }
             }
@@ -447,7 +446,11 @@ impl<R> JobHandle<R> {
     /// The latest progress the task reported (see [`progress`](super::progress)),
     /// decoded as `P`; `None` before the first report or when it is not a `P`.
     pub fn progress<P: DeserializeOwned>(&self) -> Option<P> {
-        let v = self.progress.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let v = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
         serde_json::from_value(v).ok()
     }
 
@@ -520,13 +523,14 @@ impl BullExecutorBuilder {
             autorun: true,
         };
         let redis = self.redis.clone();
-        let (queue, events) = rt.block(async move {
-            let q = Queue::with_options(&name, qopts).await?;
-            // Listen before anything is submitted, so no event of ours is missed.
-            let e = QueueEvents::with_options(&name, eopts).await?;
-            Ok::<_, bullmq::Error>((q, e))
-        })
-        .map_err(|e| DistributedError::redis(&redis, e))?;
+        let (queue, events) = rt
+            .block(async move {
+                let q = Queue::with_options(&name, qopts).await?;
+                // Listen before anything is submitted, so no event of ours is missed.
+                let e = QueueEvents::with_options(&name, eopts).await?;
+                Ok::<_, bullmq::Error>((q, e))
+            })
+            .map_err(|e| DistributedError::redis(&redis, e))?;
         let shared = Arc::new(Shared {
             queue: Arc::new(queue),
             jobs: Mutex::new(HashMap::new()),
@@ -718,7 +722,11 @@ impl BullExecutor {
                         pending,
                         added: false,
                     });
-                bulk.push(BulkJob::with_options(name.to_string(), data, opts.to_bullmq(id.clone())));
+                bulk.push(BulkJob::with_options(
+                    name.to_string(),
+                    data,
+                    opts.to_bullmq(id.clone()),
+                ));
                 ids.push(id.clone());
                 out.push(JobHandle {
                     id,
@@ -820,10 +828,10 @@ impl Executor for BullExecutor {
         }
         if wait {
             let mut jobs = self.shared.lock();
-            while jobs
-                .values()
-                .any(|ws| ws.iter().any(|w| !w.pending.abandoned() && !w.pending.cancelled()))
-            {
+            while jobs.values().any(|ws| {
+                ws.iter()
+                    .any(|w| !w.pending.abandoned() && !w.pending.cancelled())
+            }) {
                 jobs = self
                     .shared
                     .changed

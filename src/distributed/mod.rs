@@ -109,10 +109,7 @@ pub enum DistributedError {
 
 impl DistributedError {
     fn redis(url: &str, e: bullmq::Error) -> Self {
-        DistributedError::Redis(format!(
-            "redis at {}: {e}",
-            redact(url)
-        ))
+        DistributedError::Redis(format!("redis at {}: {e}", redact(url)))
     }
 }
 

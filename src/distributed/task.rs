@@ -34,10 +34,7 @@ const ENVELOPE: &str = "$mproc";
 const BINARY: &str = "postcard";
 
 /// Lays `value` out as a job's data (or a job's return value) in `encoding`.
-pub(crate) fn encode_value<T: Serialize>(
-    value: &T,
-    encoding: Encoding,
-) -> Result<Value, String> {
+pub(crate) fn encode_value<T: Serialize>(value: &T, encoding: Encoding) -> Result<Value, String> {
     match encoding {
         Encoding::Json => serde_json::to_value(value).map_err(|e| e.to_string()),
         Encoding::Binary => {
@@ -94,7 +91,9 @@ pub(crate) fn decode_value<T: DeserializeOwned>(value: &Value) -> Result<(T, Enc
     if let Some(env) = value.get(ENVELOPE) {
         let enc = env.get("enc").and_then(Value::as_str).unwrap_or("");
         if enc != BINARY {
-            return Err(format!("unknown mproc encoding {enc:?} (expected \"{BINARY}\")"));
+            return Err(format!(
+                "unknown mproc encoding {enc:?} (expected \"{BINARY}\")"
+            ));
         }
         let b64 = value
             .get("bin")

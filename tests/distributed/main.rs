@@ -181,7 +181,10 @@ fn results_round_trip_in_both_encodings() {
 
     // An unregistered function is refused with a reason, not sent.
     let err = ex.submit(|x: u64| x + 1, 1).unwrap_err();
-    assert!(matches!(err, SubmitError::Rejected(ref m) if m.contains("register")), "{err}");
+    assert!(
+        matches!(err, SubmitError::Rejected(ref m) if m.contains("register")),
+        "{err}"
+    );
 
     let report = worker.stop();
     assert!(report.completed >= 22, "{report:?}");
@@ -222,7 +225,11 @@ fn a_sigkilled_worker_job_is_completed_by_another_worker() {
     // Wait until the victim is consuming, so that it takes the first jobs.
     let admin = Admin::connect(&redis.url(), &q).unwrap();
     assert!(
-        eventually(Duration::from_secs(30), || !admin.info().unwrap().workers.is_empty()),
+        eventually(Duration::from_secs(30), || !admin
+            .info()
+            .unwrap()
+            .workers
+            .is_empty()),
         "the worker process never connected: {:?}",
         admin.info()
     );
@@ -250,7 +257,9 @@ fn a_sigkilled_worker_job_is_completed_by_another_worker() {
     let l = lines(&file);
     let mut starts: HashMap<String, usize> = HashMap::new();
     for s in l.iter().filter(|s| s.starts_with("start")) {
-        *starts.entry(s.split(' ').nth(1).unwrap().to_string()).or_default() += 1;
+        *starts
+            .entry(s.split(' ').nth(1).unwrap().to_string())
+            .or_default() += 1;
     }
     for i in 0..4 {
         assert!(
@@ -285,7 +294,11 @@ fn a_panicking_task_fails_with_its_message_after_its_attempts() {
     let job = Admin::connect(&redis.url(), &q).unwrap().job(&id).unwrap();
     assert_eq!(job.attempts_made, 3);
     assert_eq!(job.state, "failed");
-    assert!(job.failed_reason.contains("exploded on purpose"), "{}", job.failed_reason);
+    assert!(
+        job.failed_reason.contains("exploded on purpose"),
+        "{}",
+        job.failed_reason
+    );
     let report = worker.stop();
     assert_eq!(report.failed, 3);
 }
@@ -299,7 +312,11 @@ fn a_hanging_task_is_killed_at_its_timeout_and_the_worker_goes_on() {
     let worker = worker_in_thread(&redis.url(), &q, 1);
     let task: Task<u64, u64> = Task::remote("t.hang");
     let opts = JobOptions::new().timeout(Duration::from_secs(1));
-    let err = ex.submit_job(&task, 600, &opts).unwrap().result().unwrap_err();
+    let err = ex
+        .submit_job(&task, 600, &opts)
+        .unwrap()
+        .result()
+        .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.timeout(), Some(Duration::from_secs(1)));
     assert_eq!(ex.submit(square, 9).unwrap().result().unwrap(), 81);
@@ -359,7 +376,9 @@ fn everything_completes_across_a_redis_restart() {
     let items: Vec<_> = (0..60)
         .map(|i| (file.display().to_string(), format!("r{i}"), 50))
         .collect();
-    let handles = ex.map_jobs(&task, items, &JobOptions::new().attempts(5)).unwrap();
+    let handles = ex
+        .map_jobs(&task, items, &JobOptions::new().attempts(5))
+        .unwrap();
     assert!(eventually(Duration::from_secs(60), || lines(&file)
         .iter()
         .filter(|l| l.starts_with("done"))
@@ -386,14 +405,29 @@ fn a_malformed_job_fails_with_a_clear_reason_and_the_worker_goes_on() {
     let id = h.id().to_string();
     let err = h.result().unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("does not fit") && msg.contains("t.square"), "{msg}");
+    assert!(
+        msg.contains("does not fit") && msg.contains("t.square"),
+        "{msg}"
+    );
     assert!(msg.contains("invalid type"), "{msg}");
     let admin = Admin::connect(&redis.url(), &q).unwrap();
-    assert_eq!(admin.job(&id).unwrap().attempts_made, 1, "retried a hopeless job");
+    assert_eq!(
+        admin.job(&id).unwrap().attempts_made,
+        1,
+        "retried a hopeless job"
+    );
 
     let unknown: Task<u64, u64> = Task::remote("t.nope");
-    let msg = ex.submit_job(&unknown, 1, &opts).unwrap().result().unwrap_err().to_string();
-    assert!(msg.contains("\"t.nope\"") && msg.contains("does not know"), "{msg}");
+    let msg = ex
+        .submit_job(&unknown, 1, &opts)
+        .unwrap()
+        .result()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("\"t.nope\"") && msg.contains("does not know"),
+        "{msg}"
+    );
 
     assert_eq!(ex.submit(square, 12).unwrap().result().unwrap(), 144);
     drop(worker);

@@ -10,7 +10,9 @@ const BULLMQ: &str = "bullmq==3.4.4";
 /// The venv's python, creating the venv and installing `bullmq` on first use.
 pub fn venv() -> PathBuf {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    VENV.get_or_init(make).clone().unwrap_or_else(|e| panic!("{e}"))
+    VENV.get_or_init(make)
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn make() -> Result<PathBuf, String> {
@@ -29,7 +31,14 @@ fn make() -> Result<PathBuf, String> {
         ));
     }
     let out = Command::new(&py)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", BULLMQ])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            BULLMQ,
+        ])
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {

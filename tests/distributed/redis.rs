@@ -11,7 +11,11 @@ pub fn redis_server_binary() -> PathBuf {
     if let Ok(p) = std::env::var("MPROC_REDIS_SERVER") {
         return PathBuf::from(p);
     }
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain(["/usr/bin", "/usr/local/bin", "/usr/sbin"]) {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+        "/usr/bin",
+        "/usr/local/bin",
+        "/usr/sbin",
+    ]) {
         let p = Path::new(dir).join("redis-server");
         if p.is_file() {
             return p;
@@ -31,7 +35,11 @@ pub struct RedisServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn ping(port: u16) -> bool {
@@ -61,7 +69,11 @@ impl RedisServer {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let mut s = RedisServer { child: None, port, dir: dir.clone() };
+            let mut s = RedisServer {
+                child: None,
+                port,
+                dir: dir.clone(),
+            };
             match s.launch() {
                 Ok(()) => return s,
                 Err(e) => last = e,
@@ -72,7 +84,14 @@ impl RedisServer {
 
     fn launch(&mut self) -> Result<(), String> {
         let child = Command::new(redis_server_binary())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "yes", "--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
