@@ -31,7 +31,8 @@ pub struct QueueInfo {
     pub name: String,
     /// Whether the queue is paused.
     pub paused: bool,
-    /// Jobs per state, in [`STATES`] order.
+    /// Jobs per state, in [`STATES`] order (a JSON object).
+    #[serde(serialize_with = "as_map")]
     pub counts: Vec<(String, u64)>,
     /// The connected workers' names (one per BullMQ worker connection).
     pub workers: Vec<String>,
@@ -71,6 +72,18 @@ pub struct JobInfo {
     pub logs: Vec<String>,
     /// Where an mproc worker's last failure happened: `host`, `pid`, `location`.
     pub failure_where: Option<String>,
+}
+
+fn as_map<S: serde::Serializer>(v: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(k, n)| (k, n)))
+}
+
+/// The state's name as BullMQ clients print it (`waiting`, not the key's `wait`).
+fn state_name(s: bullmq::JobState) -> String {
+    match s {
+        bullmq::JobState::Waiting => "waiting".into(),
+        other => other.to_string(),
+    }
 }
 
 fn info_of(job: &Job, state: String) -> JobInfo {
@@ -277,7 +290,7 @@ impl Admin {
             let jobs = q.get_jobs(&types, start, end, false).await?;
             let mut out = Vec::with_capacity(jobs.len());
             for j in jobs {
-                let state = q.get_job_state(j.id()).await?.to_string();
+                let state = state_name(q.get_job_state(j.id()).await?);
                 out.push(info_of(&j, state));
             }
             Ok(out)
@@ -296,7 +309,7 @@ impl Admin {
             let Some(j) = q.get_job(&key).await? else {
                 return Ok(None);
             };
-            let state = q.get_job_state(&key).await?.to_string();
+            let state = state_name(q.get_job_state(&key).await?);
             let (logs, _) = q.get_job_logs(&key, 0, -1, true).await?;
             let mut info = info_of(&j, state);
             info.failure_where = logs
@@ -332,16 +345,24 @@ impl Admin {
         let key = id.to_string();
         let found = self.run(async move {
             let Some(mut j) = q.get_job(&key).await? else {
-                return Ok(false);
+                return Ok(None);
             };
             let state = q.get_job_state(&key).await?;
-            j.retry(state.as_str(), None).await?;
-            Ok(true)
+            if matches!(
+                state,
+                bullmq::JobState::Failed | bullmq::JobState::Completed
+            ) {
+                j.retry(state.as_str(), None).await?;
+            }
+            Ok(Some(state))
         })?;
-        if found {
-            Ok(())
-        } else {
-            Err(DistributedError::NoSuchJob(id.to_string()))
+        match found {
+            None => Err(DistributedError::NoSuchJob(id.to_string())),
+            Some(bullmq::JobState::Failed | bullmq::JobState::Completed) => Ok(()),
+            Some(other) => Err(DistributedError::Config(format!(
+                "job {id} is {}; only a failed or completed job can be retried",
+                state_name(other)
+            ))),
         }
     }
 
