@@ -77,7 +77,9 @@ impl Redis {
             .stdout(Stdio::null())
             .spawn()
             .map_err(|e| {
-                format!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
+                format!(
+                    "cannot run redis-server ({e}); install it: apt-get install -y redis-server"
+                )
             })?;
         let end = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

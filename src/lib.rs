@@ -59,6 +59,8 @@
 //! # Feature flags
 //!
 //! - `progress` (default): progress bars on pool maps, with `indicatif`.
+//! - `distributed`: [`distributed`](crate::distributed) (many machines through BullMQ
+//!   queues in Redis), with `bullmq-official`, `redis` and an internal tokio runtime.
 //!
 //! # Supported platforms
 //!

@@ -508,3 +508,45 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
         serde_json::json!([{"id": h.id(), "name": "t.add", "data": [3, 4], "state": "waiting"}])
     );
 }
+
+#[test]
+fn a_stopping_worker_hands_unfinished_jobs_back_within_its_grace() {
+    let _w = watchdog("hand back", LIMIT);
+    let redis = RedisServer::start();
+    let q = queue_name("handback");
+    let ex = executor(&redis.url(), &q);
+    let file = temp_file("handback");
+    register_all();
+    let first = Worker::builder()
+        .redis(redis.url())
+        .queue(&q)
+        .concurrency(1)
+        .shutdown_grace(Duration::from_millis(500))
+        .start()
+        .unwrap();
+    let stop = first.stop_handle();
+    let first = std::thread::spawn(move || first.run().unwrap());
+    let task: Task<(String, String, u64), String> = Task::remote("t.record");
+    let h = ex
+        .submit_job(
+            &task,
+            (file.display().to_string(), "long".into(), 4000),
+            &JobOptions::new(),
+        )
+        .unwrap();
+    assert!(eventually(Duration::from_secs(30), || lines(&file).len() == 1));
+    stop.stop();
+    let report = first.join().unwrap();
+    assert_eq!(report.handed_back, 1, "{report:?}");
+    assert_eq!(report.completed, 0, "{report:?}");
+    // Another worker takes it from the queue at once (no lock to expire) and finishes it.
+    let second = worker_in_thread(&redis.url(), &q, 1);
+    assert_eq!(h.result().unwrap(), "long");
+    let l = lines(&file);
+    assert_eq!(
+        l.iter().filter(|s| s.starts_with("start long")).count(),
+        2,
+        "{l:?}"
+    );
+    drop(second);
+}
