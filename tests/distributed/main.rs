@@ -550,3 +550,50 @@ fn a_stopping_worker_hands_unfinished_jobs_back_within_its_grace() {
     );
     drop(second);
 }
+
+#[test]
+fn a_long_job_keeps_its_lock_and_is_never_taken_for_stalled() {
+    let _w = watchdog("lock renewal", LIMIT);
+    let redis = RedisServer::start();
+    let q = queue_name("lock");
+    let ex = executor(&redis.url(), &q);
+    let file = temp_file("lock");
+    register_all();
+    // Two workers with a 1 s lock checking for stalled jobs every 300 ms: a 4 s job
+    // whose lock were not renewed would be taken by the other one and run twice.
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let w = Worker::builder()
+                .redis(redis.url())
+                .queue(&q)
+                .concurrency(1)
+                .lock_duration(Duration::from_secs(1))
+                .stalled_interval(Duration::from_millis(300))
+                .start()
+                .unwrap();
+            let stop = w.stop_handle();
+            (stop, std::thread::spawn(move || w.run().unwrap()))
+        })
+        .collect();
+    let task: Task<(String, String, u64), String> = Task::remote("t.record");
+    let h = ex
+        .submit_job(
+            &task,
+            (file.display().to_string(), "cpu".into(), 4000),
+            &JobOptions::new(),
+        )
+        .unwrap();
+    let id = h.id().to_string();
+    assert_eq!(h.result().unwrap(), "cpu");
+    let starts = lines(&file)
+        .iter()
+        .filter(|l| l.starts_with("start"))
+        .count();
+    assert_eq!(starts, 1, "the job ran {starts} times");
+    let job = Admin::connect(&redis.url(), &q).unwrap().job(&id).unwrap();
+    assert_eq!(job.state, "completed");
+    for (stop, t) in workers {
+        stop.stop();
+        t.join().unwrap();
+    }
+}
