@@ -65,6 +65,8 @@
 //! # Feature flags
 //!
 //! - `progress` (default): progress bars on pool maps, with `indicatif`.
+//! - `distributed`: [`distributed`](crate::distributed) (many machines through BullMQ
+//!   queues in Redis), with `bullmq-official`, `redis` and an internal tokio runtime.
 //!
 //! # Supported platforms
 //!
@@ -85,6 +87,8 @@ pub struct ReadmeDoctests;
 pub(crate) mod codec;
 pub mod connection;
 pub(crate) mod deadline;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod futures;
 pub(crate) mod handle;
 #[cfg(all(test, loom))]

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub mod anchors;
+pub mod distributed;
 pub mod manager;
 pub mod pipe;
 pub mod pool;

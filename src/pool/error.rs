@@ -51,4 +51,8 @@ pub enum SubmitError {
     /// The argument could not be serialized.
     #[error("cannot send the task's argument to a worker: {0}")]
     Encode(String),
+    /// The executor's backend refused the task or could not be reached (a
+    /// distributed executor: an unregistered function, Redis unreachable).
+    #[error("cannot submit: {0}")]
+    Rejected(String),
 }

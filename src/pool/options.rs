@@ -150,6 +150,16 @@ impl<'p> TaskOptions<'p> {
         })
     }
 
+    /// Submits one task with its own entry point and encoded argument (used by
+    /// `distributed`, whose runner wraps the user's function).
+    #[cfg(feature = "distributed")]
+    pub(crate) fn submit_entry<R>(&self, entry: EntryPoint, args: Message) -> Future<R>
+    where
+        R: DeserializeOwned + Send + 'static,
+    {
+        self.submit_one(entry, Ok(args))
+    }
+
     fn submit_one<R>(&self, entry: EntryPoint, args: Result<Message, String>) -> Future<R>
     where
         R: DeserializeOwned + Send + 'static,
