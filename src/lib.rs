@@ -59,6 +59,12 @@
 //! # Feature flags
 //!
 //! - `progress` (default): progress bars on pool maps, with `indicatif`.
+//! - `tokio`: `*_async` methods to `.await` from async code without blocking the
+//!   runtime: `Process::join_async`, pipe `send_async`/`recv_async`, and more,
+//!   each documenting its cancel safety. They wait through tokio's reactor and
+//!   must run inside a tokio runtime with I/O enabled. (Pool results need no
+//!   feature: `AsyncResult` and `MapResult` can be awaited, and `imap` iterators
+//!   have `next_async`, in any runtime.)
 //!
 //! # Supported platforms
 //!
@@ -76,6 +82,8 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+#[cfg(feature = "tokio")]
+pub(crate) mod aio;
 pub(crate) mod codec;
 pub mod connection;
 pub(crate) mod deadline;

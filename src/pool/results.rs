@@ -6,6 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -145,6 +146,41 @@ impl<R> AsyncResult<R> {
     }
 }
 
+/// `.await` on an [`AsyncResult`] waits for the task without blocking a thread, in
+/// any runtime (the dispatcher thread wakes the awaiting task).
+///
+/// # Cancel safety
+///
+/// Dropping the awaiting future drops the result; the task itself still runs.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = mproc::pool::Pool::new(1)?;
+/// let r = pool.apply_async(|x: u64| x * 7, 6);
+/// assert_eq!(block_on(async { r.await })?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R> std::future::IntoFuture for AsyncResult<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = Future<R>;
+
+    fn into_future(self) -> Future<R> {
+        self.fut
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     All,
@@ -164,6 +200,9 @@ struct MapState {
     received: usize,
     failed: bool,
     waiting: bool,
+    /// The task awaiting this call (an awaited [`MapResult`], or the
+    /// `next_async` of an iterator), woken where a blocked thread is notified.
+    waker: Option<Waker>,
 }
 
 /// The collector behind map, imap and imap_unordered.
@@ -194,6 +233,7 @@ impl MapSink {
                 received: 0,
                 failed: false,
                 waiting: false,
+                waker: None,
             }),
             cond: Condvar::new(),
             mode,
@@ -216,7 +256,13 @@ impl MapSink {
 
     pub(crate) fn set_total(&self, n: usize) {
         self.total.store(n, Ordering::Release);
+        // Under the lock, so that an async waiter that read the old total before
+        // it stored its waker is found here.
+        let waker = self.lock().waker.take();
         self.cond.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     pub(crate) fn cancel(&self) {
@@ -253,9 +299,13 @@ impl Sink for MapSink {
             }
         };
         let wake = notify && s.waiting;
+        let waker = if notify { s.waker.take() } else { None };
         drop(s);
         if wake {
             self.cond.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
         }
         if let (Some(p), Some(t)) = (&self.progress, self.total()) {
             if p.position() as usize >= t {
@@ -287,10 +337,15 @@ impl Sink for MapSink {
                 s.slots[pos] = Some(outcome);
             }
         }
-        let wake = s.waiting && (s.failed || Some(s.received) == self.total());
+        let done = s.failed || Some(s.received) == self.total();
+        let wake = s.waiting && done;
+        let waker = if done { s.waker.take() } else { None };
         drop(s);
         if wake {
             self.cond.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 
@@ -313,10 +368,15 @@ impl Sink for MapSink {
         let mut s = self.lock();
         s.received += span;
         s.spans.push((index, span, who, m));
-        let wake = s.waiting && Some(s.received) == self.total();
+        let done = Some(s.received) == self.total();
+        let wake = s.waiting && done;
+        let waker = if done { s.waker.take() } else { None };
         drop(s);
         if wake {
             self.cond.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
         }
         if let (Some(p), Some(t)) = (&self.progress, self.total()) {
             if p.position() as usize >= t {
@@ -554,6 +614,55 @@ impl<R: DeserializeOwned> MapResult<R> {
     }
 }
 
+/// A [`MapResult`] is a future: `.await` gives what [`get`](MapResult::get) gives,
+/// without blocking a thread, in any runtime.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `MapResult` cancels the call's remaining tasks, as dropping it
+/// unawaited does.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = mproc::pool::Pool::new(2)?;
+/// let r = pool.map_async(|x: u32| x * x, 0..5);
+/// assert_eq!(block_on(r)?, [0, 1, 4, 9, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R: DeserializeOwned> std::future::Future for MapResult<R> {
+    type Output = Result<Vec<R>, TaskError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(e) = this.early.take() {
+            return Poll::Ready(Err(e));
+        }
+        {
+            let mut s = this.sink.lock();
+            if !(s.failed || Some(s.received) == this.sink.total()) {
+                // Stored under the lock the deliverers take: a result that lands
+                // after the check above finds this waker.
+                s.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            s.waker = None;
+        }
+        Poll::Ready(this.collect())
+    }
+}
+
 impl<R> Drop for MapResult<R> {
     fn drop(&mut self) {
         // Nobody will read the rest: do not run it.
@@ -711,6 +820,69 @@ impl<R: DeserializeOwned> IMap<'_, R> {
     }
 }
 
+impl<R: DeserializeOwned> IMap<'_, R> {
+    /// The next result, awaited without blocking a thread (the async form of
+    /// [`Iterator::next`]), in any runtime; `None` after the last.
+    ///
+    /// For a `Stream`, wrap it: `futures::stream::unfold(it, |mut it| async move {
+    /// it.next_async().await.map(|r| (r, it)) })`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a result is taken only when the future completes, so dropping a
+    /// pending `next_async` loses nothing; the next call returns that result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct T(std::thread::Thread);
+    /// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let mut it = pool.imap(|x: u32| x + 1, 0..4);
+    /// let got = block_on(async {
+    ///     let mut got = Vec::new();
+    ///     while let Some(r) = it.next_async().await {
+    ///         got.push(r?);
+    ///     }
+    ///     Ok::<_, mproc::pool::TaskError>(got)
+    /// })?;
+    /// assert_eq!(got, [1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn next_async(&mut self) -> Option<Result<R, TaskError>> {
+        self.feeder.top_up(self.next, &self.sink);
+        std::future::poll_fn(|cx| self.poll_next_result(cx)).await
+    }
+
+    fn poll_next_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<R, TaskError>>> {
+        let mut s = self.sink.lock();
+        if self.feeder.exhausted && self.next >= self.feeder.submitted {
+            s.waker = None;
+            return Poll::Ready(None);
+        }
+        if let Some(Some(_)) = s.slots.front() {
+            let r = s.slots.pop_front().flatten().expect("checked above");
+            s.base += 1;
+            s.waker = None;
+            drop(s);
+            let i = self.next;
+            self.next += 1;
+            return Poll::Ready(Some(r.and_then(|m| decode(i, m))));
+        }
+        s.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
 impl<R: DeserializeOwned> Iterator for IMap<'_, R> {
     type Item = Result<R, TaskError>;
 
@@ -763,6 +935,64 @@ impl<R: DeserializeOwned> Iterator for IMapUnordered<'_, R> {
             s.waiting = true;
             s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner());
         }
+    }
+}
+
+impl<R: DeserializeOwned> IMapUnordered<'_, R> {
+    /// The next result to finish, awaited without blocking a thread (the async
+    /// form of [`Iterator::next`]), in any runtime; `None` after the last.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a result is taken only when the future completes, so dropping a
+    /// pending `next_async` loses nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct T(std::thread::Thread);
+    /// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let mut it = pool.imap_unordered(|x: u32| x * 10, 0..4);
+    /// let mut got = block_on(async {
+    ///     let mut got = Vec::new();
+    ///     while let Some(r) = it.next_async().await {
+    ///         got.push(r?);
+    ///     }
+    ///     Ok::<_, mproc::pool::TaskError>(got)
+    /// })?;
+    /// got.sort();
+    /// assert_eq!(got, [0, 10, 20, 30]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn next_async(&mut self) -> Option<Result<R, TaskError>> {
+        self.feeder.top_up(self.consumed, &self.sink);
+        std::future::poll_fn(|cx| {
+            let mut s = self.sink.lock();
+            if let Some(r) = s.arrived.pop_front() {
+                s.waker = None;
+                drop(s);
+                let i = self.consumed;
+                self.consumed += 1;
+                return Poll::Ready(Some(r.and_then(|m| decode(i, m))));
+            }
+            if self.feeder.exhausted && self.consumed >= self.feeder.submitted {
+                s.waker = None;
+                return Poll::Ready(None);
+            }
+            s.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 }
 

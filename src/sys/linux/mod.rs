@@ -4,11 +4,15 @@
 
 pub(crate) mod barrier;
 pub(crate) mod code;
+#[cfg(feature = "tokio")]
+pub(crate) mod event_fd;
 pub(crate) mod futex;
 pub(crate) mod interrupt;
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod pthread;
+#[cfg(feature = "tokio")]
+pub(crate) mod reactor;
 pub(crate) mod shared_word;
 pub(crate) mod shm_region;
 pub(crate) mod socket;
