@@ -65,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. On threads: the same function, the executor API.
     let t = Instant::now();
-    let threads = ThreadPoolExecutor::new(workers);
+    let threads = ThreadPoolExecutor::new(workers)?;
     let on_threads: u64 = threads
         .map(count_primes, tiles(), None, 1)?
         .map(Result::unwrap)

@@ -39,6 +39,7 @@
 //! | `Pipe` | [`pipe`] |
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier` | [`sync`] |
 //! | `Value`, `Array`, `shared_memory.SharedMemory` | [`shm`] |
+//! | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `threading.Timer` (between threads) | [`threading`] |
 //!
 //! # Modules
 //!
@@ -55,6 +56,8 @@
 //! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` across processes; locks report a dead holder.
+//! - [`threading`]: Python's `queue` (`Queue`, `LifoQueue`, `PriorityQueue`) and
+//!   `threading.Timer`, between threads of one process.
 //!
 //! # Feature flags
 //!
@@ -99,4 +102,5 @@ pub mod shm;
 pub mod sync;
 pub(crate) mod sys;
 pub(crate) mod task;
+pub mod threading;
 pub(crate) mod wire;

@@ -30,6 +30,7 @@ pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod sync;
+pub mod threading;
 pub mod units;
 
 /// Error type of the harness: anything that explains itself.

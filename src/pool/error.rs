@@ -32,6 +32,10 @@ pub enum PoolError {
         #[source]
         source: std::io::Error,
     },
+    /// An option's value cannot work (Python's `ValueError`): the message names
+    /// the option and the rule.
+    #[error("invalid pool option: {0}")]
+    Invalid(&'static str),
     /// The initializer's argument could not be serialized.
     #[error("cannot send the initializer's argument to the workers: {0}")]
     Encode(String),
