@@ -85,7 +85,6 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-#[cfg(feature = "tokio")]
 pub(crate) mod aio;
 pub(crate) mod codec;
 pub mod connection;

@@ -7,9 +7,9 @@
 //! descriptor with the reactor and sleep until that descriptor is ready:
 //!
 //! - a process's pidfd (readable once the child has exited), a pipe's socket;
-//! - for a shared-memory object, an eventfd the waiter publishes in the object's
+//! - for a shared-memory object, a wake socket the waiter names in the object's
 //!   table of async waiters, which the object's wake path signals beside its
-//!   `futex_wake` (see `Waiters`).
+//!   `futex_wake` ([`registry`]).
 //!
 //! Registration lasts one wait: the descriptor is added to the reactor when the
 //! operation would block and removed when its future completes or is dropped. That
@@ -20,9 +20,14 @@
 //! tokio is the reactor for now (`AsyncFd`); the waiting is written against
 //! [`readable`] and [`writable`] only, so another runtime's glue goes here.
 
+pub(crate) mod registry;
+
+#[cfg(feature = "tokio")]
 use std::io;
+#[cfg(feature = "tokio")]
 use std::os::fd::BorrowedFd;
 
+#[cfg(feature = "tokio")]
 use tokio::io::Interest;
 
 /// Waits, without blocking the thread, until `fd` is readable, hung up or in error.
@@ -31,6 +36,7 @@ use tokio::io::Interest;
 ///
 /// Outside a tokio runtime with I/O enabled (`Builder::enable_io`, which
 /// `#[tokio::main]` and `enable_all` turn on).
+#[cfg(feature = "tokio")]
 pub(crate) async fn readable(fd: BorrowedFd<'_>) -> io::Result<()> {
     ready(fd, Interest::READABLE).await
 }
@@ -40,10 +46,12 @@ pub(crate) async fn readable(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// # Panics
 ///
 /// As [`readable`].
+#[cfg(feature = "tokio")]
 pub(crate) async fn writable(fd: BorrowedFd<'_>) -> io::Result<()> {
     ready(fd, Interest::WRITABLE).await
 }
 
+#[cfg(feature = "tokio")]
 async fn ready(fd: BorrowedFd<'_>, interest: Interest) -> io::Result<()> {
     crate::sys::reactor::ready(fd, interest).await
 }

@@ -9,6 +9,7 @@
 mod pipe;
 mod pool;
 mod process;
+mod queue;
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -19,3 +19,4 @@ pub(crate) mod socket;
 pub(crate) mod startup;
 pub(crate) mod stream;
 pub(crate) mod thread_mark;
+pub(crate) mod wake_socket;
