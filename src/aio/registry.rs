@@ -79,7 +79,7 @@ impl Table<'_> {
 }
 
 #[cfg(feature = "tokio")]
-pub(crate) use waiter::Registration;
+pub(crate) use waiter::{POLL, Registration};
 
 #[cfg(feature = "tokio")]
 mod waiter {

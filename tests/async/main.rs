@@ -10,6 +10,7 @@ mod pipe;
 mod pool;
 mod process;
 mod queue;
+mod sync;
 
 #[path = "../common/mod.rs"]
 mod common;
