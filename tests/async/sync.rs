@@ -85,3 +85,78 @@ fn event_wait_async_never_blocks_a_current_thread_runtime() {
         child.join_async().await.unwrap();
     });
 }
+
+fn hold_until_killed(args: (mproc::sync::Lock, Event)) {
+    let (lock, held) = args;
+    let _g = lock.lock().unwrap();
+    held.set();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn hold_briefly(args: (mproc::sync::Lock, Event, Event)) {
+    let (lock, held, release) = args;
+    let g = lock.lock().unwrap();
+    held.set();
+    assert!(release.wait_timeout(Duration::from_secs(30)));
+    drop(g);
+}
+
+/// Runs on the current thread (the guard is not `Send`): under each runtime's
+/// `block_on`.
+#[test]
+fn lock_async_waits_for_a_release_in_another_process_and_cancel_takes_nothing() {
+    use mproc::sync::Lock;
+    for flavor in [Flavor::CurrentThread, Flavor::MultiThread] {
+        let _w = watchdog("lock_async", Duration::from_secs(60));
+        runtime(flavor).block_on(async {
+            let lock = Lock::new().unwrap();
+            let (held, release) = (Event::new().unwrap(), Event::new().unwrap());
+            let child = Process::start(hold_briefly, (lock.clone(), held.clone(), release.clone()))
+                .unwrap();
+            held.wait_async().await;
+            // Cancelled attempts while the child holds it take nothing.
+            for _ in 0..20 {
+                let r = tokio::time::timeout(Duration::from_micros(500), lock.lock_async()).await;
+                assert!(r.is_err(), "acquired a lock another process holds");
+            }
+            assert_eq!(lock.holder_pid(), Some(child.pid()));
+            release.set();
+            let g = lock.lock_async().await.unwrap();
+            assert_eq!(lock.holder_pid(), Some(std::process::id()));
+            drop(g);
+            assert!(!lock.is_locked(), "{flavor:?}");
+            child.join_async().await.unwrap();
+        });
+    }
+}
+
+/// The holder killed while `lock_async` waits: `OwnerDied`, not a hang.
+#[test]
+fn lock_async_reports_a_holder_killed_while_it_waits() {
+    use mproc::sync::Lock;
+    let _w = watchdog("lock_async owner died", Duration::from_secs(60));
+    runtime(Flavor::CurrentThread).block_on(async {
+        let ticks = ticker(Duration::from_millis(10));
+        let lock = Lock::new().unwrap();
+        let held = Event::new().unwrap();
+        let child = Process::start(hold_until_killed, (lock.clone(), held.clone())).unwrap();
+        held.wait_async().await;
+        let pid = child.pid();
+        let killer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            child.kill().unwrap();
+            child.join_async().await.unwrap_err()
+        });
+        let before = ticks.load(Ordering::Relaxed);
+        let died = lock.lock_async().await.unwrap_err();
+        assert!(
+            ticks.load(Ordering::Relaxed) - before >= 3,
+            "the runtime was blocked"
+        );
+        assert_eq!(died.pid(), Some(pid));
+        let g = died.into_inner();
+        g.mark_consistent();
+        drop(g);
+        assert!(killer.await.unwrap().is_signaled());
+    });
+}
