@@ -160,3 +160,46 @@ fn lock_async_reports_a_holder_killed_while_it_waits() {
         assert!(killer.await.unwrap().is_signaled());
     });
 }
+
+/// Permits released one by one by another process, taken by racing, cancelled
+/// `acquire_async`s: every permit is taken exactly once and none is lost.
+#[test]
+fn semaphore_acquire_async_cancelled_loses_no_permit() {
+    use mproc::sync::Semaphore;
+    fn releaser(args: (Semaphore, u32)) {
+        let (s, n) = args;
+        for _ in 0..n {
+            s.release();
+            std::thread::yield_now();
+        }
+    }
+    each_runtime("semaphore acquire_async", |_| async {
+        const N: u32 = 500;
+        let s = Semaphore::new(0).unwrap();
+        let child = Process::start(releaser, (s.clone(), N)).unwrap();
+        let (mut taken, mut cancelled) = (0u32, 0u32);
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        while taken < N {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let limit = Duration::from_micros(seed % 100);
+            match tokio::time::timeout(limit, s.acquire_async()).await {
+                Ok(permit) => {
+                    permit.forget();
+                    taken += 1;
+                }
+                Err(_) => cancelled += 1,
+            }
+        }
+        child.join_async().await.unwrap();
+        assert_eq!(
+            s.value(),
+            0,
+            "a cancelled acquire_async kept a permit ({cancelled} cancelled)"
+        );
+        s.release();
+        drop(s.acquire_async().await);
+        assert_eq!(s.value(), 1);
+    });
+}
