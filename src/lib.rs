@@ -67,6 +67,14 @@
 //! - `progress` (default): progress bars on pool maps, with `indicatif`.
 //! - `distributed`: [`distributed`](crate::distributed) (many machines through BullMQ
 //!   queues in Redis), with `bullmq-official`, `redis` and an internal tokio runtime.
+//! - `tokio`: `*_async` methods to `.await` from async code without blocking the
+//!   runtime: `Process::join_async`, pipe `send_async`/`recv_async`, queue
+//!   `put_async`/`get_async`/`join_async`, `Event::wait_async`,
+//!   `Lock::lock_async`, `Semaphore::acquire_async`, each documenting its cancel
+//!   safety. They wait through tokio's reactor and
+//!   must run inside a tokio runtime with I/O enabled. (Pool results need no
+//!   feature: `AsyncResult` and `MapResult` can be awaited, and `imap` iterators
+//!   have `next_async`, in any runtime.)
 //!
 //! # Supported platforms
 //!
@@ -84,6 +92,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub(crate) mod aio;
 pub(crate) mod codec;
 pub mod connection;
 pub(crate) mod deadline;

@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub mod aio;
 pub mod anchors;
 pub mod distributed;
 pub mod manager;

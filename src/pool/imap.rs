@@ -6,6 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -147,6 +148,26 @@ impl<'a> Lazy<'a> {
         }
     }
 
+    /// The next result, awaited: taken only when the future completes.
+    async fn next_async<R: DeserializeOwned>(&mut self) -> Option<Result<R, TaskError>> {
+        self.feeder.top_up(self.consumed, &self.sink);
+        std::future::poll_fn(|cx| {
+            let mut s = self.sink.lock();
+            if let Some(r) = self.sink.take_next(&mut s) {
+                drop(s);
+                let i = self.consumed;
+                self.consumed += 1;
+                return Poll::Ready(Some(r.and_then(|m| decode(i, m))));
+            }
+            if self.feeder.exhausted && self.consumed >= self.feeder.submitted {
+                return Poll::Ready(None);
+            }
+            self.sink.register_waker(&mut s, cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// The next result, waiting at most `timeout`.
     fn next_timeout<R: DeserializeOwned>(
         &mut self,
@@ -209,6 +230,48 @@ impl<R: DeserializeOwned> IMap<'_, R> {
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, TaskError>> {
         self.lazy.next_timeout(timeout)
     }
+
+    /// The next result in input order, awaited without blocking a thread (the async form of
+    /// [`Iterator::next`]), in any runtime; `None` after the last.
+    ///
+    /// For a `Stream`, wrap it: `futures::stream::unfold(it, |mut it| async move {
+    /// it.next_async().await.map(|r| (r, it)) })`. (The iterator holds the input
+    /// iterator, so the future is `Send` only when that is.)
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a result is taken only when the future completes, so dropping a
+    /// pending `next_async` loses nothing; the next call returns that result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct T(std::thread::Thread);
+    /// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let mut it = pool.imap(|x: u32| x + 1, 0..4);
+    /// let got = block_on(async {
+    ///     let mut got = Vec::new();
+    ///     while let Some(r) = it.next_async().await {
+    ///         got.push(r?);
+    ///     }
+    ///     Ok::<_, mproc::pool::TaskError>(got)
+    /// })?;
+    /// assert_eq!(got, [1, 2, 3, 4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn next_async(&mut self) -> Option<Result<R, TaskError>> {
+        self.lazy.next_async().await
+    }
 }
 
 impl<R: DeserializeOwned> IMapUnordered<'_, R> {
@@ -227,6 +290,49 @@ impl<R: DeserializeOwned> IMapUnordered<'_, R> {
     /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, TaskError>> {
         self.lazy.next_timeout(timeout)
+    }
+
+    /// The next result to finish, awaited without blocking a thread (the async form of
+    /// [`Iterator::next`]), in any runtime; `None` after the last.
+    ///
+    /// For a `Stream`, wrap it: `futures::stream::unfold(it, |mut it| async move {
+    /// it.next_async().await.map(|r| (r, it)) })`. (The iterator holds the input
+    /// iterator, so the future is `Send` only when that is.)
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a result is taken only when the future completes, so dropping a
+    /// pending `next_async` loses nothing; the next call returns that result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     use std::task::{Context, Poll, Wake, Waker};
+    /// #     struct T(std::thread::Thread);
+    /// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let mut it = pool.imap_unordered(|x: u32| x * 10, 0..4);
+    /// let mut got = block_on(async {
+    ///     let mut got = Vec::new();
+    ///     while let Some(r) = it.next_async().await {
+    ///         got.push(r?);
+    ///     }
+    ///     Ok::<_, mproc::pool::TaskError>(got)
+    /// })?;
+    /// got.sort();
+    /// assert_eq!(got, [0, 10, 20, 30]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn next_async(&mut self) -> Option<Result<R, TaskError>> {
+        self.lazy.next_async().await
     }
 }
 

@@ -142,6 +142,41 @@ impl<R> AsyncResult<R> {
     }
 }
 
+/// `.await` on an [`AsyncResult`] waits for the task without blocking a thread, in
+/// any runtime (the dispatcher thread wakes the awaiting task).
+///
+/// # Cancel safety
+///
+/// Dropping the awaiting future drops the result; the task itself still runs.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = mproc::pool::Pool::new(1)?;
+/// let r = pool.apply_async(|x: u64| x * 7, 6);
+/// assert_eq!(block_on(async { r.await })?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R> std::future::IntoFuture for AsyncResult<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = Future<R>;
+
+    fn into_future(self) -> Future<R> {
+        self.fut
+    }
+}
+
 /// Appends a chunk's results sent as plain bytes to the output, if `R` travels so.
 pub(crate) type PlainDecoder<R> = fn(&[u8], &mut Vec<R>) -> Option<Result<(), String>>;
 
@@ -184,6 +219,64 @@ impl<R: Send> Called<R> for Mutex<Option<Result<Vec<R>, TaskError>>> {
     }
     fn take(&self) -> Option<Result<Vec<R>, TaskError>> {
         lock(self).take()
+    }
+}
+
+/// A [`MapResult`] is a future: `.await` gives what [`get`](MapResult::get) gives,
+/// without blocking a thread, in any runtime.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `MapResult` cancels the call's remaining tasks, as dropping it
+/// unawaited does.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = mproc::pool::Pool::new(2)?;
+/// let r = pool.map_async(|x: u32| x * x, 0..5);
+/// assert_eq!(block_on(r)?, [0, 1, 4, 9, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R: DeserializeOwned> std::future::Future for MapResult<R> {
+    type Output = Result<Vec<R>, TaskError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(e) = this.early.take() {
+            return std::task::Poll::Ready(Err(e));
+        }
+        {
+            let mut s = this.sink.lock();
+            // As `wait_until`: with callbacks, ready once they have run.
+            let called = this.called.as_ref().is_none_or(|c| c.is_in());
+            if !(this.sink.is_ready(&s) && called) {
+                // Under the lock the deliverers take: an outcome that lands after
+                // the check above finds this waker.
+                this.sink.register_waker(&mut s, cx.waker());
+                return std::task::Poll::Pending;
+            }
+        }
+        std::task::Poll::Ready(match this.called.take() {
+            Some(called) => called
+                .take()
+                .unwrap_or_else(|| Err(TaskError::failed("the results were taken", None))),
+            None => Self::collect(&this.sink, this.plain),
+        })
     }
 }
 

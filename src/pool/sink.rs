@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::time::Instant;
 
 use crate::codec::Message;
@@ -31,6 +32,9 @@ pub(super) struct MapState {
     pub(super) received: usize,
     pub(super) failed: bool,
     pub(super) waiting: bool,
+    /// The task awaiting this call (an awaited `MapResult`, or an iterator's
+    /// `next_async`), woken where a blocked reader is notified.
+    waker: Option<Waker>,
     /// Run once every outcome (or an error) is in: `MapResult::with_callbacks`.
     on_ready: Option<ReadyHook>,
 }
@@ -66,6 +70,7 @@ impl MapSink {
                 received: 0,
                 failed: false,
                 waiting: false,
+                waker: None,
                 on_ready: None,
             }),
             cond: Condvar::new(),
@@ -89,10 +94,25 @@ impl MapSink {
 
     pub(crate) fn set_total(&self, n: usize) {
         self.total.store(n, Ordering::Release);
-        let hook = self.ready_hook(&mut self.lock());
+        let (hook, waker) = {
+            let mut s = self.lock();
+            (self.ready_hook(&mut s), s.waker.take())
+        };
         self.cond.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
         if let Some(hook) = hook {
             hook();
+        }
+    }
+
+    /// Has `waker` woken where a blocked reader would be notified; the caller,
+    /// holding the lock, found nothing to take.
+    pub(super) fn register_waker(&self, s: &mut MapState, waker: &Waker) {
+        match &s.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => s.waker = Some(waker.clone()),
         }
     }
 
@@ -125,21 +145,30 @@ impl MapSink {
 
     /// Wakes the readers (after a ready-hook stored its outcome).
     pub(super) fn notify(&self) {
-        drop(self.lock());
+        let waker = self.lock().waker.take();
         self.cond.notify_all();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
-    /// After outcomes were stored: unlocks, wakes the reader when `wake`, moves
-    /// the progress bar on, and runs the ready-hook if the map is now ready.
-    fn after_delivery(&self, mut s: MutexGuard<'_, MapState>, wake: bool) {
+    /// After outcomes were stored: unlocks, wakes the reader when `notify` (there
+    /// is something for it), moves the progress bar on, and runs the ready-hook if
+    /// the map is now ready.
+    fn after_delivery(&self, mut s: MutexGuard<'_, MapState>, notify: bool) {
         let hook = self.ready_hook(&mut s);
+        let wake = notify && s.waiting;
+        let waker = if notify { s.waker.take() } else { None };
         drop(s);
         if wake {
             self.cond.notify_all();
+        }
+        if let Some(w) = waker {
+            w.wake();
         }
         self.finish_progress();
         if let Some(hook) = hook {
@@ -217,8 +246,7 @@ impl Sink for MapSink {
                 }
             }
         };
-        let wake = notify && s.waiting;
-        self.after_delivery(s, wake);
+        self.after_delivery(s, notify);
     }
 
     fn is_cancelled(&self, _index: usize) -> bool {
@@ -244,8 +272,8 @@ impl Sink for MapSink {
                 s.slots[pos] = Some(outcome);
             }
         }
-        let wake = s.waiting && self.is_ready(&s);
-        self.after_delivery(s, wake);
+        let ready = self.is_ready(&s);
+        self.after_delivery(s, ready);
     }
 
     fn deliver_span(
@@ -267,7 +295,7 @@ impl Sink for MapSink {
         let mut s = self.lock();
         s.received += span;
         s.spans.push((index, span, who, m));
-        let wake = s.waiting && Some(s.received) == self.total();
-        self.after_delivery(s, wake);
+        let ready = Some(s.received) == self.total();
+        self.after_delivery(s, ready);
     }
 }

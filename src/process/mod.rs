@@ -89,6 +89,8 @@
 //!   capture of `println!` (capture passes to threads), so its `println!` output is
 //!   lost; write to `std::io::stdout()` directly, or use another start method.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod bootstrap;
 mod context;
 mod error;

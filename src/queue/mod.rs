@@ -85,6 +85,8 @@
 //! - **Ctrl-C, fork**: nothing special; a forked child shares the queue like any
 //!   other process that holds a handle.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod bytes;
 mod error;
 mod joinable;

@@ -31,7 +31,7 @@ use super::{Queue, QueueBuilder, deserialize_ring, serialize_ring};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct SimpleQueue<T> {
-    queue: Queue<T>,
+    pub(super) queue: Queue<T>,
 }
 
 impl<T> Clone for SimpleQueue<T> {

@@ -749,6 +749,28 @@ pub(crate) struct EventHeader {
 // SAFETY: `repr(C)`, atomics only.
 unsafe impl ShmHeader for EventHeader {}
 
+/// A table of async waiters (`crate::aio::registry`), in the tail of an object
+/// that async tasks wait on (an `Event`).
+#[repr(C)]
+pub(crate) struct AsyncWaiters {
+    pub(crate) count: AtomicU32,
+    pub(crate) _pad: AtomicU32,
+    pub(crate) slots: [AtomicU64; crate::aio::registry::SLOTS],
+}
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmHeader for AsyncWaiters {}
+
+impl AsyncWaiters {
+    /// The table's view for the registry.
+    pub(crate) fn table(&self) -> crate::aio::registry::Table<'_> {
+        crate::aio::registry::Table {
+            count: &self.count,
+            slots: std::array::from_fn(|i| &self.slots[i]),
+        }
+    }
+}
+
 /// The header of a `Semaphore` or `BoundedSemaphore`.
 #[repr(C)]
 pub(crate) struct SemaphoreHeader {

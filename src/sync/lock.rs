@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::error::{CreateError, LockResult, LockTimeoutError, OwnerDied, TryLockError};
 use super::raw::{Outcome, RawLock, Wait};
 use crate::shm::handle::{RegionIn, RegionOut};
-use crate::shm::raw::{LockHeader, LockState, Shared};
+use crate::shm::raw::{AsyncWaiters, LockHeader, LockState, Shared};
 use crate::sys::pthread::MutexKind;
 
 mod sealed {
@@ -184,7 +184,7 @@ impl<K: LockKind> RobustLock<K> {
         } else {
             MutexKind::ErrorCheck
         };
-        let shared = Shared::<LockHeader>::create(c"mproc-lock", 0, |h, _, fresh| {
+        let shared = Shared::<LockHeader>::create(c"mproc-lock", TAIL, |h, _, fresh| {
             h.state.init(fresh, kind)?;
             h.magic.store(K::MAGIC, Ordering::Release);
             Ok(())
@@ -199,6 +199,23 @@ impl<K: LockKind> RobustLock<K> {
     #[inline]
     pub(crate) fn state(&self) -> &LockState {
         &self.shared.header().state
+    }
+
+    /// The table of async waiters in the tail (`lock_async`).
+    #[inline]
+    pub(crate) fn async_waiters(&self) -> Option<&AsyncWaiters> {
+        self.shared
+            .tail_slots::<AsyncWaiters>(1)
+            .and_then(|s| s.first())
+    }
+
+    /// A guard for this lock, acquired by the calling thread: its drop also wakes
+    /// async waiters.
+    #[inline]
+    pub(crate) fn guard(&self) -> RobustLockGuard<'_, K> {
+        let mut g = RobustLockGuard::new(self.state());
+        g.waiters = self.async_waiters();
+        g
     }
 
     /// Acquires the lock, waiting as long as it takes (Python's `acquire()`). The
@@ -237,8 +254,8 @@ impl<K: LockKind> RobustLock<K> {
     pub fn lock(&self) -> LockResult<RobustLockGuard<'_, K>> {
         let state = self.state();
         match state.acquire(Wait::Until(None)) {
-            Outcome::Locked => Ok(RobustLockGuard::new(state)),
-            Outcome::OwnerDied(pid) => Err(OwnerDied::new(RobustLockGuard::new(state), pid)),
+            Outcome::Locked => Ok(self.guard()),
+            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid)),
             Outcome::Deadlock => relock_panic(),
             Outcome::WouldBlock | Outcome::TimedOut => unreachable!("waited without deadline"),
         }
@@ -275,8 +292,8 @@ impl<K: LockKind> RobustLock<K> {
     pub fn try_lock(&self) -> Result<RobustLockGuard<'_, K>, TryLockError<RobustLockGuard<'_, K>>> {
         let state = self.state();
         match state.acquire(Wait::No) {
-            Outcome::Locked => Ok(RobustLockGuard::new(state)),
-            Outcome::OwnerDied(pid) => Err(OwnerDied::new(RobustLockGuard::new(state), pid).into()),
+            Outcome::Locked => Ok(self.guard()),
+            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid).into()),
             _ => Err(TryLockError::WouldBlock),
         }
     }
@@ -344,8 +361,8 @@ impl<K: LockKind> RobustLock<K> {
     ) -> Result<RobustLockGuard<'_, K>, LockTimeoutError<RobustLockGuard<'_, K>>> {
         let state = self.state();
         match state.acquire(Wait::Until(deadline)) {
-            Outcome::Locked => Ok(RobustLockGuard::new(state)),
-            Outcome::OwnerDied(pid) => Err(OwnerDied::new(RobustLockGuard::new(state), pid).into()),
+            Outcome::Locked => Ok(self.guard()),
+            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid).into()),
             _ => Err(LockTimeoutError::Timeout),
         }
     }
@@ -406,7 +423,7 @@ impl<K: LockKind> Serialize for RobustLock<K> {
 
 impl<'de, K: LockKind> Deserialize<'de> for RobustLock<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let shared = RegionIn::deserialize(d)?.into_shared::<LockHeader, D::Error>(|_| Ok(0))?;
+        let shared = RegionIn::deserialize(d)?.into_shared::<LockHeader, D::Error>(|_| Ok(TAIL))?;
         if shared.header().magic.load(Ordering::Acquire) != K::MAGIC {
             return Err(serde::de::Error::custom(format!(
                 "received descriptor is not an mproc {}",
@@ -419,6 +436,9 @@ impl<'de, K: LockKind> Deserialize<'de> for RobustLock<K> {
         })
     }
 }
+
+/// The tail of a lock's region: its table of async waiters.
+const TAIL: usize = size_of::<AsyncWaiters>();
 
 /// Holds a [`Lock`]; releases it when dropped. Not `Send`: the thread that
 /// acquired the lock releases it.
@@ -433,6 +453,9 @@ pub type RLockGuard<'a> = RobustLockGuard<'a, Reentrant>;
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RobustLockGuard<'a, K: LockKind> {
     state: &'a LockState,
+    /// The lock's table of async waiters, signalled after the release (guards of
+    /// the locks inside conditions and barriers have none).
+    waiters: Option<&'a AsyncWaiters>,
     _kind: PhantomData<fn() -> K>,
     _not_send: PhantomData<*const ()>,
 }
@@ -442,6 +465,7 @@ impl<'a, K: LockKind> RobustLockGuard<'a, K> {
     pub(crate) fn new(state: &'a LockState) -> Self {
         RobustLockGuard {
             state,
+            waiters: None,
             _kind: PhantomData,
             _not_send: PhantomData,
         }
@@ -479,6 +503,14 @@ impl<K: LockKind> Drop for RobustLockGuard<'_, K> {
     #[inline]
     fn drop(&mut self) {
         self.state.release();
+        if let Some(w) = self.waiters {
+            // Pairs with the fence of an async waiter between its registration and
+            // its attempt: either it finds the lock free or this sees it counted.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if w.count.load(Ordering::Relaxed) != 0 {
+                w.table().wake(0);
+            }
+        }
     }
 }
 

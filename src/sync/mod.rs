@@ -90,6 +90,8 @@
 //! - **Threads.** Lock guards are not `Send`: the thread that acquires a lock
 //!   releases it. An [`RLock`] is re-entrant per thread, not per process.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod barrier;
 mod condition;
 mod error;

@@ -21,7 +21,10 @@ use super::error::{CreateError, ReleaseError};
 use super::raw::{Outcome, RawLock, Wait};
 use super::wait::{self, FutexWord, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
-use crate::shm::raw::{SemaphoreHeader, Shared};
+use crate::shm::raw::{AsyncWaiters, SemaphoreHeader, Shared};
+
+/// The tail of a semaphore's region: its table of async waiters.
+const TAIL: usize = size_of::<AsyncWaiters>();
 
 /// The largest count a semaphore can hold.
 pub const SEMAPHORE_MAX: u32 = i32::MAX as u32;
@@ -44,7 +47,7 @@ impl Core {
                 ),
             ));
         }
-        let shared = Shared::<SemaphoreHeader>::create(c"mproc-semaphore", 0, |h, _, _| {
+        let shared = Shared::<SemaphoreHeader>::create(c"mproc-semaphore", TAIL, |h, _, _| {
             h.count.store(value, Ordering::Relaxed);
             h.bound.store(bound, Ordering::Relaxed);
             h.magic.store(magic, Ordering::Release);
@@ -64,7 +67,23 @@ impl Core {
 
     /// Adds `n` permits, failing (and adding none) when that would exceed the bound.
     fn give(&self, n: u32) -> Result<(), u32> {
-        give(self.count(), &self.shared.header().sleepers, self.bound, n)
+        let sleepers = &self.shared.header().sleepers;
+        give(self.count(), sleepers, self.bound, n)?;
+        // Async waiters count among the sleepers too (`acquire_async`): when any
+        // may sleep, signal the table's too (it checks its own count first).
+        if sleepers.load(Ordering::SeqCst) > 0 {
+            if let Some(w) = self.async_waiters() {
+                w.table().wake(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// The table of async waiters in the tail.
+    fn async_waiters(&self) -> Option<&AsyncWaiters> {
+        self.shared
+            .tail_slots::<AsyncWaiters>(1)
+            .and_then(|s| s.first())
     }
 
     fn value(&self) -> u32 {
@@ -245,6 +264,75 @@ impl<K: SemaphoreKind> CountingSemaphore<K> {
         SemaphoreGuard { core: &self.core }
     }
 
+    /// Takes a permit, as [`acquire`](Self::acquire) does, without blocking the
+    /// thread: a permit that is there is taken at once; otherwise the task sleeps
+    /// until a release, in any process, wakes it through the runtime's reactor.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with I/O and time enabled (only when it has to wait).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a permit is taken only by the attempt that returns the guard,
+    /// which does not await; an `acquire_async` dropped while it waits holds none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # rt.block_on(async {
+    /// use mproc::process::Process;
+    /// use mproc::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(0)?;
+    /// let child = Process::start(|s: Semaphore| s.release(), s.clone())?;
+    /// let permit = s.acquire_async().await;
+    /// assert_eq!(s.value(), 0);
+    /// drop(permit);
+    /// assert_eq!(s.value(), 1);
+    /// child.join_async().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn acquire_async(&self) -> SemaphoreGuard<'_> {
+        if let Some(g) = self.try_acquire() {
+            return g;
+        }
+        let Some(waiters) = self.core.async_waiters() else {
+            // Cannot happen (a region without the table is refused when opened).
+            loop {
+                tokio::time::sleep(crate::aio::registry::POLL).await;
+                if let Some(g) = self.try_acquire() {
+                    return g;
+                }
+            }
+        };
+        let table = waiters.table();
+        let reg = crate::aio::registry::Registration::new(&table, 0);
+        // Counted among the sleepers (after the slot, both `SeqCst`), so that a
+        // release looks at the table; uncounted when done or dropped.
+        struct Sleeper<'a>(&'a AtomicU32);
+        impl Drop for Sleeper<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let sleepers = &self.core.shared.header().sleepers;
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        let _sleeper = Sleeper(sleepers);
+        loop {
+            reg.drain();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if let Some(g) = self.try_acquire() {
+                return g;
+            }
+            reg.sleep().await;
+        }
+    }
+
     /// Takes a permit if one is available now (Python's `acquire(False)`).
     ///
     /// # Examples
@@ -318,7 +406,7 @@ impl<K: SemaphoreKind> Serialize for CountingSemaphore<K> {
 impl<'de, K: SemaphoreKind> Deserialize<'de> for CountingSemaphore<K> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let shared =
-            RegionIn::deserialize(d)?.into_shared::<SemaphoreHeader, D::Error>(|_| Ok(0))?;
+            RegionIn::deserialize(d)?.into_shared::<SemaphoreHeader, D::Error>(|_| Ok(TAIL))?;
         let h = shared.header();
         let bound = h.bound.load(Ordering::Relaxed);
         if h.magic.load(Ordering::Acquire) != K::MAGIC || bound == 0 || bound > SEMAPHORE_MAX {

@@ -127,6 +127,7 @@
 //! - `fault`: the test hooks (crash and park at a protocol step), nothing in a
 //!   normal build.
 
+mod aio;
 mod algorithm;
 pub(crate) mod fault;
 mod get;
