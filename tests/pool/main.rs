@@ -6,6 +6,7 @@
 mod common;
 
 mod faults;
+mod idle;
 mod interrupt;
 mod issue10;
 
