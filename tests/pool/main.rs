@@ -7,6 +7,7 @@ mod common;
 
 mod faults;
 mod head_of_line;
+mod idle;
 mod interrupt;
 mod issue10;
 
