@@ -337,19 +337,24 @@ fn wait_first_exception_cancelled_is_not_an_exception(ex: impl Executor) {
     let ok = successful(&ex);
     let gate = Event::new().unwrap();
     let (cancelled_f, holders) = cancelled(&ex, &gate, 2);
-    let pending = ex.submit(sqr, 5).unwrap(); // queued behind the holders
+    // Held by the gate too, wherever the pool places it: it cannot finish before
+    // the gate opens (Python's test uses a future that never completes).
+    let pending = ex.submit(hold_u64, gate.clone()).unwrap();
     let w = wait(
         vec![ok, cancelled_f, pending],
         Some(Duration::from_millis(200)),
         ReturnWhen::FirstException,
     );
     // Python: a cancelled future is done but did not raise, so FIRST_EXCEPTION
-    // waits on (here, until its timeout) with the queued future not done.
+    // waits on (here, until its timeout) with the held future not done.
     assert_eq!(w.done.len(), 2);
     assert_eq!(w.not_done.len(), 1);
     gate.set();
     for h in holders {
         assert!(h.result().unwrap());
+    }
+    for f in w.not_done {
+        assert_eq!(f.result().unwrap(), 1);
     }
 }
 
