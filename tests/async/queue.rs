@@ -67,6 +67,14 @@ fn cancelled_gets_lose_nothing() {
     each_runtime("queue cancelled gets", |_| async {
         const N: u64 = 4_000;
         let q = Queue::<u64>::bounded(16).unwrap();
+        // Gets that are certainly cancelled while they wait: nothing is put before
+        // the producer starts. Then the racing ones below, at random points.
+        let mut waited_out = 0;
+        for _ in 0..20 {
+            let pending = tokio::time::timeout(Duration::from_millis(1), q.get_async()).await;
+            assert!(pending.is_err(), "a get returned from an empty queue");
+            waited_out += 1;
+        }
         let child = Process::start(put_range, (q.clone(), N)).unwrap();
         let mut tasks = Vec::new();
         for t in 0..4u64 {
@@ -91,7 +99,7 @@ fn cancelled_gets_lose_nothing() {
         child.join_async().await.unwrap();
         q.close();
         let mut all = Vec::new();
-        let mut cancelled = 0;
+        let mut cancelled = waited_out;
         for t in tasks {
             let (got, c) = t.await.unwrap();
             assert!(
