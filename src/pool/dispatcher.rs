@@ -37,6 +37,7 @@ pub(crate) struct WorkerSpec {
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) name: String,
+    pub(crate) observe: crate::pool::observe::WorkerObserve,
 }
 
 struct Held {
@@ -83,7 +84,9 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         initializer: spec.initializer.clone(),
         max_tasks: spec.max_tasks,
     };
-    let process = Process::builder()
+    let mut builder = Process::builder();
+    spec.observe.configure(&mut builder);
+    let process = builder
         .name(format!("{}-{id}", spec.name))
         .daemon(true)
         .start_method(spec.method)
@@ -426,6 +429,7 @@ impl Dispatcher {
             self.next_seq += 1;
             writer.task(
                 seq,
+                item.index as u64,
                 entry_of[k],
                 &item.args.bytes,
                 item.args.fds.len() as u32,
@@ -462,6 +466,8 @@ impl Dispatcher {
         };
         frames.clear();
         let eof = w.link.read(frames).unwrap_or(true);
+        // What the worker logged comes out before the results of the tasks that logged it.
+        w.process.drain_logs();
         for f in frames.drain(..) {
             let mut fds = f.fds.into_iter();
             match frames::parse_from_worker(&f.bytes) {

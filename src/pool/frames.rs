@@ -95,8 +95,9 @@ impl BatchWriter {
         }
     }
 
-    pub(crate) fn task(&mut self, seq: u64, entry: u32, args: &[u8], nfds: u32) {
+    pub(crate) fn task(&mut self, seq: u64, index: u64, entry: u32, args: &[u8], nfds: u32) {
         self.buf.u64(seq);
+        self.buf.u64(index);
         self.buf.u32(entry);
         self.buf.u32(nfds);
         self.buf.blob(args);
@@ -188,6 +189,9 @@ impl ResultsWriter {
 /// One task as the worker receives it.
 pub(crate) struct TaskIn {
     pub(crate) seq: u64,
+    /// The task's index in its call (the first item's, for a chunk): for tagging
+    /// the records it logs.
+    pub(crate) index: u64,
     pub(crate) entry: u32,
     pub(crate) nfds: u32,
     pub(crate) args: Vec<u8>,
@@ -268,6 +272,7 @@ pub(crate) fn parse_to_worker(payload: &[u8]) -> Result<ToWorker, String> {
             let mut tasks = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
                 let seq = r.u64().ok_or_else(malformed)?;
+                let index = r.u64().ok_or_else(malformed)?;
                 let entry = r.u32().ok_or_else(malformed)?;
                 let nfds = r.u32().ok_or_else(malformed)?;
                 let args = r.blob().ok_or_else(malformed)?.to_vec();
@@ -276,6 +281,7 @@ pub(crate) fn parse_to_worker(payload: &[u8]) -> Result<ToWorker, String> {
                 }
                 tasks.push(TaskIn {
                     seq,
+                    index,
                     entry,
                     nfds,
                     args,

@@ -78,6 +78,7 @@ mod error;
 mod frames;
 mod interrupt;
 mod link;
+mod observe;
 mod plain;
 mod progress;
 mod results;
@@ -140,6 +141,7 @@ pub struct Builder {
     retries: u32,
     ctrl_c: bool,
     name: String,
+    observe: observe::WorkerObserve,
 }
 
 impl Default for Builder {
@@ -153,6 +155,7 @@ impl Default for Builder {
             retries: 0,
             ctrl_c: true,
             name: "PoolWorker".into(),
+            observe: observe::WorkerObserve::default(),
         }
     }
 }
@@ -287,6 +290,7 @@ impl Builder {
             initializer,
             max_tasks: self.max_tasks,
             name: self.name.clone(),
+            observe: self.observe.clone(),
         };
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {

@@ -71,6 +71,7 @@ impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for Chu
                 .map_err(|e| format!("cannot decode the arguments in the worker: {e}"))?,
         };
         let position = WORDS.get().map(|w| w.word(1));
+        let first = crate::observe::child::task();
         let n = items.len();
         let mut out: Vec<R> = Vec::with_capacity(n);
         // One unwind guard for the whole chunk: `done` says which item panicked.
@@ -79,6 +80,9 @@ impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for Chu
             for a in items {
                 if let Some(p) = position {
                     p.store(done as u64, Ordering::Relaxed);
+                }
+                if let Some(first) = first {
+                    crate::observe::child::set_task(Some(first + done as u64));
                 }
                 out.push(f(a));
                 done += 1;
@@ -189,6 +193,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 bytes: task.args,
                 fds: fds.by_ref().take(task.nfds as usize).collect(),
             };
+            crate::observe::child::set_task(Some(task.index));
             running.store(task.seq, Ordering::Release);
             match run_caught(&entries[task.entry as usize], input) {
                 Ok(Ok(result)) => {
@@ -225,6 +230,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             }
         }
         running.store(0, Ordering::Release);
+        crate::observe::child::set_task(None);
         if cfg.max_tasks.is_some_and(|m| done >= m) {
             return;
         }

@@ -300,6 +300,7 @@ pub struct Builder {
     handshake_timeout: Duration,
     fault: StartFault,
     contain: bool,
+    forward_logs: bool,
 }
 
 impl Default for Builder {
@@ -312,6 +313,7 @@ impl Default for Builder {
             handshake_timeout: Duration::from_secs(30),
             fault: StartFault::None,
             contain: true,
+            forward_logs: true,
         }
     }
 }
@@ -385,6 +387,28 @@ impl Builder {
         self
     }
 
+    /// Whether the child's `log` records are handed to this process's logger,
+    /// tagged with the child's name and pid (default `true`; see
+    /// [`observe`](crate::observe)). Nothing is forwarded while this process has
+    /// no logger (`log::max_level()` is `Off` when the child starts).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// // This child's records stay in the child (where no logger is installed).
+    /// let child = Process::builder()
+    ///     .forward_logs(false)
+    ///     .start(|_: ()| log::info!("not forwarded"), ())?;
+    /// child.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forward_logs(&mut self, on: bool) -> &mut Self {
+        self.forward_logs = on;
+        self
+    }
+
     /// Makes the child simulate a start failure (tests of error reporting only).
     #[doc(hidden)]
     pub fn simulate_start_fault(&mut self, fault: StartFault) -> &mut Self {
@@ -423,6 +447,16 @@ impl Builder {
             None => format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
         };
         let me = current_process();
+        let mut arg_fds = args.fds;
+        let level = log::max_level();
+        let logs = if self.forward_logs && level != log::LevelFilter::Off {
+            let (source, child_end) = crate::observe::collect::open(&name)
+                .map_err(SpawnError::io("socketpair for the child's log records"))?;
+            arg_fds.insert(0, child_end);
+            Some(source)
+        } else {
+            None
+        };
         let job = Job {
             entry,
             name: name.clone(),
@@ -434,14 +468,18 @@ impl Builder {
             args: args.bytes,
             fault: self.fault,
             contain: self.contain,
+            logs: logs.as_ref().map(|_| level as usize as u8),
         };
         let launched = launch::launch(launch::Request {
             job,
-            arg_fds: args.fds,
+            arg_fds,
             capture: self.capture,
             method: self.method,
             handshake_timeout: self.handshake_timeout,
         })?;
+        if let Some(source) = &logs {
+            source.watch(launched.pid);
+        }
         let pidfd = Arc::new(launched.pidfd);
         registry::register(launched.pid, &name, self.daemon, Arc::clone(&pidfd));
         let output = launched.output.map(|(out, err)| {
@@ -466,6 +504,7 @@ impl Builder {
             status: None,
             output,
             contained: self.contain,
+            logs,
             _result: PhantomData,
         })
     }
@@ -529,6 +568,8 @@ pub struct Process<R> {
     output: Option<std::thread::JoinHandle<CapturedOutput>>,
     /// Whether the child leads a process group of its own.
     contained: bool,
+    /// The child's log socket, when its records are forwarded.
+    logs: Option<Arc<crate::observe::collect::LogSource>>,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -860,6 +901,15 @@ impl<R> Process<R> {
         }
     }
 
+    /// Emits every log record the child has sent so far (see
+    /// [`observe`](crate::observe)): called when the child's end is learnt, and by
+    /// a pool before it hands over a worker's results.
+    pub(crate) fn drain_logs(&self) {
+        if let Some(source) = &self.logs {
+            source.drain();
+        }
+    }
+
     fn io_error(&self, source: std::io::Error) -> JoinError {
         JoinError::Io {
             name: self.name.clone(),
@@ -885,7 +935,9 @@ impl<R> Process<R> {
             };
             let timeout = until.map(|d| d.saturating_duration_since(Instant::now()));
             if os::pidfd_wait_exit(self.pidfd.as_fd(), timeout).map_err(|e| self.io_error(e))? {
-                // The child is gone: everything it sent is on the socket.
+                // The child is gone: everything it sent is on the socket, and
+                // everything it logged is logged before its end is reported.
+                self.drain_logs();
                 self.read_reports()?;
                 self.eof = true;
                 break;
@@ -984,6 +1036,7 @@ impl<R> Process<R> {
         };
         match registry::wait_exit(&self.pidfd, source, deadline) {
             Ok(Some(raw)) => {
+                self.drain_logs();
                 self.status = Some(raw.into());
                 registry::forget(self.pid);
                 Ok(true)

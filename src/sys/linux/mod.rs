@@ -4,6 +4,8 @@
 
 pub(crate) mod barrier;
 pub(crate) mod code;
+pub(crate) mod datagram;
+pub(crate) mod epoll;
 pub(crate) mod futex;
 pub(crate) mod interrupt;
 pub(crate) mod memory;

@@ -1,0 +1,225 @@
+//! The parent's side of log forwarding: one thread per process reads the log
+//! sockets of all its children (an epoll set: starting a child adds its socket
+//! without waking the thread) and hands each record to this process's logger,
+//! tagged with the child's name, pid and pool task.
+//!
+//! Each child's records are read and emitted under that child's own lock, so they
+//! come out in the order the child made them, whoever reads them: the collector
+//! thread as they arrive, or the thread that learns of the child's end (`join`, a
+//! pool replacing a dead worker), which drains what is left before it reports the
+//! end. Since a child's records are in the kernel before it can end, the last
+//! lines before a crash are logged before the crash is reported.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::observe::record::{self, Decoded};
+use crate::sys::datagram::{self, Received};
+use crate::sys::epoll::Poller;
+use crate::sys::process as os;
+
+/// The read end of one child's log socket.
+pub(crate) struct LogSource {
+    sock: OwnedFd,
+    key: u64,
+    name: String,
+    pid: AtomicU32,
+    /// Held while reading and emitting: keeps one child's records in order.
+    reading: Mutex<ReadState>,
+}
+
+struct ReadState {
+    /// Whether the socket has ended.
+    ended: bool,
+    /// Room for one record (allocated at the first read).
+    buf: Vec<u8>,
+}
+
+/// A fresh log socket for the child called `name`: the source stays here, the
+/// other end goes to the child.
+pub(crate) fn open(name: &str) -> io::Result<(Arc<LogSource>, OwnedFd)> {
+    static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+    let (mine, theirs) = datagram::seqpacket_pair()?;
+    let source = Arc::new(LogSource {
+        sock: mine,
+        key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+        name: name.to_string(),
+        pid: AtomicU32::new(0),
+        reading: Mutex::new(ReadState {
+            ended: false,
+            buf: Vec::new(),
+        }),
+    });
+    Ok((source, theirs))
+}
+
+impl LogSource {
+    /// The child started with `pid`: its records are read from now on, as they
+    /// arrive. A failure to watch leaves them to [`drain`](LogSource::drain).
+    pub(crate) fn watch(self: &Arc<Self>, pid: u32) {
+        self.pid.store(pid, Ordering::Relaxed);
+        let mut g = collector();
+        let c = match g.as_mut() {
+            Some(c) if c.owner == os::getpid() => c,
+            _ => match Collector::start() {
+                Ok(c) => g.insert(c),
+                Err(e) => {
+                    log::warn!("mproc: cannot start the log collector thread: {e}");
+                    return;
+                }
+            },
+        };
+        c.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.key, Arc::clone(self));
+        if c.poller.add(self.sock.as_fd(), self.key).is_err() {
+            c.sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.key);
+        }
+    }
+
+    /// Emits every record waiting now, in order. Returns `true` once the socket
+    /// has ended (every sender is gone and nothing is left).
+    pub(crate) fn drain(&self) -> bool {
+        let mut state = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        let ReadState { ended, buf } = &mut *state;
+        if *ended {
+            return true;
+        }
+        if buf.is_empty() {
+            buf.resize(record::MAX_RECORD + 1024, 0);
+        }
+        loop {
+            match datagram::recv_message(self.sock.as_fd(), buf) {
+                Ok(Received::Message(n)) => self.emit(&buf[..n]),
+                Ok(Received::Empty) => return false,
+                Ok(Received::End) | Err(_) => {
+                    *ended = true;
+                    // The buffer is not needed any more.
+                    *buf = Vec::new();
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn emit(&self, bytes: &[u8]) {
+        let Some(d) = record::decode(bytes) else {
+            return;
+        };
+        emit(&self.name, self.pid.load(Ordering::Relaxed), &d);
+    }
+}
+
+/// Hands a child's record to this process's logger, tagged (see the module docs
+/// of [`observe`](crate::observe) for the tags).
+fn emit(name: &str, pid: u32, d: &Decoded<'_>) {
+    if d.level > log::max_level() {
+        return;
+    }
+    let kvs: [(&str, log::kv::Value<'_>); 3] = [
+        (crate::observe::KEY_PROCESS, log::kv::Value::from(name)),
+        (crate::observe::KEY_PID, log::kv::Value::from(pid)),
+        (
+            crate::observe::KEY_TASK,
+            match d.task {
+                Some(t) => log::kv::Value::from(t),
+                None => log::kv::Value::null(),
+            },
+        ),
+    ];
+    let kvs = if d.task.is_some() {
+        &kvs[..]
+    } else {
+        &kvs[..2]
+    };
+    let task = TaskTag(d.task);
+    log::logger().log(
+        &log::Record::builder()
+            .level(d.level)
+            .target(d.target)
+            .module_path(d.module_path)
+            .file(d.file)
+            .line(d.line)
+            .key_values(&kvs)
+            .args(format_args!("[{name} pid {pid}{task}] {}", d.message))
+            .build(),
+    );
+}
+
+struct TaskTag(Option<u64>);
+
+impl std::fmt::Display for TaskTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, " task {t}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The collector of this process (a `Fork` child inherits its parent's and
+/// starts its own).
+struct Collector {
+    owner: u32,
+    poller: Arc<Poller>,
+    sources: Arc<Mutex<HashMap<u64, Arc<LogSource>>>>,
+}
+
+static COLLECTOR: Mutex<Option<Collector>> = Mutex::new(None);
+
+fn collector() -> MutexGuard<'static, Option<Collector>> {
+    COLLECTOR.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds the collector's lock across a `fork` (see `info::fork_guard`).
+pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
+    collector()
+}
+
+impl Collector {
+    fn start() -> io::Result<Collector> {
+        let poller = Arc::new(Poller::new()?);
+        let sources: Arc<Mutex<HashMap<u64, Arc<LogSource>>>> = Arc::default();
+        let (p, s) = (Arc::clone(&poller), Arc::clone(&sources));
+        std::thread::Builder::new()
+            .name("mproc-logs".into())
+            .spawn(move || run(&p, &s))?;
+        Ok(Collector {
+            owner: os::getpid(),
+            poller,
+            sources,
+        })
+    }
+}
+
+fn run(poller: &Poller, sources: &Mutex<HashMap<u64, Arc<LogSource>>>) {
+    let mut keys = Vec::new();
+    loop {
+        keys.clear();
+        if poller.wait(&mut keys, None).is_err() {
+            return;
+        }
+        for &key in &keys {
+            let source = sources
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned();
+            let Some(source) = source else { continue };
+            if source.drain() {
+                let _ = poller.remove(source.sock.as_fd());
+                sources
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+            }
+        }
+    }
+}
