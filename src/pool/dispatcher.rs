@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::codec::Message;
 use crate::pool::frames::{self, BatchWriter, FromWorker, Outcome};
 use crate::pool::link::Link;
+use crate::pool::observe::WorkerObserve;
 use crate::pool::state::{PoolState, Stop};
 use crate::pool::worker::{Fd, WorkerConfig, worker_main};
 use crate::process::{ExitStatus, Process, StartMethod};
@@ -83,6 +84,7 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         words: Fd(words_fd),
         initializer: spec.initializer.clone(),
         max_tasks: spec.max_tasks,
+        max_memory: spec.observe.max_memory,
     };
     let mut builder = Process::builder();
     spec.observe.configure(&mut builder);
@@ -635,17 +637,12 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                if h.item.attempts <= h.item.call.retries {
+                let kind = WorkerObserve::lost_kind(&mut w.process, status, h.item.attempts);
+                if h.item.attempts <= h.item.call.retries && matches!(kind, Kind::WorkerLost { .. })
+                {
                     requeue.push(h.item);
                 } else {
-                    let e = TaskError::new(
-                        Kind::WorkerLost {
-                            status,
-                            attempts: h.item.attempts,
-                        },
-                        Some(index),
-                        who,
-                    );
+                    let e = TaskError::new(kind, Some(index), who);
                     if h.item.chunk {
                         let who = worker;
                         let (first, span) = (h.item.index, h.item.span);

@@ -78,6 +78,7 @@ mod error;
 mod frames;
 mod interrupt;
 mod link;
+mod memory;
 mod observe;
 mod plain;
 mod progress;

@@ -1,19 +1,29 @@
-//! What the pool's builder sets about seeing inside its workers: log forwarding
-//! (see [`observe`](crate::observe)). Kept apart from the builder's other
-//! options; [`Builder`]'s setters for them are here.
+//! What the pool's builder sets about seeing inside its workers and bounding
+//! them: log forwarding (see [`observe`](crate::observe)) and memory limits. Kept
+//! apart from the builder's other options; [`Builder`]'s setters for them are
+//! here.
 
 use crate::pool::Builder;
+use crate::task::Kind;
 
 /// The workers' observation options, carried from the builder to every worker
 /// start.
 #[derive(Clone, Debug)]
 pub(crate) struct WorkerObserve {
     pub(crate) forward_logs: bool,
+    /// The hard limit of each worker's memory (bytes).
+    pub(crate) memory_limit: Option<u64>,
+    /// The resident size after which a worker is retired (bytes).
+    pub(crate) max_memory: Option<u64>,
 }
 
 impl Default for WorkerObserve {
     fn default() -> Self {
-        WorkerObserve { forward_logs: true }
+        WorkerObserve {
+            forward_logs: true,
+            memory_limit: None,
+            max_memory: None,
+        }
     }
 }
 
@@ -21,6 +31,22 @@ impl WorkerObserve {
     /// Applies the options to the process builder of a worker.
     pub(crate) fn configure(&self, builder: &mut crate::process::Builder) {
         builder.forward_logs(self.forward_logs);
+        if let Some(limit) = self.memory_limit {
+            builder.memory_limit(limit);
+        }
+    }
+
+    /// What a worker lost mid-task failed with: out of memory when an allocation
+    /// failed under its hard limit, else the worker's death.
+    pub(crate) fn lost_kind(
+        worker: &mut crate::process::Process<()>,
+        status: crate::process::ExitStatus,
+        attempts: u32,
+    ) -> Kind {
+        match worker.memory_limit() {
+            Some(limit) if worker.ran_out_of_memory() => Kind::OutOfMemory(limit),
+            _ => Kind::WorkerLost { status, attempts },
+        }
     }
 }
 
@@ -40,6 +66,57 @@ impl Builder {
     /// ```
     pub fn forward_logs(&mut self, on: bool) -> &mut Self {
         self.observe.forward_logs = on;
+        self
+    }
+
+    /// Retires a worker after the task during which its resident memory passed
+    /// `bytes` (billiard's `max_memory_per_child`): the task's result comes back,
+    /// the worker exits and a fresh one takes its place. A cure for tasks that
+    /// leak or fragment memory, checked after every task (a chunk of a `map`
+    /// counts as one task) at the cost of one `getrusage`.
+    ///
+    /// What counts is the worker's peak resident size (`ru_maxrss`); a `Fork`
+    /// worker that starts above `bytes` (a copy of a large parent) is measured by
+    /// its current resident size instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::pool::Pool;
+    ///
+    /// let pool = Pool::builder().processes(1).max_memory_per_child(64 << 20).build()?;
+    /// let pid = pool.worker_pids()[0];
+    /// // Touches 128 MiB: its worker is retired after it.
+    /// let used = pool.apply(|n: usize| { let v = vec![1u8; n]; v.iter().map(|b| *b as usize).sum::<usize>() }, 128 << 20)?;
+    /// assert_eq!(used, 128 << 20);
+    /// assert!(pool.options().apply(|_: ()| std::process::id(), ())? != pid);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_memory_per_child(&mut self, bytes: u64) -> &mut Self {
+        self.observe.max_memory = Some(bytes);
+        self
+    }
+
+    /// A hard limit on each worker's memory, in bytes (see
+    /// [`process::Builder::memory_limit`](crate::process::Builder::memory_limit)
+    /// for what counts). A task whose allocation fails under it fails with
+    /// [`TaskError::is_out_of_memory`](crate::pool::TaskError::is_out_of_memory)
+    /// (it is not retried: it would fail again); its worker is replaced and the
+    /// pool goes on, instead of the machine going into swap.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::pool::Pool;
+    ///
+    /// let pool = Pool::builder().processes(1).memory_limit_per_worker(256 << 20).build()?;
+    /// let err = pool.apply(|n: usize| vec![1u8; n].len(), 4 << 30).unwrap_err();
+    /// assert!(err.is_out_of_memory(), "{err}");
+    /// assert_eq!(pool.apply(|n: usize| vec![1u8; n].len(), 1 << 20)?, 1 << 20);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn memory_limit_per_worker(&mut self, bytes: u64) -> &mut Self {
+        self.observe.memory_limit = Some(bytes);
         self
     }
 }

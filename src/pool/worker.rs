@@ -25,6 +25,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) words: Fd,
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
+    /// Retire after the task during which the resident size passed this (bytes).
+    pub(crate) max_memory: Option<u64>,
 }
 
 /// Results are sent at the end of each batch, and within a batch whenever this
@@ -172,6 +174,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         return;
     }
     let mut done: u64 = 0;
+    let memory = cfg.max_memory.map(crate::pool::memory::Watch::new);
     loop {
         let msg = match wire::recv(sock.as_fd(), usize::MAX) {
             Ok(Some(m)) => m,
@@ -188,7 +191,12 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         let mut out_fds: Vec<OwnedFd> = Vec::new();
         let mut since = Instant::now();
         let mut busy_from = since;
+        let mut retire = false;
         for task in tasks {
+            if retire {
+                // Never started: the parent runs it elsewhere.
+                break;
+            }
             let input = Message {
                 bytes: task.args,
                 fds: fds.by_ref().take(task.nfds as usize).collect(),
@@ -204,6 +212,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 Err(p) => out.panicked(task.seq, &p),
             }
             done += 1;
+            retire = memory.as_ref().is_some_and(|m| m.passed());
             // Reading the clock costs ~20 ns: with fast tasks, look every 16th one.
             if done % 16 != 0 && out.len() < 1 << 20 && out_fds.len() < 200 {
                 continue;
@@ -231,7 +240,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         }
         running.store(0, Ordering::Release);
         crate::observe::child::set_task(None);
-        if cfg.max_tasks.is_some_and(|m| done >= m) {
+        if retire || cfg.max_tasks.is_some_and(|m| done >= m) {
             return;
         }
     }

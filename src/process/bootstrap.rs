@@ -239,10 +239,32 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, mut arg_fds: Vec<OwnedFd>) -> 
         fault,
         contain,
         logs,
+        memory_limit,
     } = job;
     if let Some(level) = logs {
         if !arg_fds.is_empty() {
             crate::observe::child::install(arg_fds.remove(0), level_filter(level));
+        }
+    }
+    if let Some(limit) = memory_limit {
+        if !arg_fds.is_empty() {
+            let report = arg_fds.remove(0);
+            // Rust's allocation-error handler prints a backtrace when these ask for
+            // one, and capturing it clobbers the `errno` that tells a failed
+            // allocation from another abort (`sys::limits`). This process has one
+            // thread here: the environment may change.
+            os::remove_env_single_threaded("RUST_BACKTRACE");
+            os::remove_env_single_threaded("RUST_LIB_BACKTRACE");
+            let limited = crate::sys::limits::report_allocation_failure_aborts(report)
+                .and_then(|()| crate::sys::limits::limit_data(limit));
+            if let Err(e) = limited {
+                let _ = send_report(
+                    &channel,
+                    &Report::Failed(format!("cannot set the memory limit of {limit} bytes: {e}")),
+                    &[],
+                );
+                os::exit_now(1);
+            }
         }
     }
     if contain {

@@ -112,6 +112,7 @@ pub use context::{
     Context, StartMethodAlreadySet, get_all_start_methods, get_context, get_start_method,
     set_start_method,
 };
+pub(crate) use error::human_bytes;
 pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 
@@ -301,6 +302,7 @@ pub struct Builder {
     fault: StartFault,
     contain: bool,
     forward_logs: bool,
+    memory_limit: Option<u64>,
 }
 
 impl Default for Builder {
@@ -314,6 +316,7 @@ impl Default for Builder {
             fault: StartFault::None,
             contain: true,
             forward_logs: true,
+            memory_limit: None,
         }
     }
 }
@@ -409,6 +412,45 @@ impl Builder {
         self
     }
 
+    /// A hard limit on the memory the child may allocate, in bytes (none by
+    /// default). An allocation beyond it fails, the child aborts, and `join`
+    /// reports [`JoinError::OutOfMemory`] instead of driving the machine into
+    /// swap or the kernel's OOM killer.
+    ///
+    /// The limit is the child's data segment (`RLIMIT_DATA`: its heap and private
+    /// writable mappings, counted when mapped, not when touched). A `Fork` child
+    /// starts with a copy of its parent's data, which counts too; `Spawn` and
+    /// forkserver children start small.
+    ///
+    /// # Platform
+    ///
+    /// An abort is taken for a failed allocation when `errno` is `ENOMEM` at the
+    /// abort, which is what Rust's allocation-error handler leaves. So that its
+    /// backtrace printing does not change `errno`, the child removes
+    /// `RUST_BACKTRACE` and `RUST_LIB_BACKTRACE` from its environment (mproc's own
+    /// panic reports capture backtraces regardless); a `Fork` child whose parent
+    /// already read them (by printing a panic's backtrace) may then see its
+    /// failed allocation reported as a plain `SIGABRT`. A task that calls `abort`
+    /// itself right after a system call failed with `ENOMEM` is reported as out
+    /// of memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::builder()
+    ///     .memory_limit(256 << 20)
+    ///     .start(|n: usize| vec![1u8; n].len(), 4 << 30)?;
+    /// let err = child.join().unwrap_err();
+    /// assert!(err.is_out_of_memory(), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn memory_limit(&mut self, bytes: u64) -> &mut Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Makes the child simulate a start failure (tests of error reporting only).
     #[doc(hidden)]
     pub fn simulate_start_fault(&mut self, fault: StartFault) -> &mut Self {
@@ -448,6 +490,15 @@ impl Builder {
         };
         let me = current_process();
         let mut arg_fds = args.fds;
+        let oom = match self.memory_limit {
+            Some(limit) => {
+                let (r, w) = socket::pipe().map_err(SpawnError::io("pipe"))?;
+                socket::set_nonblocking(r.as_fd(), true).map_err(SpawnError::io("pipe"))?;
+                arg_fds.insert(0, w);
+                Some((r, limit))
+            }
+            None => None,
+        };
         let level = log::max_level();
         let logs = if self.forward_logs && level != log::LevelFilter::Off {
             let (source, child_end) = crate::observe::collect::open(&name)
@@ -469,6 +520,7 @@ impl Builder {
             fault: self.fault,
             contain: self.contain,
             logs: logs.as_ref().map(|_| level as usize as u8),
+            memory_limit: self.memory_limit,
         };
         let launched = launch::launch(launch::Request {
             job,
@@ -505,6 +557,8 @@ impl Builder {
             output,
             contained: self.contain,
             logs,
+            oom,
+            out_of_memory: false,
             _result: PhantomData,
         })
     }
@@ -570,6 +624,11 @@ pub struct Process<R> {
     contained: bool,
     /// The child's log socket, when its records are forwarded.
     logs: Option<Arc<crate::observe::collect::LogSource>>,
+    /// The read end of the pipe on which the child reports an allocation that
+    /// failed under its memory limit, and the limit.
+    oom: Option<(OwnedFd, u64)>,
+    /// Whether the child reported that.
+    out_of_memory: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -910,6 +969,23 @@ impl<R> Process<R> {
         }
     }
 
+    /// Whether the child ended because an allocation failed under its
+    /// [`memory_limit`](Builder::memory_limit) (valid once it has ended).
+    pub(crate) fn ran_out_of_memory(&mut self) -> bool {
+        if !self.out_of_memory {
+            if let Some((r, _)) = &self.oom {
+                let mut b = [0u8; 1];
+                self.out_of_memory = matches!(socket::read(r.as_fd(), &mut b), Ok(1));
+            }
+        }
+        self.out_of_memory
+    }
+
+    /// The child's memory limit, if one was set.
+    pub(crate) fn memory_limit(&self) -> Option<u64> {
+        self.oom.as_ref().map(|(_, limit)| *limit)
+    }
+
     fn io_error(&self, source: std::io::Error) -> JoinError {
         JoinError::Io {
             name: self.name.clone(),
@@ -1072,6 +1148,10 @@ impl<R> Process<R> {
             Some((Report::Failed(reason), _)) => Err(JoinError::Codec { name, pid, reason }),
             Some((Report::Started | Report::Spilled { .. }, _)) | None => {
                 let status = self.status.unwrap_or(ExitStatus::Code(-1));
+                if status == ExitStatus::Signal(6) && self.ran_out_of_memory() {
+                    let limit = self.memory_limit().unwrap_or(0);
+                    return Err(JoinError::OutOfMemory { name, pid, limit });
+                }
                 Err(match status {
                     ExitStatus::Signal(signal) => JoinError::Signaled { name, pid, signal },
                     ExitStatus::Code(_) if !self.handshake_done => {

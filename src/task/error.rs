@@ -56,6 +56,8 @@ pub(crate) enum Kind {
         attempts: u32,
     },
     Timeout(Duration),
+    /// An allocation failed under the worker's hard memory limit (bytes).
+    OutOfMemory(u64),
     WaitTimeout(Duration),
     Cancelled(&'static str),
     Failed(String),
@@ -132,6 +134,17 @@ impl TaskError {
     /// See [`TaskError`].
     pub fn is_worker_lost(&self) -> bool {
         matches!(self.kind, Kind::WorkerLost { .. })
+    }
+
+    /// Whether an allocation of the task failed under the worker's hard memory
+    /// limit ([`Builder::memory_limit_per_worker`](crate::pool::Builder::memory_limit_per_worker)):
+    /// the worker aborted and was replaced.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder::memory_limit_per_worker`](crate::pool::Builder::memory_limit_per_worker).
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self.kind, Kind::OutOfMemory(_))
     }
 
     /// Whether the task never ran because it was cancelled, the pool was
@@ -294,6 +307,11 @@ impl fmt::Display for TaskError {
             Kind::WaitTimeout(d) => write!(
                 f,
                 "{task} had no result within the call's timeout of {d:?}; the remaining tasks were cancelled"
+            ),
+            Kind::OutOfMemory(limit) => write!(
+                f,
+                "{task} ran out of memory in {worker}: an allocation failed under the limit of {}; the worker was replaced",
+                crate::process::human_bytes(*limit)
             ),
             Kind::Cancelled(why) => write!(f, "{task} was cancelled: {why}"),
             Kind::Failed(reason) => write!(f, "{task} failed: {reason}"),

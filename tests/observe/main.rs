@@ -10,6 +10,7 @@
 mod common;
 
 mod logs;
+mod memory;
 
 use std::sync::{Mutex, Once};
 use std::time::Duration;

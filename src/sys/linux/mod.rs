@@ -8,6 +8,7 @@ pub(crate) mod datagram;
 pub(crate) mod epoll;
 pub(crate) mod futex;
 pub(crate) mod interrupt;
+pub(crate) mod limits;
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod pthread;
