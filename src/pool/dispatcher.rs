@@ -20,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use crate::codec::Message;
 use crate::pool::frames::{self, BatchWriter, FromWorker, Outcome};
+use crate::pool::insights::Ending;
 use crate::pool::link::Link;
-use crate::pool::observe::WorkerObserve;
 use crate::pool::state::{PoolState, Stop};
 use crate::pool::worker::{Fd, WorkerConfig, worker_main};
+use crate::pool::worker_options::WorkerOptions;
 use crate::process::{ExitStatus, Process, StartMethod};
 use crate::sys::code::EntryPoint;
 use crate::sys::shared_word::SharedWords;
@@ -38,7 +39,7 @@ pub(crate) struct WorkerSpec {
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) name: String,
-    pub(crate) observe: crate::pool::observe::WorkerObserve,
+    pub(crate) options: crate::pool::worker_options::WorkerOptions,
 }
 
 struct Held {
@@ -84,16 +85,19 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         words: Fd(words_fd),
         initializer: spec.initializer.clone(),
         max_tasks: spec.max_tasks,
-        max_memory: spec.observe.max_memory,
+        max_memory: spec.options.max_memory,
+        insights: spec.options.insights,
+        requested_ns: crate::sys::clock::monotonic_ns(),
     };
     let mut builder = Process::builder();
-    spec.observe.configure(&mut builder);
+    spec.options.configure(&mut builder);
     let process = builder
         .name(format!("{}-{id}", spec.name))
         .daemon(true)
         .start_method(spec.method)
         .start(worker_main, cfg)
         .map_err(|source| PoolError::Spawn { worker: id, source })?;
+    spec.options.recorder.started(id, process.pid());
     let link = match Link::new(mine) {
         Ok(link) => link,
         Err(e) => {
@@ -144,7 +148,9 @@ pub(crate) fn await_hello(w: &mut Worker, limit: Duration) -> Result<(), String>
                         Ok(())
                     }
                     FromWorker::Hello(Err(e)) => Err(e),
-                    FromWorker::Results { .. } => Err("results before hello".into()),
+                    FromWorker::Results { .. } | FromWorker::Stats(_) => {
+                        Err("results before hello".into())
+                    }
                 };
             }
             if eof {
@@ -557,6 +563,7 @@ impl Dispatcher {
                         call.sink.deliver_many(batch);
                     }
                 }
+                Ok(FromWorker::Stats(stats)) => self.spec.options.recorder.report(w.id, stats),
                 Err(_) => {
                     // A garbled frame: treat the worker as lost.
                     let _ = w.process.kill();
@@ -618,6 +625,8 @@ impl Dispatcher {
         }
         let status = status.unwrap_or(ExitStatus::Code(-1));
         let running = w.words.word(0).load(Ordering::Acquire);
+        let ending = Ending::of(status, w.timed_out.is_some(), w.stop_sent, running != 0);
+        self.spec.options.recorder.ended(w.id, ending);
         let worker = (w.id, w.pid());
         let who = Some(worker);
         let mut requeue: Vec<Job> = Vec::new();
@@ -637,7 +646,7 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                let kind = WorkerObserve::lost_kind(&mut w.process, status, h.item.attempts);
+                let kind = WorkerOptions::lost_kind(&mut w.process, status, h.item.attempts);
                 if h.item.attempts <= h.item.call.retries && matches!(kind, Kind::WorkerLost { .. })
                 {
                     requeue.push(h.item);

@@ -8,12 +8,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pool::insights::WorkerStats;
 use crate::sys::code::EntryPoint;
 
 const TAG_BATCH: u8 = 1;
 const TAG_STOP: u8 = 2;
 const TAG_RESULTS: u8 = 3;
 const TAG_HELLO: u8 = 4;
+const TAG_STATS: u8 = 5;
 
 /// Result kinds in a results frame.
 const OK: u8 = 0;
@@ -130,6 +132,23 @@ pub(crate) fn hello(init: Result<(), String>) -> FrameBuf {
     buf.finish()
 }
 
+/// The frame a worker sends about the batch it ran (see `pool::insights`),
+/// before the batch's last results.
+pub(crate) fn stats(s: &WorkerStats) -> FrameBuf {
+    let mut buf = FrameBuf::new(TAG_STATS, 48);
+    for v in [
+        s.tasks,
+        s.task_ns,
+        s.wait_ns,
+        s.serialize_ns,
+        s.startup_ns,
+        s.peak_rss,
+    ] {
+        buf.u64(v);
+    }
+    buf.finish()
+}
+
 /// Builds a results frame.
 pub(crate) struct ResultsWriter {
     buf: FrameBuf,
@@ -220,6 +239,7 @@ pub(crate) enum FromWorker {
         busy_ns: u64,
         items: Vec<(u64, Outcome)>,
     },
+    Stats(WorkerStats),
 }
 
 struct Reader<'a> {
@@ -304,6 +324,20 @@ pub(crate) fn parse_from_worker(payload: &[u8]) -> Result<FromWorker, String> {
                 Ok(FromWorker::Hello(Err(msg)))
             }
         },
+        TAG_STATS => {
+            let mut v = [0u64; 6];
+            for x in &mut v {
+                *x = r.u64().ok_or_else(malformed)?;
+            }
+            Ok(FromWorker::Stats(WorkerStats {
+                tasks: v[0],
+                task_ns: v[1],
+                wait_ns: v[2],
+                serialize_ns: v[3],
+                startup_ns: v[4],
+                peak_rss: v[5],
+            }))
+        }
         TAG_RESULTS => {
             let busy_ns = r.u64().ok_or_else(malformed)?;
             let n = r.u32().ok_or_else(malformed)? as usize;

@@ -76,15 +76,16 @@
 mod dispatcher;
 mod error;
 mod frames;
+mod insights;
 mod interrupt;
 mod link;
 mod memory;
-mod observe;
 mod plain;
 mod progress;
 mod results;
 mod state;
 mod worker;
+mod worker_options;
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -96,6 +97,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::task::TaskError;
 pub use error::{PoolError, SubmitError};
+pub use insights::{Insights, WorkerInsights};
 pub use results::{AsyncResult, IMap, IMapUnordered, MapResult};
 
 use crate::codec::{self, Message};
@@ -142,7 +144,7 @@ pub struct Builder {
     retries: u32,
     ctrl_c: bool,
     name: String,
-    observe: observe::WorkerObserve,
+    options: worker_options::WorkerOptions,
 }
 
 impl Default for Builder {
@@ -156,7 +158,7 @@ impl Default for Builder {
             retries: 0,
             ctrl_c: true,
             name: "PoolWorker".into(),
-            observe: observe::WorkerObserve::default(),
+            options: worker_options::WorkerOptions::default(),
         }
     }
 }
@@ -291,8 +293,9 @@ impl Builder {
             initializer,
             max_tasks: self.max_tasks,
             name: self.name.clone(),
-            observe: self.observe.clone(),
+            options: self.options.for_pool(),
         };
+        let recorder = Arc::clone(&spec.options.recorder);
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             workers.push(dispatcher::start_worker(&spec, i)?);
@@ -335,6 +338,7 @@ impl Builder {
             timeout: self.timeout,
             retries: self.retries,
             _ctrl_c: registration,
+            recorder,
         })
     }
 }
@@ -349,6 +353,7 @@ pub struct Pool {
     timeout: Option<Duration>,
     retries: u32,
     _ctrl_c: Option<interrupt::Registration>,
+    recorder: Arc<insights::Recorder>,
 }
 
 impl std::fmt::Debug for Pool {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Message};
 pub(crate) use crate::handle::Fd;
 use crate::pool::frames::{self, PanicInfo, ResultsWriter, ToWorker};
+use crate::pool::insights::WorkerStats;
 use crate::pool::plain;
 use crate::sys::code::{EntryPoint, Runner};
 use crate::sys::shared_word::SharedWords;
@@ -27,7 +28,15 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: Option<u64>,
     /// Retire after the task during which the resident size passed this (bytes).
     pub(crate) max_memory: Option<u64>,
+    /// Whether to measure and report insights (`pool::insights`).
+    pub(crate) insights: bool,
+    /// When the parent asked for this worker (`sys::clock::monotonic_ns`).
+    pub(crate) requested_ns: u64,
 }
+
+/// Items of `map` chunks run beyond the first of each (a chunk is one task to the
+/// worker's loop), for the insights' task count.
+static CHUNK_EXTRA_ITEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Results are sent at the end of each batch, and within a batch whenever this
 /// long has passed since the last send (checked every 16 tasks): with a worker that
@@ -90,6 +99,7 @@ impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for Chu
                 done += 1;
             }
         }));
+        CHUNK_EXTRA_ITEMS.fetch_add(done.saturating_sub(1) as u64, Ordering::Relaxed);
         let failed = run.err().map(|payload| {
             let info = last_panic().unwrap_or_else(|| PanicInfo {
                 message: crate::process::panic_message(&*payload),
@@ -173,20 +183,35 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     if !send(&sock, frames::hello(init), &[]) || !init_ok {
         return;
     }
+    let mut stats = WorkerStats {
+        startup_ns: crate::sys::clock::monotonic_ns().saturating_sub(cfg.requested_ns),
+        ..WorkerStats::default()
+    };
+    let measure = cfg.insights;
+    let clock = || if measure { Some(Instant::now()) } else { None };
+    let since_ns = |t: Option<Instant>| t.map_or(0, |t| t.elapsed().as_nanos() as u64);
     let mut done: u64 = 0;
     let memory = cfg.max_memory.map(crate::pool::memory::Watch::new);
     loop {
+        let waiting = clock();
         let msg = match wire::recv(sock.as_fd(), usize::MAX) {
             Ok(Some(m)) => m,
             // The parent closed our socket or went away: nothing left to do.
             _ => return,
         };
+        stats.wait_ns += since_ns(waiting);
+        let parsing = clock();
         let mut fds = msg.fds.into_iter();
         let (entries, tasks) = match frames::parse_to_worker(&msg.bytes) {
             Ok(ToWorker::Stop) => return,
             Ok(ToWorker::Batch { entries, tasks }) => (entries, tasks),
             Err(_) => return,
         };
+        stats.serialize_ns += since_ns(parsing);
+        let batch = clock();
+        let mut sending_ns = 0u64;
+        let ran_before = done;
+        let chunk_items_before = CHUNK_EXTRA_ITEMS.load(Ordering::Relaxed);
         let mut out = ResultsWriter::new();
         let mut out_fds: Vec<OwnedFd> = Vec::new();
         let mut since = Instant::now();
@@ -224,19 +249,36 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             {
                 let busy = now.duration_since(busy_from).as_nanos() as u64;
                 let frame = std::mem::replace(&mut out, ResultsWriter::new()).finish(busy);
+                let sending = clock();
                 if !send(&sock, frame, &out_fds) {
                     return;
                 }
+                sending_ns += since_ns(sending);
                 out_fds.clear();
                 since = Instant::now();
                 busy_from = since;
             }
         }
+        if measure {
+            // Sent before the batch's last results, so that whoever sees those
+            // results sees the batch counted.
+            stats.tasks += done - ran_before
+                + (CHUNK_EXTRA_ITEMS.load(Ordering::Relaxed) - chunk_items_before);
+            stats.task_ns += since_ns(batch).saturating_sub(sending_ns);
+            stats.serialize_ns += sending_ns;
+            stats.peak_rss = crate::sys::limits::peak_rss();
+            if !send(&sock, frames::stats(&stats), &[]) {
+                return;
+            }
+            stats = WorkerStats::default();
+        }
         if !out.is_empty() {
             let busy = busy_from.elapsed().as_nanos() as u64;
+            let sending = clock();
             if !send(&sock, out.finish(busy), &out_fds) {
                 return;
             }
+            stats.serialize_ns += since_ns(sending);
         }
         running.store(0, Ordering::Release);
         crate::observe::child::set_task(None);

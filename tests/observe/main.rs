@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod insights;
 mod logs;
 mod memory;
 

@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod barrier;
+pub(crate) mod clock;
 pub(crate) mod code;
 pub(crate) mod datagram;
 pub(crate) mod epoll;

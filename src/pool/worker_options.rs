@@ -3,31 +3,48 @@
 //! apart from the builder's other options; [`Builder`]'s setters for them are
 //! here.
 
+use std::sync::Arc;
+
 use crate::pool::Builder;
+use crate::pool::insights::Recorder;
 use crate::task::Kind;
 
 /// The workers' observation options, carried from the builder to every worker
 /// start.
 #[derive(Clone, Debug)]
-pub(crate) struct WorkerObserve {
+pub(crate) struct WorkerOptions {
     pub(crate) forward_logs: bool,
     /// The hard limit of each worker's memory (bytes).
     pub(crate) memory_limit: Option<u64>,
     /// The resident size after which a worker is retired (bytes).
     pub(crate) max_memory: Option<u64>,
+    /// Whether workers measure their times for the insights.
+    pub(crate) insights: bool,
+    /// The pool's insights (a fresh one for each pool built).
+    pub(crate) recorder: Arc<Recorder>,
 }
 
-impl Default for WorkerObserve {
+impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerObserve {
+        WorkerOptions {
             forward_logs: true,
             memory_limit: None,
             max_memory: None,
+            insights: true,
+            recorder: Recorder::new(true),
         }
     }
 }
 
-impl WorkerObserve {
+impl WorkerOptions {
+    /// The options for one pool about to be built, with its own insights.
+    pub(crate) fn for_pool(&self) -> WorkerOptions {
+        WorkerOptions {
+            recorder: Recorder::new(self.insights),
+            ..self.clone()
+        }
+    }
+
     /// Applies the options to the process builder of a worker.
     pub(crate) fn configure(&self, builder: &mut crate::process::Builder) {
         builder.forward_logs(self.forward_logs);
@@ -65,7 +82,31 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn forward_logs(&mut self, on: bool) -> &mut Self {
-        self.observe.forward_logs = on;
+        self.options.forward_logs = on;
+        self
+    }
+
+    /// Whether workers measure how they spend their time for
+    /// [`Pool::insights`](crate::pool::Pool::insights) (default `true`: a few
+    /// clock reads and one small message per batch of tasks). Off, the insights
+    /// still count tasks' workers' starts, recycles, crashes and timeouts, and
+    /// nothing else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::pool::Pool;
+    ///
+    /// let pool = Pool::builder().processes(1).insights(false).build()?;
+    /// pool.map(|x: u8| x, [1, 2, 3])?;
+    /// let insights = pool.insights();
+    /// assert!(!insights.measured);
+    /// assert_eq!(insights.total.tasks, 0);
+    /// assert_eq!(insights.total.starts, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insights(&mut self, on: bool) -> &mut Self {
+        self.options.insights = on;
         self
     }
 
@@ -93,7 +134,7 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_memory_per_child(&mut self, bytes: u64) -> &mut Self {
-        self.observe.max_memory = Some(bytes);
+        self.options.max_memory = Some(bytes);
         self
     }
 
@@ -116,7 +157,7 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn memory_limit_per_worker(&mut self, bytes: u64) -> &mut Self {
-        self.observe.memory_limit = Some(bytes);
+        self.options.memory_limit = Some(bytes);
         self
     }
 }
