@@ -86,6 +86,7 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         initializer: spec.initializer.clone(),
         max_tasks: spec.max_tasks,
         max_memory: spec.options.max_memory,
+        state_init: spec.options.state_init.clone().and_then(Result::ok),
         insights: spec.options.insights,
         requested_ns: crate::sys::clock::monotonic_ns(),
     };

@@ -146,6 +146,7 @@ pub(crate) fn stats(s: &WorkerStats) -> FrameBuf {
     ] {
         buf.u64(v);
     }
+    buf.bytes.push(u8::from(s.retiring));
     buf.finish()
 }
 
@@ -336,6 +337,7 @@ pub(crate) fn parse_from_worker(payload: &[u8]) -> Result<FromWorker, String> {
                 serialize_ns: v[3],
                 startup_ns: v[4],
                 peak_rss: v[5],
+                retiring: r.u8().ok_or_else(malformed)? != 0,
             }))
         }
         TAG_RESULTS => {

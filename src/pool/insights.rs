@@ -94,6 +94,8 @@ pub(crate) struct WorkerStats {
     /// Only in a worker's first report: from the parent's request to its hello.
     pub(crate) startup_ns: u64,
     pub(crate) peak_rss: u64,
+    /// The worker exits after this batch (its task or memory limit).
+    pub(crate) retiring: bool,
 }
 
 /// How a worker ended, for the counts.
@@ -130,6 +132,8 @@ pub(crate) struct Recorder {
     pub(crate) measured: bool,
     created: Instant,
     slots: Mutex<Vec<WorkerInsights>>,
+    /// Per slot: whether its worker said it is retiring.
+    retiring: Mutex<Vec<bool>>,
 }
 
 impl Recorder {
@@ -138,6 +142,7 @@ impl Recorder {
             measured,
             created: Instant::now(),
             slots: Mutex::new(Vec::new()),
+            retiring: Mutex::new(Vec::new()),
         })
     }
 
@@ -160,7 +165,18 @@ impl Recorder {
     }
 
     /// Worker slot `id` reported `stats`.
+    fn set_retiring(&self, id: usize, on: bool) -> bool {
+        let mut r = self.retiring.lock().unwrap_or_else(|e| e.into_inner());
+        if r.len() <= id {
+            r.resize(id + 1, false);
+        }
+        std::mem::replace(&mut r[id], on)
+    }
+
     pub(crate) fn report(&self, id: usize, stats: WorkerStats) {
+        if stats.retiring {
+            self.set_retiring(id, true);
+        }
         self.slot(id, |s| {
             s.tasks += stats.tasks;
             s.task_time += Duration::from_nanos(stats.task_ns);
@@ -172,7 +188,14 @@ impl Recorder {
     }
 
     /// The worker of slot `id` ended.
+    /// A worker that said it was retiring counts as recycled however its exit
+    /// was seen (the pool may kill a worker whose socket ended first).
     pub(crate) fn ended(&self, id: usize, how: Ending) {
+        let said_retiring = self.set_retiring(id, false);
+        let how = match how {
+            Ending::Crashed if said_retiring => Ending::Recycled,
+            other => other,
+        };
         self.slot(id, |s| match how {
             Ending::Stopped => {}
             Ending::Timeout => s.timeouts += 1,
@@ -298,6 +321,7 @@ mod tests {
             serialize_ns: 3,
             startup_ns: 7,
             peak_rss: 100,
+            retiring: false,
         };
         r.report(0, stats);
         r.report(
@@ -311,6 +335,15 @@ mod tests {
         r.ended(0, Ending::of(ExitStatus::Code(0), false, false, false));
         r.ended(0, Ending::of(ExitStatus::Signal(6), false, false, true));
         r.ended(0, Ending::of(ExitStatus::Code(0), false, true, false));
+        // Said it would retire, then was seen killed (its socket ended first).
+        r.report(
+            1,
+            WorkerStats {
+                retiring: true,
+                ..WorkerStats::default()
+            },
+        );
+        r.ended(1, Ending::of(ExitStatus::Signal(9), false, false, false));
         r.started(0, 12);
         let i = r.snapshot();
         assert_eq!(i.workers.len(), 2);
@@ -324,6 +357,7 @@ mod tests {
             (2, 1, 1)
         );
         assert_eq!(i.workers[1].timeouts, 1);
+        assert_eq!(i.workers[1].recycles, 1);
         assert_eq!(i.total.tasks, 10);
         assert_eq!(i.total.task_time, Duration::from_nanos(2_000));
         assert_eq!(i.total.peak_rss, 300);

@@ -86,6 +86,7 @@ mod results;
 mod state;
 mod worker;
 mod worker_options;
+mod worker_state;
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -288,6 +289,9 @@ impl Builder {
             Some(Ok(i)) => Some(i.clone()),
             Some(Err(e)) => return Err(PoolError::Encode(e.clone())),
         };
+        if let Some(Err(e)) = &self.options.state_init {
+            return Err(PoolError::Encode(e.clone()));
+        }
         let spec = WorkerSpec {
             method: self.method,
             initializer,

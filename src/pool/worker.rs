@@ -28,6 +28,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: Option<u64>,
     /// Retire after the task during which the resident size passed this (bytes).
     pub(crate) max_memory: Option<u64>,
+    /// Makes the worker's state (`pool::worker_state`), after the initializer.
+    pub(crate) state_init: Option<(EntryPoint, Vec<u8>)>,
     /// Whether to measure and report insights (`pool::insights`).
     pub(crate) insights: bool,
     /// When the parent asked for this worker (`sys::clock::monotonic_ns`).
@@ -162,23 +164,25 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     };
     let words = WORDS.get_or_init(|| words);
     let running = words.word(0);
-    let init = match cfg.initializer {
-        None => Ok(()),
-        Some((entry, args)) => match run_caught(
-            &entry,
-            Message {
-                bytes: args,
-                fds: Vec::new(),
-            },
-        ) {
+    // The initializer, then what makes the worker's state.
+    let mut init = Ok(());
+    for (entry, args) in cfg.initializer.into_iter().chain(cfg.state_init) {
+        let input = Message {
+            bytes: args,
+            fds: Vec::new(),
+        };
+        init = match run_caught(&entry, input) {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(reason)) => Err(reason),
             Err(p) => Err(match p.location {
                 Some(at) => format!("panicked at {at}: {}", p.message),
                 None => format!("panicked: {}", p.message),
             }),
-        },
-    };
+        };
+        if init.is_err() {
+            break;
+        }
+    }
     let init_ok = init.is_ok();
     if !send(&sock, frames::hello(init), &[]) || !init_ok {
         return;
@@ -259,9 +263,11 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 busy_from = since;
             }
         }
+        let retiring = retire || cfg.max_tasks.is_some_and(|m| done >= m);
         if measure {
             // Sent before the batch's last results, so that whoever sees those
             // results sees the batch counted.
+            stats.retiring = retiring;
             stats.tasks += done - ran_before
                 + (CHUNK_EXTRA_ITEMS.load(Ordering::Relaxed) - chunk_items_before);
             stats.task_ns += since_ns(batch).saturating_sub(sending_ns);
@@ -282,7 +288,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
         }
         running.store(0, Ordering::Release);
         crate::observe::child::set_task(None);
-        if retire || cfg.max_tasks.is_some_and(|m| done >= m) {
+        if retiring {
             return;
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::pool::Builder;
 use crate::pool::insights::Recorder;
+use crate::sys::code::EntryPoint;
 use crate::task::Kind;
 
 /// The workers' observation options, carried from the builder to every worker
@@ -22,6 +23,9 @@ pub(crate) struct WorkerOptions {
     pub(crate) insights: bool,
     /// The pool's insights (a fresh one for each pool built).
     pub(crate) recorder: Arc<Recorder>,
+    /// What makes each worker's state (`Builder::worker_state`), or why it
+    /// cannot travel.
+    pub(crate) state_init: Option<Result<(EntryPoint, Vec<u8>), String>>,
 }
 
 impl Default for WorkerOptions {
@@ -32,6 +36,7 @@ impl Default for WorkerOptions {
             max_memory: None,
             insights: true,
             recorder: Recorder::new(true),
+            state_init: None,
         }
     }
 }

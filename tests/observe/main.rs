@@ -12,6 +12,7 @@ mod common;
 mod insights;
 mod logs;
 mod memory;
+mod state;
 
 use std::sync::{Mutex, Once};
 use std::time::Duration;
