@@ -1,7 +1,8 @@
-//! The parent's side of log forwarding: one thread per process reads the log
-//! sockets of all its children (an epoll set: starting a child adds its socket
-//! without waking the thread) and hands each record to this process's logger,
-//! tagged with the child's name, pid and pool task.
+//! The parent's side of log forwarding (and of output capture, see
+//! [`output`](crate::observe::output)): one thread per process reads the log
+//! sockets and output pipes of all its children (an epoll set: starting a child
+//! adds its descriptors without waking the thread); log records go to this
+//! process's logger, tagged with the child's name, pid and pool task.
 //!
 //! Each child's records are read and emitted under that child's own lock, so they
 //! come out in the order the child made them, whoever reads them: the collector
@@ -12,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -21,10 +22,48 @@ use crate::sys::datagram::{self, Received};
 use crate::sys::epoll::Poller;
 use crate::sys::process as os;
 
+/// A descriptor the collector thread reads from a child.
+pub(crate) trait Source: Send + Sync {
+    /// The descriptor to watch.
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// Reads and handles everything waiting now, in order, under the source's own
+    /// lock. Returns `true` once the descriptor has ended.
+    fn drain(&self) -> bool;
+}
+
+/// A key for a new source.
+pub(crate) fn next_key() -> u64 {
+    static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Has `source` read as its data arrives, until it ends. A failure to watch
+/// leaves it to its owner's own drains.
+pub(crate) fn watch(source: Arc<dyn Source>) {
+    let key = next_key();
+    let mut g = collector();
+    let c = match g.as_mut() {
+        Some(c) if c.owner == os::getpid() => c,
+        _ => match Collector::start() {
+            Ok(c) => g.insert(c),
+            Err(e) => {
+                log::warn!("mproc: cannot start the log collector thread: {e}");
+                return;
+            }
+        },
+    };
+    let added = c.poller.add(source.fd(), key).is_ok();
+    if added {
+        c.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, source);
+    }
+}
+
 /// The read end of one child's log socket.
 pub(crate) struct LogSource {
     sock: OwnedFd,
-    key: u64,
     name: String,
     pid: AtomicU32,
     /// Held while reading and emitting: keeps one child's records in order.
@@ -41,11 +80,9 @@ struct ReadState {
 /// A fresh log socket for the child called `name`: the source stays here, the
 /// other end goes to the child.
 pub(crate) fn open(name: &str) -> io::Result<(Arc<LogSource>, OwnedFd)> {
-    static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
     let (mine, theirs) = datagram::seqpacket_pair()?;
     let source = Arc::new(LogSource {
         sock: mine,
-        key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         name: name.to_string(),
         pid: AtomicU32::new(0),
         reading: Mutex::new(ReadState {
@@ -61,32 +98,29 @@ impl LogSource {
     /// arrive. A failure to watch leaves them to [`drain`](LogSource::drain).
     pub(crate) fn watch(self: &Arc<Self>, pid: u32) {
         self.pid.store(pid, Ordering::Relaxed);
-        let mut g = collector();
-        let c = match g.as_mut() {
-            Some(c) if c.owner == os::getpid() => c,
-            _ => match Collector::start() {
-                Ok(c) => g.insert(c),
-                Err(e) => {
-                    log::warn!("mproc: cannot start the log collector thread: {e}");
-                    return;
-                }
-            },
-        };
-        c.sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(self.key, Arc::clone(self));
-        if c.poller.add(self.sock.as_fd(), self.key).is_err() {
-            c.sources
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&self.key);
-        }
+        watch(Arc::clone(self) as Arc<dyn Source>);
     }
 
     /// Emits every record waiting now, in order. Returns `true` once the socket
     /// has ended (every sender is gone and nothing is left).
     pub(crate) fn drain(&self) -> bool {
+        Source::drain(self)
+    }
+
+    fn emit_record(&self, bytes: &[u8]) {
+        let Some(d) = record::decode(bytes) else {
+            return;
+        };
+        emit(&self.name, self.pid.load(Ordering::Relaxed), &d);
+    }
+}
+
+impl Source for LogSource {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    fn drain(&self) -> bool {
         let mut state = self.reading.lock().unwrap_or_else(|e| e.into_inner());
         let ReadState { ended, buf } = &mut *state;
         if *ended {
@@ -97,7 +131,7 @@ impl LogSource {
         }
         loop {
             match datagram::recv_message(self.sock.as_fd(), buf) {
-                Ok(Received::Message(n)) => self.emit(&buf[..n]),
+                Ok(Received::Message(n)) => self.emit_record(&buf[..n]),
                 Ok(Received::Empty) => return false,
                 Ok(Received::End) | Err(_) => {
                     *ended = true;
@@ -107,13 +141,6 @@ impl LogSource {
                 }
             }
         }
-    }
-
-    fn emit(&self, bytes: &[u8]) {
-        let Some(d) = record::decode(bytes) else {
-            return;
-        };
-        emit(&self.name, self.pid.load(Ordering::Relaxed), &d);
     }
 }
 
@@ -169,7 +196,7 @@ impl std::fmt::Display for TaskTag {
 struct Collector {
     owner: u32,
     poller: Arc<Poller>,
-    sources: Arc<Mutex<HashMap<u64, Arc<LogSource>>>>,
+    sources: Arc<Mutex<HashMap<u64, Arc<dyn Source>>>>,
 }
 
 static COLLECTOR: Mutex<Option<Collector>> = Mutex::new(None);
@@ -186,7 +213,7 @@ pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
 impl Collector {
     fn start() -> io::Result<Collector> {
         let poller = Arc::new(Poller::new()?);
-        let sources: Arc<Mutex<HashMap<u64, Arc<LogSource>>>> = Arc::default();
+        let sources: Arc<Mutex<HashMap<u64, Arc<dyn Source>>>> = Arc::default();
         let (p, s) = (Arc::clone(&poller), Arc::clone(&sources));
         std::thread::Builder::new()
             .name("mproc-logs".into())
@@ -199,7 +226,7 @@ impl Collector {
     }
 }
 
-fn run(poller: &Poller, sources: &Mutex<HashMap<u64, Arc<LogSource>>>) {
+fn run(poller: &Poller, sources: &Mutex<HashMap<u64, Arc<dyn Source>>>) {
     let mut keys = Vec::new();
     loop {
         keys.clear();
@@ -214,7 +241,7 @@ fn run(poller: &Poller, sources: &Mutex<HashMap<u64, Arc<LogSource>>>) {
                 .cloned();
             let Some(source) = source else { continue };
             if source.drain() {
-                let _ = poller.remove(source.sock.as_fd());
+                let _ = poller.remove(source.fd());
                 sources
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())

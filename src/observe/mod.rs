@@ -65,6 +65,7 @@
 
 pub(crate) mod child;
 pub(crate) mod collect;
+pub(crate) mod output;
 mod record;
 
 /// The key-value key holding the name of the child a forwarded record came from.

@@ -531,7 +531,8 @@ impl Dispatcher {
                                 },
                                 Some(index),
                                 who,
-                            )),
+                            )
+                            .with_stderr(w.process.stderr_tail())),
                             Outcome::Failed(reason) => {
                                 Err(TaskError::new(Kind::Failed(reason), Some(index), who))
                             }
@@ -642,7 +643,8 @@ impl Dispatcher {
                 };
                 if let Some((seq, limit)) = w.timed_out {
                     if seq == h.seq {
-                        let e = TaskError::new(Kind::Timeout(limit), Some(index), who);
+                        let e = TaskError::new(Kind::Timeout(limit), Some(index), who)
+                            .with_stderr(w.process.stderr_tail());
                         h.item.call.sink.deliver(index, Err(e));
                         continue;
                     }
@@ -652,7 +654,8 @@ impl Dispatcher {
                 {
                     requeue.push(h.item);
                 } else {
-                    let e = TaskError::new(kind, Some(index), who);
+                    let e =
+                        TaskError::new(kind, Some(index), who).with_stderr(w.process.stderr_tail());
                     if h.item.chunk {
                         let who = worker;
                         let (first, span) = (h.item.index, h.item.span);

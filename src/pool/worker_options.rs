@@ -15,6 +15,10 @@ use crate::task::Kind;
 #[derive(Clone, Debug)]
 pub(crate) struct WorkerOptions {
     pub(crate) forward_logs: bool,
+    /// Whether workers' output is captured (kept, bounded) or passed through
+    /// prefixed; either way failed tasks carry their stderr's last lines.
+    pub(crate) capture_output: bool,
+    pub(crate) prefix_output: bool,
     /// The hard limit of each worker's memory (bytes).
     pub(crate) memory_limit: Option<u64>,
     /// The resident size after which a worker is retired (bytes).
@@ -28,10 +32,15 @@ pub(crate) struct WorkerOptions {
     pub(crate) state_init: Option<Result<(EntryPoint, Vec<u8>), String>>,
 }
 
+/// What a pool keeps of each worker's captured output, per stream.
+const WORKER_CAPTURE_LIMIT: usize = 1 << 20;
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             forward_logs: true,
+            capture_output: false,
+            prefix_output: false,
             memory_limit: None,
             max_memory: None,
             insights: true,
@@ -53,6 +62,9 @@ impl WorkerOptions {
     /// Applies the options to the process builder of a worker.
     pub(crate) fn configure(&self, builder: &mut crate::process::Builder) {
         builder.forward_logs(self.forward_logs);
+        builder.capture_output(self.capture_output);
+        builder.capture_limit(WORKER_CAPTURE_LIMIT);
+        builder.prefix_output(self.prefix_output);
         if let Some(limit) = self.memory_limit {
             builder.memory_limit(limit);
         }
@@ -88,6 +100,40 @@ impl Builder {
     /// ```
     pub fn forward_logs(&mut self, on: bool) -> &mut Self {
         self.options.forward_logs = on;
+        self
+    }
+
+    /// Collects each worker's stdout and stderr instead of sharing this
+    /// process's (default `false`): nothing is shown, each worker's output is
+    /// read as it comes (a worker never waits to print) and kept bounded (1 MiB),
+    /// and a task that fails carries the last lines its worker wrote to stderr
+    /// ([`TaskError::stderr_tail`](crate::pool::TaskError::stderr_tail)).
+    ///
+    /// # Examples
+    ///
+    /// See [`TaskError::stderr_tail`](crate::pool::TaskError::stderr_tail).
+    pub fn capture_output(&mut self, on: bool) -> &mut Self {
+        self.options.capture_output = on;
+        self
+    }
+
+    /// Passes each worker's stdout and stderr through to this process's, each
+    /// line prefixed with the worker's name (`[PoolWorker-1] ...`; default
+    /// `false`); a task that fails carries the last lines its worker wrote to
+    /// stderr, as with [`capture_output`](Builder::capture_output).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::pool::Pool;
+    ///
+    /// let pool = Pool::builder().processes(1).prefix_output(true).build()?;
+    /// // Prints "[PoolWorker-0] working on 7".
+    /// assert_eq!(pool.apply(|x: u8| { println!("working on {x}"); x }, 7)?, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prefix_output(&mut self, on: bool) -> &mut Self {
+        self.options.prefix_output = on;
         self
     }
 

@@ -119,6 +119,8 @@ pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub(crate) use bootstrap::{on_load, panic_message, take_task_panic};
 
 use crate::codec;
+use crate::observe::collect::Source as _;
+use crate::observe::output::{self, StreamSource};
 #[doc(hidden)]
 pub use crate::process::protocol::StartFault;
 use crate::process::protocol::{Job, MAX_FRAME, Origin, Report};
@@ -268,12 +270,20 @@ impl<T: Task> SelfRunning for T {
 }
 
 /// Output a child wrote to its stdout and stderr, when captured.
+///
+/// Capture is bounded ([`Builder::capture_limit`], 64 MiB per stream by
+/// default): beyond the limit, the first half and the last half of it are kept,
+/// and the bytes left out between them are counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CapturedOutput {
-    /// Everything written to stdout.
+    /// What was written to stdout (all of it, unless `stdout_dropped > 0`).
     pub stdout: Vec<u8>,
-    /// Everything written to stderr.
+    /// What was written to stderr (all of it, unless `stderr_dropped > 0`).
     pub stderr: Vec<u8>,
+    /// Bytes of stdout left out of the middle of `stdout` (over the limit).
+    pub stdout_dropped: u64,
+    /// Bytes of stderr left out of the middle of `stderr` (over the limit).
+    pub stderr_dropped: u64,
 }
 
 /// Options for starting a process: name, daemon flag, start method, output capture.
@@ -303,6 +313,8 @@ pub struct Builder {
     contain: bool,
     forward_logs: bool,
     memory_limit: Option<u64>,
+    prefix_output: bool,
+    capture_limit: usize,
 }
 
 impl Default for Builder {
@@ -317,6 +329,8 @@ impl Default for Builder {
             contain: true,
             forward_logs: true,
             memory_limit: None,
+            prefix_output: false,
+            capture_limit: 64 << 20,
         }
     }
 }
@@ -345,8 +359,62 @@ impl Builder {
 
     /// Captures the child's stdout and stderr instead of sharing the parent's; read
     /// them with [`Process::join_with_output`].
+    ///
+    /// The parent reads the output as it is written (one thread, `mproc-logs`,
+    /// for all children), so a child that prints a lot, or without end, never
+    /// waits for its parent; what is kept is bounded by
+    /// [`capture_limit`](Builder::capture_limit).
     pub fn capture_output(&mut self, capture: bool) -> &mut Self {
         self.capture = capture;
+        self
+    }
+
+    /// The most bytes of each of stdout and stderr that
+    /// [`capture_output`](Builder::capture_output) keeps (default 64 MiB): over
+    /// it, the first half and the last half of the limit are kept and the rest is
+    /// counted in [`CapturedOutput::stdout_dropped`] / `stderr_dropped`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::builder()
+    ///     .capture_output(true)
+    ///     .capture_limit(1000)
+    ///     .start(|n: usize| print!("{}", "x".repeat(n)), 1_000_000)?;
+    /// let (result, output) = child.join_with_output();
+    /// result?;
+    /// assert_eq!(output.stdout.len(), 1000);
+    /// assert_eq!(output.stdout_dropped, 999_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn capture_limit(&mut self, bytes: usize) -> &mut Self {
+        self.capture_limit = bytes;
+        self
+    }
+
+    /// Passes the child's stdout and stderr through to the parent's, each line
+    /// prefixed with `[<process name>] `, so that the output of many children can
+    /// be told apart (default `false`). Lines come out whole, never mixed with
+    /// another child's. [`capture_output`](Builder::capture_output) takes
+    /// precedence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// // Prints "[greeter] hello" on this process's stdout.
+    /// let child = Process::builder()
+    ///     .name("greeter")
+    ///     .prefix_output(true)
+    ///     .start(|_: ()| println!("hello"), ())?;
+    /// child.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prefix_output(&mut self, on: bool) -> &mut Self {
+        self.prefix_output = on;
         self
     }
 
@@ -525,7 +593,7 @@ impl Builder {
         let launched = launch::launch(launch::Request {
             job,
             arg_fds,
-            capture: self.capture,
+            capture: self.capture || self.prefix_output,
             method: self.method,
             handshake_timeout: self.handshake_timeout,
         })?;
@@ -534,11 +602,18 @@ impl Builder {
         }
         let pidfd = Arc::new(launched.pidfd);
         registry::register(launched.pid, &name, self.daemon, Arc::clone(&pidfd));
+        let mode = if self.capture {
+            output::Mode::Capture {
+                limit: self.capture_limit,
+            }
+        } else {
+            output::Mode::Prefix
+        };
         let output = launched.output.map(|(out, err)| {
-            std::thread::Builder::new()
-                .name(format!("mproc-output-{}", launched.pid))
-                .spawn(move || read_output(out, err))
-                .expect("cannot start a thread to collect a child's output")
+            (
+                StreamSource::start(out, output::Stream::Stdout, &name, mode),
+                StreamSource::start(err, output::Stream::Stderr, &name, mode),
+            )
         });
         Ok(Process {
             pid: launched.pid,
@@ -555,6 +630,7 @@ impl Builder {
             eof: false,
             status: None,
             output,
+            capturing: self.capture,
             contained: self.contain,
             logs,
             oom,
@@ -562,44 +638,6 @@ impl Builder {
             _result: PhantomData,
         })
     }
-}
-
-fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
-    let mut captured = CapturedOutput::default();
-    let mut open = [true, true];
-    let mut buf = vec![0u8; 64 * 1024];
-    while open.iter().any(|o| *o) {
-        let pair = [(&out, open[0]), (&err, open[1])];
-        let fds: Vec<(BorrowedFd<'_>, bool)> = pair
-            .iter()
-            .filter(|(_, o)| *o)
-            .map(|(fd, _)| (fd.as_fd(), false))
-            .collect();
-        let Ok(ready) = socket::poll(&fds, None) else {
-            break;
-        };
-        let mut k = 0;
-        for (i, fd) in [&out, &err].into_iter().enumerate() {
-            if !open[i] {
-                continue;
-            }
-            if ready[k].readable {
-                match socket::read(fd.as_fd(), &mut buf) {
-                    Ok(0) | Err(_) => open[i] = false,
-                    Ok(n) => {
-                        let sink = if i == 0 {
-                            &mut captured.stdout
-                        } else {
-                            &mut captured.stderr
-                        };
-                        sink.extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
-            k += 1;
-        }
-    }
-    captured
 }
 
 /// A running (or finished) child process that will hand back an `R`.
@@ -619,7 +657,10 @@ pub struct Process<R> {
     report: Option<(Report, Vec<OwnedFd>)>,
     eof: bool,
     status: Option<ExitStatus>,
-    output: Option<std::thread::JoinHandle<CapturedOutput>>,
+    /// The child's stdout and stderr, when captured or prefixed.
+    output: Option<(Arc<StreamSource>, Arc<StreamSource>)>,
+    /// Whether the output is captured (not passed through).
+    capturing: bool,
     /// Whether the child leads a process group of its own.
     contained: bool,
     /// The child's log socket, when its records are forwarded.
@@ -883,11 +924,19 @@ impl<R> Process<R> {
             Ok(_) => self.take_result(),
             Err(e) => Err(e),
         };
-        let output = self
-            .output
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let output = match &self.output {
+            Some((out, err)) if self.capturing => {
+                let (stdout, stdout_dropped) = out.captured();
+                let (stderr, stderr_dropped) = err.captured();
+                CapturedOutput {
+                    stdout,
+                    stderr,
+                    stdout_dropped,
+                    stderr_dropped,
+                }
+            }
+            _ => CapturedOutput::default(),
+        };
         (result, output)
     }
 
@@ -947,14 +996,7 @@ impl<R> Process<R> {
         R: DeserializeOwned,
     {
         match self.wait(deadline) {
-            Ok(true) => {
-                let result = self.take_result();
-                // The output thread ends with the child; collect it so it does not linger.
-                if let Some(h) = self.output.take() {
-                    let _ = h.join();
-                }
-                result.map_err(JoinTimeoutError::Failed)
-            }
+            Ok(true) => self.take_result().map_err(JoinTimeoutError::Failed),
             Ok(false) => Err(JoinTimeoutError::Timeout(Box::new(self))),
             Err(e) => Err(JoinTimeoutError::Failed(e)),
         }
@@ -967,6 +1009,16 @@ impl<R> Process<R> {
         if let Some(source) = &self.logs {
             source.drain();
         }
+        if let Some((out, err)) = &self.output {
+            out.drain();
+            err.drain();
+        }
+    }
+
+    /// The last lines the child wrote to stderr, when its output is captured or
+    /// prefixed.
+    pub(crate) fn stderr_tail(&self) -> Option<String> {
+        self.output.as_ref().and_then(|(_, err)| err.last_lines(20))
     }
 
     /// Whether the child ended because an allocation failed under its

@@ -12,6 +12,7 @@ mod common;
 mod insights;
 mod logs;
 mod memory;
+mod output;
 mod state;
 
 use std::sync::{Mutex, Once};
