@@ -34,7 +34,7 @@ done
 
 export ROUNDS=${ROUNDS:-3}
 export REPEATS=${REPEATS:-3}
-ALL_AREAS="process_start queue pipe sync pool"
+ALL_AREAS="process_start queue pipe sync pool observe"
 AREAS=${AREAS:-$ALL_AREAS}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RESULTS=$TARGET/bench-results

@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub mod anchors;
+pub mod observe;
 pub mod pipe;
 pub mod pool;
 pub mod process;

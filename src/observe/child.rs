@@ -1,5 +1,8 @@
 //! The child's side of log forwarding: a `log` logger that writes each record,
-//! as it is made, straight into the socket to the parent.
+//! as it is made, straight into the socket to the parent (a stream socket: each
+//! record is its length, 4 bytes little-endian, then its encoding, written in one
+//! `send` under this process's lock, so that records of several threads never
+//! interleave).
 //!
 //! Nothing is buffered in this process: once `log!` returns, the record is in the
 //! kernel's socket buffer, where it outlives this process however it ends (a panic,
@@ -8,14 +11,28 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::observe::record;
-use crate::sys::datagram;
+use crate::sys::{socket, sockopt};
 
-/// The socket to the parent, when this process forwards its records.
-static SINK: RwLock<Option<OwnedFd>> = RwLock::new(None);
+/// The socket to the parent, when this process forwards its records; its lock is
+/// held across each record's send.
+static SINK: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+fn sink() -> MutexGuard<'static, Option<OwnedFd>> {
+    SINK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds the sink's lock across a `fork` (see `info::fork_guard`): a child must
+/// not inherit it held by a thread in the middle of a send.
+pub(crate) fn fork_guard() -> MutexGuard<'static, impl Sized> {
+    sink()
+}
+
+/// Whether [`SINK`] holds a socket (read without its lock on every record).
+static FORWARDING: AtomicBool = AtomicBool::new(false);
 
 /// The index of the pool task running now (`u64::MAX`: none).
 static TASK: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -48,8 +65,9 @@ impl log::Log for ChildLogger {
 /// [`ForwardingLogger`](crate::observe::ForwardingLogger) it forwards from here
 /// on; any other logger keeps logging in this process (see the module docs).
 pub(crate) fn install(sock: OwnedFd, level: log::LevelFilter) {
-    let _ = datagram::set_send_buffer(sock.as_fd(), 1 << 20);
-    *SINK.write().unwrap_or_else(|e| e.into_inner()) = Some(sock);
+    let _ = sockopt::set_send_buffer(sock.as_fd(), 1 << 20);
+    *sink() = Some(sock);
+    FORWARDING.store(true, Ordering::Release);
     let _ = log::set_logger(&CHILD_LOGGER);
     log::set_max_level(level);
 }
@@ -67,7 +85,7 @@ pub(crate) fn task() -> Option<u64> {
 
 /// Whether this process forwards its records to a parent.
 pub(crate) fn is_forwarding() -> bool {
-    SINK.read().map(|s| s.is_some()).unwrap_or(false)
+    FORWARDING.load(Ordering::Acquire)
 }
 
 /// Sends `record` to the parent; `false` when this process forwards nothing.
@@ -75,14 +93,28 @@ pub(crate) fn forward(record: &log::Record<'_>) -> bool {
     thread_local! {
         static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    let sink = SINK.read().unwrap_or_else(|e| e.into_inner());
-    let Some(sock) = sink.as_ref() else {
+    if !is_forwarding() {
         return false;
-    };
+    }
     let send = |buf: &mut Vec<u8>| {
-        record::encode(record, task(), buf);
-        // A parent that is gone reads nothing more; the record is dropped.
-        let _ = datagram::send_message(sock.as_fd(), buf);
+        // Encoded outside the lock (formatting may take long, or log itself).
+        buf.clear();
+        buf.extend_from_slice(&[0; 4]);
+        record::encode_after(record, task(), buf, 4);
+        let len = (buf.len() - 4) as u32;
+        buf[..4].copy_from_slice(&len.to_le_bytes());
+        let guard = sink();
+        if let Some(sock) = guard.as_ref() {
+            let mut sent = 0;
+            while sent < buf.len() {
+                let part = [std::io::IoSlice::new(&buf[sent..])];
+                match socket::send_with_fds(sock.as_fd(), &part, &[]) {
+                    Ok(n) if n > 0 => sent += n,
+                    // A parent that is gone reads nothing more; the record is dropped.
+                    _ => break,
+                }
+            }
+        }
     };
     // A record whose arguments log while being formatted gets a buffer of its own.
     let sent = BUF.try_with(|b| match b.try_borrow_mut() {

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::observe::record::{self, Decoded};
-use crate::sys::datagram::{self, Received};
 use crate::sys::epoll::Poller;
 use crate::sys::process as os;
 
@@ -73,14 +72,20 @@ pub(crate) struct LogSource {
 struct ReadState {
     /// Whether the socket has ended.
     ended: bool,
-    /// Room for one record (allocated at the first read).
+    /// Bytes received (allocated at the first read); `buf[start..end]` is not yet
+    /// emitted (a record's length, 4 bytes little-endian, then the record).
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
 }
+
+/// Bytes read at a time from a log socket.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// A fresh log socket for the child called `name`: the source stays here, the
 /// other end goes to the child.
 pub(crate) fn open(name: &str) -> io::Result<(Arc<LogSource>, OwnedFd)> {
-    let (mine, theirs) = datagram::seqpacket_pair()?;
+    let (mine, theirs) = crate::sys::socket::socketpair()?;
     let source = Arc::new(LogSource {
         sock: mine,
         name: name.to_string(),
@@ -88,6 +93,8 @@ pub(crate) fn open(name: &str) -> io::Result<(Arc<LogSource>, OwnedFd)> {
         reading: Mutex::new(ReadState {
             ended: false,
             buf: Vec::new(),
+            start: 0,
+            end: 0,
         }),
     });
     Ok((source, theirs))
@@ -122,23 +129,62 @@ impl Source for LogSource {
 
     fn drain(&self) -> bool {
         let mut state = self.reading.lock().unwrap_or_else(|e| e.into_inner());
-        let ReadState { ended, buf } = &mut *state;
+        let ReadState {
+            ended,
+            buf,
+            start,
+            end,
+        } = &mut *state;
         if *ended {
             return true;
         }
         if buf.is_empty() {
-            buf.resize(record::MAX_RECORD + 1024, 0);
+            buf.resize(READ_CHUNK.max(2 * (record::MAX_RECORD + 1024)), 0);
         }
         loop {
-            match datagram::recv_message(self.sock.as_fd(), buf) {
-                Ok(Received::Message(n)) => self.emit_record(&buf[..n]),
-                Ok(Received::Empty) => return false,
-                Ok(Received::End) | Err(_) => {
+            // Room for a whole record at the end of the buffer.
+            if buf.len() - *end < record::MAX_RECORD + 1024 {
+                buf.copy_within(*start..*end, 0);
+                *end -= *start;
+                *start = 0;
+            }
+            let got = match crate::sys::stream::recv(
+                self.sock.as_fd(),
+                &mut buf[*end..],
+                &mut Vec::new(),
+                true,
+            ) {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => None,
+            };
+            let Some(n) = got else {
+                // What is left is a record cut short by the child's death.
+                *ended = true;
+                *buf = Vec::new();
+                return true;
+            };
+            *end += n;
+            while *end - *start >= 4 {
+                let len = u32::from_le_bytes(buf[*start..*start + 4].try_into().expect("4 bytes"))
+                    as usize;
+                if len > record::MAX_RECORD + 1024 {
+                    // Not a record: the stream is out of step; read no more of it.
                     *ended = true;
-                    // The buffer is not needed any more.
                     *buf = Vec::new();
                     return true;
                 }
+                if *end - *start < 4 + len {
+                    break;
+                }
+                self.emit_record(&buf[*start + 4..*start + 4 + len]);
+                *start += 4 + len;
+            }
+            if *start == *end {
+                *start = 0;
+                *end = 0;
             }
         }
     }
@@ -248,5 +294,16 @@ fn run(poller: &Poller, sources: &Mutex<HashMap<u64, Arc<dyn Source>>>) {
                     .remove(&key);
             }
         }
+        // Let records gather before reading again: one wake-up of this thread per
+        // batch of records instead of one per record. A child's end, and a pool's
+        // results, never wait for this: their readers drain the sockets themselves.
+        if !keys.is_empty() {
+            std::thread::sleep(COALESCE);
+        }
     }
 }
+
+/// How long the collector lets records gather after a read (at most this much
+/// later on the parent's logger; a child's socket holds far more than it makes
+/// in this time).
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);

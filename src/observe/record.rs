@@ -62,8 +62,19 @@ fn cut(s: &str, max: usize) -> &str {
 }
 
 /// Encodes `record` into `out` (cleared first).
+#[cfg(test)]
 pub(crate) fn encode(record: &log::Record<'_>, task: Option<u64>, out: &mut Vec<u8>) {
-    out.clear();
+    encode_after(record, task, out, 0);
+}
+
+/// Encodes `record` into `out` after its first `keep` bytes (the rest is cleared).
+pub(crate) fn encode_after(
+    record: &log::Record<'_>,
+    task: Option<u64>,
+    out: &mut Vec<u8>,
+    keep: usize,
+) {
+    out.truncate(keep);
     let target = field(Some(record.target()));
     let module = record.module_path().map(|m| field(Some(m)));
     let file = record.file().map(|f| field(Some(f)));
@@ -80,7 +91,7 @@ pub(crate) fn encode(record: &log::Record<'_>, task: Option<u64>, out: &mut Vec<
     let start = out.len();
     let mut w = Bounded {
         out,
-        limit: MAX_RECORD.max(start),
+        limit: (keep + MAX_RECORD).max(start),
         cut: false,
     };
     let _ = write!(w, "{}", record.args());

@@ -147,6 +147,34 @@ fn send(sock: &OwnedFd, frame: frames::FrameBuf, fds: &[OwnedFd]) -> bool {
     wire::send(sock.as_fd(), frame.payload(), &fds).is_ok()
 }
 
+/// Sends whole frames (headers included) in one `sendmsg` where the socket takes
+/// them; `fds` ride on the first byte, and the reader hands them to the frames in
+/// order of the counts their headers announce.
+fn send_frames(sock: &OwnedFd, frames: &[&frames::FrameBuf], fds: &[OwnedFd]) -> bool {
+    let fds: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    let total: usize = frames.iter().map(|f| f.bytes.len()).sum();
+    let mut sent = 0;
+    while sent < total {
+        // The parts not yet sent.
+        let mut skip = sent;
+        let mut parts = Vec::with_capacity(frames.len());
+        for f in frames {
+            if skip >= f.bytes.len() {
+                skip -= f.bytes.len();
+                continue;
+            }
+            parts.push(std::io::IoSlice::new(&f.bytes[skip..]));
+            skip = 0;
+        }
+        let with = if sent == 0 { &fds[..] } else { &[][..] };
+        match crate::sys::socket::send_with_fds(sock.as_fd(), &parts, with) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => sent += n,
+        }
+    }
+    true
+}
+
 /// The worker process's main function.
 pub(crate) fn worker_main(cfg: WorkerConfig) {
     let _ = crate::sys::interrupt::ignore();
@@ -264,28 +292,30 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             }
         }
         let retiring = retire || cfg.max_tasks.is_some_and(|m| done >= m);
-        if measure {
-            // Sent before the batch's last results, so that whoever sees those
-            // results sees the batch counted.
+        // The batch's stats go before its last results, in the same send (one
+        // wake-up of the parent, not two): whoever sees those results sees the
+        // batch counted.
+        let stats_frame = measure.then(|| {
             stats.retiring = retiring;
             stats.tasks += done - ran_before
                 + (CHUNK_EXTRA_ITEMS.load(Ordering::Relaxed) - chunk_items_before);
             stats.task_ns += since_ns(batch).saturating_sub(sending_ns);
             stats.serialize_ns += sending_ns;
             stats.peak_rss = crate::sys::limits::peak_rss();
-            if !send(&sock, frames::stats(&stats), &[]) {
-                return;
-            }
+            let frame = frames::stats(&stats);
             stats = WorkerStats::default();
-        }
-        if !out.is_empty() {
+            frame
+        });
+        let results = (!out.is_empty()).then(|| {
             let busy = busy_from.elapsed().as_nanos() as u64;
-            let sending = clock();
-            if !send(&sock, out.finish(busy), &out_fds) {
-                return;
-            }
-            stats.serialize_ns += since_ns(sending);
+            std::mem::replace(&mut out, ResultsWriter::new()).finish(busy)
+        });
+        let sending = clock();
+        let to_send: Vec<&frames::FrameBuf> = stats_frame.iter().chain(results.iter()).collect();
+        if !send_frames(&sock, &to_send, &out_fds) {
+            return;
         }
+        stats.serialize_ns += since_ns(sending);
         running.store(0, Ordering::Release);
         crate::observe::child::set_task(None);
         if retiring {

@@ -229,6 +229,7 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
         registry::fork_guard(),
         info::fork_guard(),
         crate::observe::collect::fork_guard(),
+        crate::observe::child::fork_guard(),
         std::io::stdout().lock(),
         std::io::stderr().lock(),
     );

@@ -5,7 +5,6 @@
 pub(crate) mod barrier;
 pub(crate) mod clock;
 pub(crate) mod code;
-pub(crate) mod datagram;
 pub(crate) mod epoll;
 pub(crate) mod futex;
 pub(crate) mod interrupt;
@@ -16,6 +15,7 @@ pub(crate) mod pthread;
 pub(crate) mod shared_word;
 pub(crate) mod shm_region;
 pub(crate) mod socket;
+pub(crate) mod sockopt;
 pub(crate) mod startup;
 pub(crate) mod stream;
 pub(crate) mod thread_mark;
