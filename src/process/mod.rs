@@ -78,7 +78,13 @@
 //!   a reaper thread reaps it when it ends, so no zombie is left.
 //! - **Signals** go through a pidfd, so a recycled pid is never signalled.
 //! - **Output.** Children share the parent's stdout and stderr unless
-//!   [`Builder::capture_output`] is set.
+//!   [`Builder::capture_output`] (kept, bounded) or [`Builder::prefix_output`]
+//!   (passed through, each line prefixed with the child's name) is set.
+//! - **Logs.** What a child logs with `log` reaches the parent's logger, tagged
+//!   with its name and pid ([`Builder::forward_logs`], on by default; see
+//!   [`observe`](crate::observe)).
+//! - **Memory.** [`Builder::memory_limit`] bounds what a child may allocate; a
+//!   child over it ends with [`JoinError::OutOfMemory`].
 //! - **Child code runs before `main`** in `Spawn` children: `main`'s own set-up
 //!   (a logger, say) has not run there.
 //! - **Panic hook.** mproc installs a panic hook (once, wrapping the one before it)
