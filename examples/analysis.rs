@@ -34,8 +34,11 @@ const HOURS: usize = 24;
 /// Fare histogram bins of 10 cents; the last bin holds everything from $200 up.
 const BIN_CENTS: u64 = 10;
 const BINS: usize = 2000;
-/// Bytes per task: large enough that a task's fixed cost is noise.
-const CHUNK_BYTES: u64 = 8 << 20;
+/// Bytes per task: about 8 tasks per worker (so that the last ones balance the
+/// load), each between 1 MiB (a task's fixed cost stays noise) and 8 MiB.
+fn chunk_bytes(len: u64, workers: usize) -> u64 {
+    (len / (8 * workers.max(1) as u64)).clamp(1 << 20, 8 << 20)
+}
 
 // ---------------------------------------------------------------------------
 // The aggregate: what one chunk computes and what merging adds up.
@@ -458,11 +461,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("generated in {:.2?}", t.elapsed());
     }
     let len = std::fs::metadata(&path)?.len();
-    let chunks: Vec<Chunk> = (0..len.div_ceil(CHUNK_BYTES).max(1))
+    let chunk = chunk_bytes(len, args.workers);
+    let chunks: Vec<Chunk> = (0..len.div_ceil(chunk).max(1))
         .map(|i| Chunk {
             path: path.clone(),
-            start: i * CHUNK_BYTES,
-            end: ((i + 1) * CHUNK_BYTES).min(len),
+            start: i * chunk,
+            end: ((i + 1) * chunk).min(len),
         })
         .collect();
     let header = format!(

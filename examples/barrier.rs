@@ -1,6 +1,10 @@
 //! Worker processes that advance through stages in lock-step with a `Barrier`,
 //! whose action runs once per stage, in whichever process arrives last.
 //!
+//! Each `wait` returns the worker's arrival index in that stage: 0 for the first to
+//! arrive, up to `WORKERS - 1` for the last (Python's `Barrier.wait` value). The
+//! example prints them as a table and checks that every stage gave each index once.
+//!
 //! ```text
 //! cargo run --example barrier
 //! ```
@@ -29,7 +33,7 @@ fn stage_done() {
         .fetch_add(1, Ordering::SeqCst)
         + 1;
     println!(
-        "stage {stage} done (action ran in pid {})",
+        "stage {stage} complete: the action ran in pid {}, the last to arrive",
         std::process::id()
     );
 }
@@ -55,9 +59,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workers = (0..WORKERS)
         .map(|id| Process::start(worker, (barrier.clone(), stage.clone(), id)))
         .collect::<Result<Vec<_>, _>>()?;
-    for (id, w) in workers.into_iter().enumerate() {
-        println!("worker {id} arrived at positions {:?}", w.join()?);
+    let pids: Vec<u32> = workers.iter().map(|w| w.pid()).collect();
+    let mut arrivals = Vec::new();
+    for w in workers {
+        arrivals.push(w.join()?);
     }
     assert_eq!(stage.load(Ordering::SeqCst), STAGES);
+
+    println!(
+        "\narrival index per stage (0 = first to arrive, {} = last):",
+        WORKERS - 1
+    );
+    print!("{:<20}", "");
+    for s in 1..=STAGES {
+        print!(" stage {s}");
+    }
+    println!();
+    for (id, (pid, positions)) in pids.iter().zip(&arrivals).enumerate() {
+        print!("{:<20}", format!("worker {id} (pid {pid})"));
+        for p in positions {
+            print!(" {p:>7}");
+        }
+        println!();
+    }
+    for s in 0..STAGES as usize {
+        let mut column: Vec<usize> = arrivals.iter().map(|a| a[s]).collect();
+        column.sort_unstable();
+        assert_eq!(column, (0..WORKERS).collect::<Vec<_>>(), "stage {}", s + 1);
+    }
+    println!(
+        "every stage handed out each arrival index once: all {WORKERS} workers met at each stage"
+    );
     Ok(())
 }

@@ -44,7 +44,7 @@ impl Task for Collatz {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
-        "mproc demo: parent pid {}, {} CPU(s)\n",
+        "mproc processes tour (examples/processes.rs): parent pid {}, {} CPU(s)\n",
         std::process::id(),
         mproc::process::cpu_count()
     );
@@ -91,7 +91,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .name("divider")
         .start(|(a, b): (u32, u32)| a / b, (100, 0))?;
     match child.join() {
-        Err(err @ JoinError::Panicked { .. }) => println!("   {err}"),
+        // `{err}` adds the child's backtrace when RUST_BACKTRACE is set; `{err:#}` always.
+        Err(err @ JoinError::Panicked { .. }) => {
+            println!("   {err}");
+            if !format!("{err}").contains("stack backtrace") {
+                println!("   (run with RUST_BACKTRACE=1 to see the child's backtrace too)");
+            }
+        }
         other => println!("   unexpected: {other:?}"),
     }
 

@@ -34,7 +34,8 @@ done
 
 export ROUNDS=${ROUNDS:-3}
 export REPEATS=${REPEATS:-3}
-ALL_AREAS="process_start queue pipe sync pool observe"
+
+ALL_AREAS="process_start queue pipe sync pool observe threading manager programs distributed aio scaling_queue scaling_pool scaling_sync scaling_start scaling_executor"
 AREAS=${AREAS:-$ALL_AREAS}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RESULTS=$TARGET/bench-results
@@ -49,6 +50,8 @@ fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== building benches (release)" >&2
 cargo build --release -p mproc-benches --bins || { echo "build failed" >&2; exit 1; }
+# The example programs the `programs` area runs.
+cargo build --release -p mproc --examples || { echo "build failed" >&2; exit 1; }
 
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"

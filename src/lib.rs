@@ -39,6 +39,8 @@
 //! | `Pipe` | [`pipe`] |
 //! | `Lock`, `RLock`, `Semaphore`, `Event`, `Condition`, `Barrier` | [`sync`] |
 //! | `Value`, `Array`, `shared_memory.SharedMemory` | [`shm`] |
+//! | `queue.Queue`, `LifoQueue`, `PriorityQueue`, `threading.Timer` (between threads) | [`threading`] |
+//! | `Manager()`, `BaseManager(address, authkey)` | [`manager`] |
 //!
 //! # Modules
 //!
@@ -57,10 +59,24 @@
 //! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
 //! - [`sync`]: `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`,
 //!   `Condition`, `Barrier` across processes; locks report a dead holder.
+//! - [`threading`]: Python's `queue` (`Queue`, `LifoQueue`, `PriorityQueue`) and
+//!   `threading.Timer`, between threads of one process.
+//! - [`manager`]: a server process holding shared objects (dict, list, queues,
+//!   locks, your own types) for typed proxies, locally or over TCP with a key.
 //!
 //! # Feature flags
 //!
 //! - `progress` (default): progress bars on pool maps, with `indicatif`.
+//! - `distributed`: [`distributed`](crate::distributed) (many machines through BullMQ
+//!   queues in Redis), with `bullmq-official`, `redis` and an internal tokio runtime.
+//! - `tokio`: `*_async` methods to `.await` from async code without blocking the
+//!   runtime: `Process::join_async`, pipe `send_async`/`recv_async`, queue
+//!   `put_async`/`get_async`/`join_async`, `Event::wait_async`,
+//!   `Lock::lock_async`, `Semaphore::acquire_async`, each documenting its cancel
+//!   safety. They wait through tokio's reactor and
+//!   must run inside a tokio runtime with I/O enabled. (Pool results need no
+//!   feature: `AsyncResult` and `MapResult` can be awaited, and `imap` iterators
+//!   have `next_async`, in any runtime.)
 //!
 //! # Supported platforms
 //!
@@ -72,13 +88,23 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
+/// The README's code, compiled and run as doc tests (`cargo test --doc`), so that
+/// the first thing a user copies works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+pub(crate) mod aio;
 pub(crate) mod codec;
 pub mod connection;
 pub(crate) mod deadline;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod futures;
 pub(crate) mod handle;
 #[cfg(all(test, loom))]
 pub(crate) mod loom;
+pub mod manager;
 pub mod observe;
 pub mod pipe;
 pub mod pool;
@@ -88,4 +114,5 @@ pub mod shm;
 pub mod sync;
 pub(crate) mod sys;
 pub(crate) mod task;
+pub mod threading;
 pub(crate) mod wire;

@@ -1,30 +1,30 @@
 """The analysis example's computation in Python: multiprocessing.Pool + the csv module.
 
-Usage: python3 py_analysis.py FILE.csv [WORKERS] [REPEATS]
+Usage: python3 py_analysis.py FILE.csv [WORKERS]
 
-The same work as examples/analysis.rs on the same file: the file is split into 8 MiB
-byte ranges, each task parses the lines that start in its range with csv.reader and
-returns per-(zone, hour) trip counts and fare/distance sums (integer cents and tens of
-metres) and per-zone and per-hour fare histograms (10-cent bins, 2000 bins); the parent
-merges them. Prints one figure line per measurement, `name<TAB>median<TAB>unit`:
-  py_analysis_pool_s  : seconds for the whole computation with Pool(WORKERS)
-  py_analysis_rows    : valid rows counted (a check that both sides did the same work)
+Companion of examples/analysis.rs and benches/src/programs.rs (harness _bench.py). The
+same work on the same file: the file is split into byte ranges as the example splits it
+(about 8 per worker, 1 to 8 MiB each); each task parses
+the lines that start in its range with csv.reader and returns per-(zone, hour) trip
+counts and fare/distance sums (integer cents and tens of metres) and per-zone and
+per-hour fare histograms (10-cent bins, 2000 bins); the parent merges them.
+  py_analysis_s     : seconds for the whole computation with Pool(WORKERS)
+  py_analysis_rows  : valid rows counted (both sides must do the same work)
 """
 import csv
 import io
 import multiprocessing as mp
 import os
-import statistics
 import sys
-import time
+
+from _bench import SAMPLES, clock, emit
 
 ZONES, HOURS, BIN_CENTS, BINS = 64, 24, 10, 2000
-CHUNK = 8 << 20
 
 
 def hundredths(s):
     """'12.75' -> 1275; None when it is not a non-negative number with <= 2 decimals."""
-    whole, dot, frac = s.partition(".")
+    whole, _, frac = s.partition(".")
     if not whole.isdigit() or len(frac) > 2 or (frac and not frac.isdigit()):
         return None
     return int(whole) * 100 + (int(frac.ljust(2, "0")) if frac else 0)
@@ -76,30 +76,27 @@ def aggregate(task):
 
 def run(path, workers):
     size = os.path.getsize(path)
-    tasks = [(path, s, min(s + CHUNK, size)) for s in range(0, size, CHUNK)]
-    t = time.perf_counter()
+    chunk = min(max(size // (8 * workers), 1 << 20), 8 << 20)
+    tasks = [(path, s, min(s + chunk, size)) for s in range(0, size, chunk)]
+    start = clock()
+    total = None
     with mp.Pool(workers) as pool:
-        total = None
         for part in pool.imap_unordered(aggregate, tasks):
             if total is None:
-                total = [list(x) if isinstance(x, list) else x for x in part]
+                total = list(part)
             else:
                 for k in range(3):
                     total[k] = [a + b for a, b in zip(total[k], part[k])]
                 total[3] += part[3]
-    elapsed = time.perf_counter() - t
-    rows = sum(total[0][0::3])
-    return elapsed, rows
+    return clock() - start, sum(total[0][0::3])
 
 
 if __name__ == "__main__":
     path = sys.argv[1]
     workers = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     samples, rows = [], 0
-    for _ in range(repeats):
+    for _ in range(SAMPLES):
         elapsed, rows = run(path, workers)
         samples.append(elapsed)
-    print(f"#spread py_analysis_pool_s {min(samples):.3f}..{max(samples):.3f}", file=sys.stderr)
-    print(f"py_analysis_pool_s\t{statistics.median(samples):.4f}\ts")
-    print(f"py_analysis_rows\t{rows}\trows")
+    emit("py_analysis_s", "s", samples)
+    emit("py_analysis_rows", "rows", [rows])

@@ -215,6 +215,7 @@ impl Contender for CAnchor {
 /// `REPEATS`.
 pub struct PyAnchor {
     script: String,
+    args: Vec<String>,
 }
 
 impl PyAnchor {
@@ -222,7 +223,14 @@ impl PyAnchor {
     pub fn new(script: &str) -> PyAnchor {
         PyAnchor {
             script: script.to_owned(),
+            args: Vec::new(),
         }
+    }
+
+    /// Adds a command-line argument for the script.
+    pub fn arg(mut self, a: impl Into<String>) -> PyAnchor {
+        self.args.push(a.into());
+        self
     }
 
     fn path(&self, cfg: &Config) -> PathBuf {
@@ -244,6 +252,16 @@ impl Contender for PyAnchor {
         if !p.is_file() {
             return Err(format!("{} not found", p.display()).into());
         }
+        // Fail here, with what to do, rather than once per round.
+        let mut check = Command::new(&cfg.python);
+        check
+            .args(&cfg.pyflags)
+            .args(["-c", "import multiprocessing, concurrent.futures"]);
+        run_capture(check, Duration::from_secs(60)).map_err(|e| {
+            format!(
+                "the Python interpreter does not work (set PYTHON to a Python 3 with the standard library): {e}"
+            )
+        })?;
         Ok(())
     }
 
@@ -252,6 +270,7 @@ impl Contender for PyAnchor {
         let mut cmd = Command::new(&cfg.python);
         cmd.args(&cfg.pyflags)
             .arg(&path)
+            .args(&self.args)
             .current_dir(path.parent().expect("script has a folder"))
             .env("REPEATS", cfg.repeats.to_string());
         let figs = parse_figures(&run_capture(cmd, cfg.timeout)?);

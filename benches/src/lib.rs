@@ -24,13 +24,23 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub mod aio;
 pub mod anchors;
+pub mod distributed;
+pub mod manager;
 pub mod observe;
 pub mod pipe;
 pub mod pool;
 pub mod process;
+pub mod programs;
 pub mod queue;
+pub mod scaling_executor;
+pub mod scaling_pool;
+pub mod scaling_queue;
+pub mod scaling_start;
+pub mod scaling_sync;
 pub mod sync;
+pub mod threading;
 pub mod units;
 
 /// Error type of the harness: anything that explains itself.

@@ -31,12 +31,24 @@ enum Command {
     Info,
     /// Start a child with each start method and check that it answers.
     Selftest(command::selftest::Args),
+    /// BullMQ queues in Redis: info, pause, resume, clean.
+    #[cfg(feature = "distributed")]
+    #[command(subcommand)]
+    Queues(command::queues::Queues),
+    /// Jobs of a BullMQ queue: list, show, retry, remove.
+    #[cfg(feature = "distributed")]
+    #[command(subcommand)]
+    Jobs(command::jobs::Jobs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Info => command::info::run(),
         Command::Selftest(args) => command::selftest::run(&args),
+        #[cfg(feature = "distributed")]
+        Command::Queues(cmd) => command::queues::run(&cmd),
+        #[cfg(feature = "distributed")]
+        Command::Jobs(cmd) => command::jobs::run(&cmd),
     }
 }
 

@@ -16,7 +16,7 @@
 //!
 //! // One line switches between processes and threads.
 //! assert_eq!(run(&ProcessPoolExecutor::new(2)?), 6765 + 10946 + 17711 + 28657);
-//! assert_eq!(run(&ThreadPoolExecutor::new(2)), 6765 + 10946 + 17711 + 28657);
+//! assert_eq!(run(&ThreadPoolExecutor::new(2)?), 6765 + 10946 + 17711 + 28657);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -50,7 +50,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::pool::SubmitError;
-pub use crate::task::{Future, ResultTimeoutError, TaskError};
+pub use crate::task::{Future, NotDone, ResultTimeoutError, TaskError};
 pub use process::ProcessPoolExecutor;
 pub use thread::ThreadPoolExecutor;
 
@@ -72,7 +72,7 @@ pub trait Executor {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// assert_eq!(ex.submit(|x: u8| x + 1, 1)?.result()?, 2);
     /// ex.shutdown(true, false);
     /// assert!(ex.submit(|x: u8| x, 1).is_err());
@@ -84,9 +84,11 @@ pub trait Executor {
         R: Serialize + DeserializeOwned + Send + 'static;
 
     /// Runs `f` on every item; the iterator yields the results in input order
-    /// (Python's `Executor.map`). Every item is submitted at once. With a
-    /// `timeout`, a result not ready `timeout` after this call yields an error
-    /// with [`TaskError::is_timeout`] and the remaining tasks are cancelled.
+    /// (Python's `Executor.map`). Every item is submitted at once, so the calls
+    /// run whether or not the iterator is read. With a `timeout`, a result not
+    /// ready `timeout` after this call yields one error with
+    /// [`TaskError::is_timeout`], the remaining calls are cancelled and the
+    /// iteration ends (Python raises `TimeoutError` there), on every executor.
     /// `chunksize` groups items on processes (ignored by threads).
     ///
     /// # Errors
@@ -98,7 +100,7 @@ pub trait Executor {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(2);
+    /// let ex = ThreadPoolExecutor::new(2)?;
     /// let out: Vec<u32> = ex.map(|x: u32| x * 2, 0..4, None, 1)?.map(Result::unwrap).collect();
     /// assert_eq!(out, [0, 2, 4, 6]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -129,8 +131,8 @@ pub trait Executor {
     }
 
     /// Stops accepting tasks (Python's `shutdown`). With `cancel_futures`, queued
-    /// tasks are cancelled (their futures fail with
-    /// [`TaskError::is_cancelled`]); with `wait`, returns once every running task
+    /// tasks are cancelled (their futures report [`Future::cancelled`] and fail
+    /// with [`TaskError::is_cancelled`]); with `wait`, returns once every running task
     /// has finished and the workers are gone.
     ///
     /// # Examples
@@ -138,7 +140,7 @@ pub trait Executor {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|x: u8| x, 1)?;
     /// ex.shutdown(true, false);
     /// assert_eq!(fut.result()?, 1);
@@ -166,58 +168,68 @@ impl<R> std::fmt::Debug for MapIter<'_, R> {
     }
 }
 
+impl<R> MapIter<'_, R> {
+    /// The next result, waiting until the map's deadline at most.
+    fn next_within(&mut self) -> Option<Result<R, TaskError>>
+    where
+        R: DeserializeOwned,
+    {
+        let deadline = self.deadline.map(|(at, _)| at);
+        match &mut self.inner {
+            MapInner::Futures(q) => {
+                let fut = q.pop_front()?;
+                Some(match fut.result_until(deadline) {
+                    Ok(v) => Ok(v),
+                    Err(ResultTimeoutError::Failed(e)) => Err(e),
+                    Err(ResultTimeoutError::Timeout(fut)) => {
+                        fut.cancel();
+                        Err(TaskError::wait_timeout(Duration::ZERO, None))
+                    }
+                })
+            }
+            MapInner::Pool(it) => match deadline {
+                None => it.next(),
+                Some(at) => it.next_timeout(at.saturating_duration_since(Instant::now())),
+            },
+        }
+    }
+
+    /// Cancels every call not yet yielded.
+    fn cancel_rest(&mut self) {
+        match &mut self.inner {
+            MapInner::Futures(q) => {
+                for f in q.drain(..) {
+                    f.cancel();
+                }
+            }
+            MapInner::Pool(it) => it.cancel(),
+        }
+    }
+}
+
 impl<R: DeserializeOwned> Iterator for MapIter<'_, R> {
     type Item = Result<R, TaskError>;
 
+    /// After the map's deadline passes, yields one timeout error and ends (as
+    /// Python's `Executor.map` raises `TimeoutError` and ends); the calls not yet
+    /// yielded are cancelled.
     fn next(&mut self) -> Option<Self::Item> {
+        if self.expired {
+            return None;
+        }
         let i = self.next;
-        let timed_out = |span| TaskError::wait_timeout(span, Some(i));
-        let out = match &mut self.inner {
-            MapInner::Futures(q) => {
-                let fut = q.pop_front()?;
-                if self.expired {
-                    fut.cancel();
-                    Some(Err(timed_out(
-                        self.deadline.map_or(Duration::ZERO, |d| d.1),
-                    )))
-                } else {
-                    match self.deadline {
-                        None => Some(fut.result()),
-                        Some((at, span)) => match fut.result_deadline(at) {
-                            Ok(v) => Some(Ok(v)),
-                            Err(ResultTimeoutError::Failed(e)) => Some(Err(e)),
-                            Err(ResultTimeoutError::Timeout(fut)) => {
-                                fut.cancel();
-                                self.expired = true;
-                                for f in q.iter() {
-                                    f.cancel();
-                                }
-                                Some(Err(timed_out(span)))
-                            }
-                        },
-                    }
-                }
+        let out = match self.next_within()? {
+            // A wait that ran out (not a task killed at its own timeout).
+            Err(e) if e.is_timeout() && e.worker_pid().is_none() => {
+                self.expired = true;
+                self.cancel_rest();
+                let span = self.deadline.map_or(Duration::ZERO, |d| d.1);
+                Err(TaskError::wait_timeout(span, Some(i)))
             }
-            MapInner::Pool(it) => match self.deadline {
-                None => it.next(),
-                Some((at, span)) => {
-                    if self.expired {
-                        None
-                    } else {
-                        let r = it.next_timeout(at.saturating_duration_since(Instant::now()));
-                        if let Some(Err(e)) = &r {
-                            if e.is_timeout() && e.worker_pid().is_none() {
-                                self.expired = true;
-                                return Some(Err(timed_out(span)));
-                            }
-                        }
-                        r
-                    }
-                }
-            },
+            r => r,
         };
         self.next += 1;
-        out
+        Some(out)
     }
 }
 
@@ -301,7 +313,7 @@ impl<T> AsCompleted<T> {
     /// use std::time::Duration;
     /// use mproc::futures::{as_completed_timeout, Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let slow = ex.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 300)?;
     /// let mut it = as_completed_timeout(vec![slow], Duration::from_millis(1));
     /// assert!(it.next().is_none());
@@ -330,11 +342,12 @@ impl<T> Iterator for AsCompleted<T> {
 /// ```
 /// use mproc::futures::{as_completed, Executor, ThreadPoolExecutor};
 ///
-/// let ex = ThreadPoolExecutor::new(2);
+/// let ex = ThreadPoolExecutor::new(2)?;
 /// let futures: Vec<_> = (0..5u64).map(|i| ex.submit(|x: u64| x * x, i).unwrap()).collect();
 /// let mut squares: Vec<u64> = as_completed(futures).map(|f| f.result().unwrap()).collect();
 /// squares.sort();
 /// assert_eq!(squares, [0, 1, 4, 9, 16]);
+/// # Ok::<(), mproc::pool::PoolError>(())
 /// ```
 pub fn as_completed<T>(futures: impl IntoIterator<Item = Future<T>>) -> AsCompleted<T> {
     AsCompleted {
@@ -399,7 +412,7 @@ pub struct Waited<T> {
 /// use std::time::Duration;
 /// use mproc::futures::{wait, Executor, ReturnWhen, ThreadPoolExecutor};
 ///
-/// let ex = ThreadPoolExecutor::new(2);
+/// let ex = ThreadPoolExecutor::new(2)?;
 /// let quick = ex.submit(|x: u64| x, 1)?;
 /// let slow = ex.submit(|ms: u64| { std::thread::sleep(Duration::from_millis(ms)); ms }, 500)?;
 /// let w = wait(vec![quick, slow], None, ReturnWhen::FirstCompleted);
@@ -428,7 +441,11 @@ pub fn wait<T>(
         let satisfied = match return_when {
             ReturnWhen::FirstCompleted => !done.is_empty(),
             ReturnWhen::FirstException => {
-                pending.is_empty() || done.iter().any(|f: &Future<T>| f.error().is_some())
+                // A future that raised, not one that was cancelled (Python's rule).
+                pending.is_empty()
+                    || done
+                        .iter()
+                        .any(|f: &Future<T>| !f.cancelled() && f.error().is_some())
             }
             ReturnWhen::AllCompleted => pending.is_empty(),
         };

@@ -106,12 +106,15 @@ impl Executor for ProcessPoolExecutor {
         }
         let items: Vec<A> = items.into_iter().collect();
         let n = items.len();
-        let it = self
+        let mut it = self
             .pool
             .options()
             .chunksize(chunksize.max(1))
             .window(n.max(1))
             .imap(f, items);
+        // Every item now, as the trait promises: the calls run even if the
+        // iterator is never read (before a `shutdown`, say).
+        it.submit_all();
         Ok(MapIter {
             inner: MapInner::Pool(it),
             deadline: timeout.and_then(|t| crate::deadline::after(t).map(|d| (d, t))),

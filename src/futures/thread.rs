@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::futures::{Executor, SubmitError};
-use crate::task::future::Slot;
-use crate::task::{Future, TaskError};
+use crate::pool::PoolError;
+use crate::task::slot::Slot;
+use crate::task::{Future, TaskError, panic_message};
 
 struct Job {
     run: Box<dyn FnOnce() + Send>,
@@ -53,14 +54,7 @@ fn install_hook() {
             if !in_task {
                 return previous(info);
             }
-            let payload = info.payload();
-            let message = if let Some(s) = payload.downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "Box<dyn Any>".to_string()
-            };
+            let message = panic_message(info.payload());
             let location = info
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
@@ -75,14 +69,8 @@ fn run_task<A, R>(f: fn(A) -> R, arg: A) -> Result<R, TaskError> {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(arg)));
     let caught = IN_TASK.with(|t| t.borrow_mut().take()).flatten();
     r.map_err(|payload| {
-        let (message, location, backtrace) = caught.unwrap_or_else(|| {
-            let m = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any>".into());
-            (m, None, String::new())
-        });
+        let (message, location, backtrace) =
+            caught.unwrap_or_else(|| (panic_message(payload.as_ref()), None, String::new()));
         TaskError::panicked(message, location, backtrace, Some(0))
     })
 }
@@ -98,7 +86,7 @@ fn run_task<A, R>(f: fn(A) -> R, arg: A) -> Result<R, TaskError> {
 /// ```
 /// use mproc::futures::{Executor, ThreadPoolExecutor};
 ///
-/// let ex = ThreadPoolExecutor::new(4);
+/// let ex = ThreadPoolExecutor::new(4)?;
 /// let lens: Vec<usize> = ex
 ///     .map(|s: String| s.len(), ["a", "bb"].map(String::from), None, 1)?
 ///     .map(Result::unwrap)
@@ -121,21 +109,26 @@ impl std::fmt::Debug for ThreadPoolExecutor {
 }
 
 impl ThreadPoolExecutor {
-    /// An executor with `n` threads (at least one).
+    /// An executor with `n` threads (Python's `max_workers`).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// When a thread cannot be started.
+    /// [`PoolError::Invalid`] when `n` is 0 (Python raises `ValueError`);
+    /// [`PoolError::Io`] when a thread cannot be started.
     ///
     /// # Examples
     ///
     /// ```
-    /// let ex = mproc::futures::ThreadPoolExecutor::new(2);
+    /// let ex = mproc::futures::ThreadPoolExecutor::new(2)?;
     /// assert_eq!(ex.max_workers(), 2);
+    /// assert!(mproc::futures::ThreadPoolExecutor::new(0).is_err());
+    /// # Ok::<(), mproc::pool::PoolError>(())
     /// ```
-    pub fn new(n: usize) -> ThreadPoolExecutor {
+    pub fn new(n: usize) -> Result<ThreadPoolExecutor, PoolError> {
+        if n == 0 {
+            return Err(PoolError::Invalid("max_workers must be at least 1, not 0"));
+        }
         install_hook();
-        let n = n.max(1);
         let inner = Arc::new(Inner {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -143,20 +136,27 @@ impl ThreadPoolExecutor {
             }),
             cond: Condvar::new(),
         });
-        let threads = (0..n)
-            .map(|i| {
-                let inner = Arc::clone(&inner);
-                std::thread::Builder::new()
-                    .name(format!("mproc-executor-{i}"))
-                    .spawn(move || worker(inner))
-                    .expect("cannot start an executor thread")
-            })
-            .collect();
-        ThreadPoolExecutor {
+        let ex = ThreadPoolExecutor {
             inner,
-            threads: Mutex::new(threads),
+            threads: Mutex::new(Vec::with_capacity(n)),
             n,
+        };
+        for i in 0..n {
+            let inner = Arc::clone(&ex.inner);
+            let thread = std::thread::Builder::new()
+                .name(format!("mproc-executor-{i}"))
+                .spawn(move || worker(inner))
+                // Dropping `ex` stops the threads already started.
+                .map_err(|source| PoolError::Io {
+                    what: "executor thread",
+                    source,
+                })?;
+            ex.threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(thread);
         }
+        Ok(ex)
     }
 
     /// The number of threads.
@@ -203,7 +203,7 @@ impl Executor for ThreadPoolExecutor {
                 }
             }),
             cancel: Box::new(move || {
-                cancel_slot.complete(Err(TaskError::cancelled("cancelled by shutdown", Some(0))));
+                cancel_slot.abandon(TaskError::cancelled("cancelled by shutdown", Some(0)));
             }),
         };
         {

@@ -70,6 +70,8 @@ pub(crate) fn install(sock: OwnedFd, level: log::LevelFilter) {
     FORWARDING.store(true, Ordering::Release);
     let _ = log::set_logger(&CHILD_LOGGER);
     log::set_max_level(level);
+    #[cfg(feature = "tracing")]
+    crate::observe::subscriber::install();
 }
 
 /// Sets the index of the pool task that runs next in this process.

@@ -55,8 +55,12 @@
 //!   waits when its socket's buffer (about 1 MiB) is full, rather than dropping
 //!   records or growing without bound.
 //! - **Long records** are cut at 60 KiB (and say so).
-//! - **`tracing`** events are not forwarded yet; a child that uses `tracing` can
-//!   send them through `log` with `tracing`'s `log` feature.
+//! - **`tracing`** events are forwarded with the `tracing` feature: a child with no
+//!   subscriber of its own gets one that sends each event as a record (fields
+//!   appended as `name=value`; spans are not forwarded), and the parent emits it
+//!   through `log`, which a `tracing` program sees through `tracing-log`'s
+//!   `LogTracer` (installed by `tracing_subscriber::fmt().init()`). A `Fork` child
+//!   inherits its parent's subscriber: wrap it in a `ForwardingSubscriber`.
 //! - **A changed level.** The level a child filters with is the parent's when the
 //!   child started; raising the parent's level later does not reach children
 //!   already running (lowering it does: the parent filters again).
@@ -67,6 +71,11 @@ pub(crate) mod child;
 pub(crate) mod collect;
 pub(crate) mod output;
 mod record;
+#[cfg(feature = "tracing")]
+mod subscriber;
+
+#[cfg(feature = "tracing")]
+pub use subscriber::ForwardingSubscriber;
 
 /// The key-value key holding the name of the child a forwarded record came from.
 pub const KEY_PROCESS: &str = "mproc.process";

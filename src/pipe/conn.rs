@@ -97,7 +97,10 @@ struct Rx {
 pub(crate) struct Conn {
     sock: OwnedFd,
     max: AtomicUsize,
-    tx: Mutex<()>,
+    /// The send side. Holds the unwritten tail of a frame whose first bytes an
+    /// async send wrote before it was dropped (or is still writing): every send
+    /// writes it first, so a frame is never torn. Empty unless async sends are used.
+    tx: Mutex<Vec<u8>>,
     rx: Mutex<Rx>,
 }
 
@@ -132,7 +135,7 @@ impl Conn {
         Conn {
             sock,
             max: AtomicUsize::new(max),
-            tx: Mutex::new(()),
+            tx: Mutex::new(Vec::new()),
             rx: Mutex::new(Rx {
                 buf,
                 pos: 0,
@@ -176,24 +179,16 @@ impl Conn {
 
     /// Sends one frame. Over the limit is refused before anything is written.
     pub(crate) fn send(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), SendFail> {
-        let max = self.max();
-        if payload.len() > max {
-            return Err(SendFail::Invalid(MessageError::too_large(
-                payload.len(),
-                max,
-            )));
+        let header = self.header(payload, fds)?;
+        let mut backlog = lock(&self.tx);
+        while !backlog.is_empty() {
+            match socket::send_with_fds(self.fd(), &[IoSlice::new(&backlog)], &[]) {
+                Ok(0) => return Err(SendFail::Closed),
+                Ok(n) => drop(backlog.drain(..n)),
+                Err(e) if is_closed_error(&e) => return Err(SendFail::Closed),
+                Err(e) => return Err(SendFail::Io(e)),
+            }
         }
-        if fds.len() > socket::MAX_FDS_PER_MSG {
-            return Err(SendFail::Invalid(MessageError::encode(format!(
-                "a message may carry at most {} handles' descriptors, not {}",
-                socket::MAX_FDS_PER_MSG,
-                fds.len()
-            ))));
-        }
-        let mut header = [0u8; HEADER];
-        header[..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        header[8..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-        let _g = lock(&self.tx);
         let total = HEADER + payload.len();
         let mut sent = 0;
         while sent < total {
@@ -211,6 +206,123 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// A frame's header, after the checks that refuse a frame before anything is
+    /// written.
+    fn header(&self, payload: &[u8], fds: &[BorrowedFd<'_>]) -> Result<[u8; HEADER], SendFail> {
+        let max = self.max();
+        if payload.len() > max {
+            return Err(SendFail::Invalid(MessageError::too_large(
+                payload.len(),
+                max,
+            )));
+        }
+        if fds.len() > socket::MAX_FDS_PER_MSG {
+            return Err(SendFail::Invalid(MessageError::encode(format!(
+                "a message may carry at most {} handles' descriptors, not {}",
+                socket::MAX_FDS_PER_MSG,
+                fds.len()
+            ))));
+        }
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        header[8..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
+        Ok(header)
+    }
+
+    /// Sends one frame without blocking the thread: the socket is watched by the
+    /// runtime's reactor while its buffer is full.
+    ///
+    /// Cancel safety: until the first byte is written, dropping the future sends
+    /// nothing. Once it is, the frame is committed: the rest goes to the backlog,
+    /// which this future (or, if it is dropped, the next send from this end) writes.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn send_async(
+        &self,
+        payload: &[u8],
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), SendFail> {
+        let header = self.header(payload, fds)?;
+        let total = HEADER + payload.len();
+        loop {
+            {
+                let mut backlog = lock(&self.tx);
+                if self.flush_nowait(&mut backlog)? {
+                    let bufs = [IoSlice::new(&header), IoSlice::new(payload)];
+                    match crate::sys::event_fd::send_with_fds_nowait(self.fd(), &bufs, fds) {
+                        Ok(0) => return Err(SendFail::Closed),
+                        Ok(n) if n == total => return Ok(()),
+                        Ok(n) => {
+                            if n < HEADER {
+                                backlog.extend_from_slice(&header[n..]);
+                                backlog.extend_from_slice(payload);
+                            } else {
+                                backlog.extend_from_slice(&payload[n - HEADER..]);
+                            }
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if is_closed_error(&e) => return Err(SendFail::Closed),
+                        Err(e) => return Err(SendFail::Io(e)),
+                    }
+                }
+            }
+            crate::aio::writable(self.fd())
+                .await
+                .map_err(SendFail::Io)?;
+        }
+        // Committed: write the rest (and anything queued behind it by then).
+        loop {
+            if self.flush_nowait(&mut lock(&self.tx))? {
+                return Ok(());
+            }
+            crate::aio::writable(self.fd())
+                .await
+                .map_err(SendFail::Io)?;
+        }
+    }
+
+    /// Writes the backlog without waiting; `true` once it is empty.
+    #[cfg(feature = "tokio")]
+    fn flush_nowait(&self, backlog: &mut Vec<u8>) -> Result<bool, SendFail> {
+        while !backlog.is_empty() {
+            match crate::sys::event_fd::send_with_fds_nowait(
+                self.fd(),
+                &[IoSlice::new(backlog)],
+                &[],
+            ) {
+                Ok(0) => return Err(SendFail::Closed),
+                Ok(n) => drop(backlog.drain(..n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if is_closed_error(&e) => return Err(SendFail::Closed),
+                Err(e) => return Err(SendFail::Io(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Receives one frame without blocking the thread, as [`recv`](Conn::recv)
+    /// with the socket watched by the runtime's reactor.
+    ///
+    /// Cancel safety: bytes read from the socket stay in this end's buffer (a
+    /// partial frame included) until a receive completes, so dropping the future
+    /// loses nothing.
+    #[cfg(feature = "tokio")]
+    pub(crate) async fn recv_async<R>(
+        &self,
+        f: impl FnOnce(Payload<'_>, Vec<OwnedFd>) -> R,
+    ) -> Result<R, RecvFail> {
+        let mut f = Some(f);
+        loop {
+            match self.recv(Wait::No, |p, fds| (f.take().expect("called once"))(p, fds)) {
+                Err(RecvFail::Empty) => {}
+                r => return r,
+            }
+            crate::aio::readable(self.fd())
+                .await
+                .map_err(RecvFail::Io)?;
+        }
     }
 
     // ---- receive -----------------------------------------------------------

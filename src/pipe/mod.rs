@@ -53,6 +53,8 @@
 //!   may interleave, as with Python's pipes.
 //! - **Ctrl-C, fork**: nothing special; a forked child holds copies of the ends.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod conn;
 mod error;
 

@@ -60,6 +60,12 @@ pub(crate) struct Worker {
     allowance: Option<u64>,
     last_word: u64,
     seen_at: Instant,
+    /// When the worker last showed progress: results came back, or it was handed
+    /// work while it held none. A worker that holds tasks and shows none for much
+    /// longer than they should take is busy with a long one: see `take_back`.
+    progress_at: Instant,
+    /// The `RUNNING` word as `take_back` last saw it: a change is progress too.
+    running_seen: u64,
     timed_out: Option<(u64, Duration)>,
     /// How many held tasks have a timeout (0: no deadline to watch).
     timed: usize,
@@ -71,6 +77,21 @@ impl Worker {
     pub(crate) fn pid(&self) -> u32 {
         self.process.pid()
     }
+
+    /// Whether the worker holds nothing and can be given work now.
+    fn is_idle(&self, window: usize) -> bool {
+        self.ready
+            && !self.dead
+            && !self.stop_sent
+            && self.held.is_empty()
+            && self.batches < window
+            && self.allowance != Some(0)
+    }
+
+    /// The sequence number of the task the worker started last (0: none yet).
+    fn last_started(&self) -> u64 {
+        self.words.word(RUNNING).load(Ordering::Acquire)
+    }
 }
 
 /// Starts worker `id` (hello not yet received).
@@ -78,7 +99,7 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
     use crate::pool::PoolError;
     let io = |what| move |source| PoolError::Io { what, source };
     let (mine, theirs) = socket::socketpair().map_err(io("socketpair"))?;
-    let words = SharedWords::create(2).map_err(io("memfd"))?;
+    let words = SharedWords::create(WORDS).map_err(io("memfd"))?;
     let words_fd = socket::dup(words.fd()).map_err(io("dup"))?;
     let cfg = WorkerConfig {
         sock: Fd(theirs),
@@ -119,6 +140,8 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         allowance: spec.max_tasks,
         last_word: 0,
         seen_at: Instant::now(),
+        progress_at: Instant::now(),
+        running_seen: 0,
         timed_out: None,
         timed: 0,
         stop_sent: false,
@@ -183,7 +206,22 @@ pub(crate) struct Dispatcher {
     /// Set while replacement workers cannot be started: the pause before the next
     /// try, doubled at each failure (`broken` then holds the latest failure).
     respawn_backoff: Option<Duration>,
+    /// When a worker busy with a long task may have its queued tasks taken back
+    /// (see `take_back`), if not sooner.
+    recheck_at: Option<Instant>,
 }
+
+/// The shared words of a worker: the sequence number of the task it started last
+/// (`RUNNING`), the position within a chunk, and the number below which it must
+/// not start a task (`TAKEN_BACK`: tasks taken back from it, see `take_back`).
+const WORDS: usize = 3;
+const RUNNING: usize = 0;
+const TAKEN_BACK: usize = 2;
+/// A worker that shows no progress for this long (and four times what a task
+/// should take) while another worker is idle gives back the tasks it has not
+/// started. Long enough that a worker merely waiting for a CPU on a loaded
+/// machine keeps its tasks (a take-back then would only move work around).
+const TAKE_BACK_AFTER: Duration = Duration::from_millis(50);
 
 const TARGET_BATCH_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 4096;
@@ -205,6 +243,7 @@ impl Dispatcher {
             broken: None,
             respawn_at: None,
             respawn_backoff: None,
+            recheck_at: None,
         };
         m.publish_pids();
         m
@@ -251,11 +290,15 @@ impl Dispatcher {
                 .iter()
                 .flatten()
                 .any(|w| w.timed > 0 || w.timed_out.is_some());
-            let timeout = if timed || self.respawn_at.is_some() {
+            let mut timeout = if timed || self.respawn_at.is_some() {
                 Some(TICK)
             } else {
                 None
             };
+            if let Some(at) = self.recheck_at {
+                let left = at.saturating_duration_since(Instant::now());
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
             let mut fds: Vec<(BorrowedFd<'_>, bool)> = vec![(self.shared.wake_r.as_fd(), false)];
             let mut map: Vec<(usize, u8)> = Vec::new();
             for (i, w) in self.workers.iter().enumerate() {
@@ -328,15 +371,101 @@ impl Dispatcher {
     }
 
     /// Sends work to workers with room. Returns the stop request, if any.
+    /// Takes back the tasks a busy worker has not started, when another worker is
+    /// idle and nothing else waits: a task queued behind a long one must not wait
+    /// for it while a worker stands idle (head-of-line blocking).
+    ///
+    /// The worker publishes the task it starts in its `RUNNING` word and then reads
+    /// `TAKEN_BACK`; here `TAKEN_BACK` is raised to the next sequence number and then
+    /// `RUNNING` is read, both sequentially consistent (Dekker's pattern). So the
+    /// worker sees the raised word and skips the task, or this side sees the task
+    /// start, or both. Tasks up to the one `RUNNING` names are kept (started, their
+    /// results may still be on their way); the rest go back to the front of the
+    /// backlog. In the "both" case the worker reports the task `Skipped` and it
+    /// goes back to the backlog then: never run twice, never lost.
+    fn take_back(&mut self) {
+        self.recheck_at = None;
+        let now = Instant::now();
+        let window = self.window();
+        let someone_idle = self.workers.iter().flatten().any(|w| w.is_idle(window));
+        if !someone_idle || !self.shared.lock().pending.is_empty() {
+            return;
+        }
+        let est = Duration::from_nanos(self.est_ns.max(0.0) as u64);
+        let next_seq = self.next_seq;
+        let mut back: Vec<Job> = Vec::new();
+        for w in self.workers.iter_mut().flatten() {
+            if w.dead
+                || w.held.len() < 2 && w.held.front().is_none_or(|h| h.seq <= w.last_started())
+            {
+                continue;
+            }
+            let running = w.last_started();
+            if running != w.running_seen {
+                // It moved on to another task since the last look: progress.
+                w.running_seen = running;
+                w.progress_at = now;
+            }
+            let limit = TAKE_BACK_AFTER.max(est.saturating_mul(4));
+            let age = now.duration_since(w.progress_at);
+            if age < limit {
+                let at = w.progress_at + limit;
+                self.recheck_at = Some(self.recheck_at.map_or(at, |r| r.min(at)));
+                continue;
+            }
+            w.words.word(TAKEN_BACK).store(next_seq, Ordering::SeqCst);
+            let started = w.words.word(RUNNING).load(Ordering::SeqCst);
+            let keep = w.held.iter().take_while(|h| h.seq <= started).count();
+            if keep == w.held.len() {
+                continue;
+            }
+            let taken = (w.held.len() - keep) as u64;
+            // The worker counts the tasks it runs toward `max_tasks_per_child`.
+            if let Some(a) = w.allowance.as_mut() {
+                *a += taken;
+            }
+            for h in w.held.drain(keep..) {
+                if h.item.call.timeout.is_some() {
+                    w.timed = w.timed.saturating_sub(1);
+                }
+                let mut item = h.item;
+                // It never ran: not an attempt.
+                item.attempts = item.attempts.saturating_sub(1);
+                back.push(item);
+            }
+            // The last task kept now ends its batch; batches wholly taken back end.
+            if let Some(last) = w.held.back_mut() {
+                last.batch_end = true;
+            }
+            w.batches = w.held.iter().filter(|h| h.batch_end).count();
+        }
+        if !back.is_empty() {
+            let mut q = self.shared.lock();
+            q.pending_items += back.len();
+            q.pending.push_front(back);
+        }
+    }
+
+    /// How many batches a worker may hold: two (one running, one waiting, so a
+    /// worker never waits for the round trip) unless tasks take over a millisecond.
+    fn window(&self) -> usize {
+        if self.est_ns > 1_000_000.0 { 1 } else { 2 }
+    }
+
     fn dispatch(&mut self) -> Option<Stop> {
-        let live = self
-            .workers
-            .iter()
-            .flatten()
-            .filter(|w| w.ready && !w.dead)
-            .count()
-            .max(1);
-        let window = if self.est_ns > 1_000_000.0 { 1 } else { 2 };
+        self.take_back();
+        let window = self.window();
+        let ready = |w: &&Worker| w.ready && !w.dead && !w.stop_sent;
+        // While a worker stands idle, work goes to the idle workers only: a task
+        // queued behind a busy worker's long task would wait for it.
+        let idle = (self.workers.iter().flatten())
+            .filter(|w| w.is_idle(window))
+            .count();
+        let live = if idle > 0 {
+            idle
+        } else {
+            self.workers.iter().flatten().filter(ready).count().max(1)
+        };
         let target = ((TARGET_BATCH_NS / self.est_ns.max(1.0)) as usize).clamp(1, MAX_BATCH);
         let mut batches: Vec<(usize, Vec<Job>)> = Vec::new();
         let stop;
@@ -368,6 +497,9 @@ impl Dispatcher {
             for (_, i) in order {
                 let Some(w) = &self.workers[i] else { continue };
                 if !w.ready || w.dead || w.stop_sent || w.batches >= window {
+                    continue;
+                }
+                if idle > 0 && !w.held.is_empty() {
                     continue;
                 }
                 if w.allowance == Some(0) {
@@ -432,6 +564,9 @@ impl Dispatcher {
         let w = self.workers[i]
             .as_mut()
             .expect("dispatching to a live worker");
+        if w.held.is_empty() {
+            w.progress_at = Instant::now();
+        }
         let n = held.len();
         for (k, mut item) in held.into_iter().enumerate() {
             let seq = self.next_seq;
@@ -489,8 +624,12 @@ impl Dispatcher {
                     ));
                 }
                 Ok(FromWorker::Results { busy_ns, items }) => {
-                    if !items.is_empty() {
-                        let per = (busy_ns as f64 / items.len() as f64).max(50.0);
+                    w.progress_at = Instant::now();
+                    let ran = (items.iter())
+                        .filter(|(_, o)| !matches!(o, Outcome::Skipped))
+                        .count();
+                    if ran > 0 {
+                        let per = (busy_ns as f64 / ran as f64).max(50.0);
                         // Averaged while the work stays alike; taken as it is when it
                         // is off by more than 4x (another call, other tasks: after a
                         // CPU-heavy call, a call of tiny tasks must not be dealt out one
@@ -504,6 +643,7 @@ impl Dispatcher {
                         }
                     }
                     let mut pending: Option<(Arc<CallInfo>, Outcomes)> = None;
+                    let mut skipped: Vec<Job> = Vec::new();
                     for (seq, outcome) in items {
                         // Results come back in the order the tasks were sent.
                         let Some(pos) = w.held.iter().position(|h| h.seq == seq) else {
@@ -516,9 +656,18 @@ impl Dispatcher {
                         if h.batch_end {
                             w.batches = w.batches.saturating_sub(1);
                         }
+                        if let Outcome::Skipped = outcome {
+                            // Taken back while the dispatcher saw it start: it never
+                            // ran, and runs elsewhere.
+                            let mut item = h.item;
+                            item.attempts = item.attempts.saturating_sub(1);
+                            skipped.push(item);
+                            continue;
+                        }
                         let who = Some((w.id, w.process.pid()));
                         let index = h.item.index;
                         let result = match outcome {
+                            Outcome::Skipped => unreachable!("handled above"),
                             Outcome::Ok { bytes, nfds } => Ok(Message {
                                 bytes,
                                 fds: fds.by_ref().take(nfds as usize).collect(),
@@ -564,6 +713,11 @@ impl Dispatcher {
                     if let Some((call, batch)) = pending.take() {
                         call.sink.deliver_many(batch);
                     }
+                    if !skipped.is_empty() {
+                        let mut q = self.shared.lock();
+                        q.pending_items += skipped.len();
+                        q.pending.push_front(skipped);
+                    }
                 }
                 Ok(FromWorker::Stats(stats)) => self.spec.options.recorder.report(w.id, stats),
                 Err(_) => {
@@ -581,7 +735,7 @@ impl Dispatcher {
             if w.dead || w.timed_out.is_some() || w.timed == 0 {
                 continue;
             }
-            let word = w.words.word(0).load(Ordering::Acquire);
+            let word = w.words.word(RUNNING).load(Ordering::Acquire);
             if word != w.last_word {
                 w.last_word = word;
                 w.seen_at = now;
@@ -626,8 +780,11 @@ impl Dispatcher {
             );
         }
         let status = status.unwrap_or(ExitStatus::Code(-1));
-        let running = w.words.word(0).load(Ordering::Acquire);
-        let ending = Ending::of(status, w.timed_out.is_some(), w.stop_sent, running != 0);
+        let running = w.words.word(RUNNING).load(Ordering::Acquire);
+        // RUNNING keeps the last task's sequence number after its batch: the worker was
+        // in a task only if that task is still held.
+        let in_task = running != 0 && w.held.iter().any(|h| h.seq == running);
+        let ending = Ending::of(status, w.timed_out.is_some(), w.stop_sent, in_task);
         self.spec.options.recorder.ended(w.id, ending);
         let worker = (w.id, w.pid());
         let who = Some(worker);

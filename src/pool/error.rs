@@ -32,6 +32,10 @@ pub enum PoolError {
         #[source]
         source: std::io::Error,
     },
+    /// An option's value cannot work (Python's `ValueError`): the message names
+    /// the option and the rule.
+    #[error("invalid pool option: {0}")]
+    Invalid(&'static str),
     /// The initializer's argument could not be serialized.
     #[error("cannot send the initializer's argument to the workers: {0}")]
     Encode(String),
@@ -47,4 +51,8 @@ pub enum SubmitError {
     /// The argument could not be serialized.
     #[error("cannot send the task's argument to a worker: {0}")]
     Encode(String),
+    /// The executor's backend refused the task or could not be reached (a
+    /// distributed executor: an unregistered function, Redis unreachable).
+    #[error("cannot submit: {0}")]
+    Rejected(String),
 }

@@ -21,6 +21,7 @@ const TAG_STATS: u8 = 5;
 const OK: u8 = 0;
 const PANICKED: u8 = 1;
 const FAILED: u8 = 2;
+const SKIPPED: u8 = 3;
 
 /// A panic, as the worker saw it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -198,6 +199,16 @@ impl ResultsWriter {
         self.count += 1;
     }
 
+    /// Task `seq` was not run: the dispatcher took it back (see
+    /// `Dispatcher::take_back`), and hears here that it may run it elsewhere.
+    pub(crate) fn skipped(&mut self, seq: u64) {
+        self.buf.u64(seq);
+        self.buf.bytes.push(SKIPPED);
+        self.buf.u32(0);
+        self.buf.blob(&[]);
+        self.count += 1;
+    }
+
     /// Completes the frame, recording how long its items took in total.
     pub(crate) fn finish(mut self, busy_ns: u64) -> FrameBuf {
         self.buf.bytes[9..17].copy_from_slice(&busy_ns.to_le_bytes());
@@ -228,9 +239,14 @@ pub(crate) enum ToWorker {
 
 /// One result as the parent receives it.
 pub(crate) enum Outcome {
-    Ok { bytes: Vec<u8>, nfds: u32 },
+    Ok {
+        bytes: Vec<u8>,
+        nfds: u32,
+    },
     Panicked(PanicInfo),
     Failed(String),
+    /// Not run: taken back by the dispatcher.
+    Skipped,
 }
 
 /// What the parent receives.
@@ -358,6 +374,7 @@ pub(crate) fn parse_from_worker(payload: &[u8]) -> Result<FromWorker, String> {
                         Outcome::Panicked(postcard::from_bytes(blob).map_err(|e| e.to_string())?)
                     }
                     FAILED => Outcome::Failed(String::from_utf8_lossy(blob).into_owned()),
+                    SKIPPED => Outcome::Skipped,
                     _ => return Err(malformed()),
                 };
                 items.push((seq, outcome));

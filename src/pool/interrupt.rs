@@ -1,7 +1,11 @@
 //! Ctrl-C for pools: the first `SIGINT` cancels every live pool's queued work and
 //! closes it (running tasks finish); the second kills the workers and puts the
-//! default action back, so a third ends the program as usual. When no pool is
-//! alive, `SIGINT` ends the program as if mproc were not there.
+//! previous disposition back, so a third goes where it would have gone without
+//! mproc. When no pool is alive, `SIGINT` is handled as if mproc were not there.
+//!
+//! A handler the application installed before the first pool (`ctrlc`, tokio's
+//! signal handling) keeps working: ours calls it after its own work, and when the
+//! last pool goes away the disposition that was there before is restored exactly.
 //!
 //! The signal handler only writes a byte to a pipe; a watcher thread does the rest.
 
@@ -23,7 +27,7 @@ impl Drop for Registration {
         let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
         pools.retain(|(id, _)| *id != self.0);
         if pools.is_empty() {
-            let _ = interrupt::restore_default();
+            let _ = interrupt::restore_previous();
         }
     }
 }
@@ -65,7 +69,8 @@ fn watch(fd: std::os::fd::BorrowedFd<'static>) {
                 .filter_map(|(_, w)| w.upgrade())
                 .collect();
             if pools.is_empty() {
-                interrupt::die_of_sigint();
+                interrupt::pass_on();
+                continue;
             }
             for p in &pools {
                 let n = p.interrupt();
@@ -77,7 +82,7 @@ fn watch(fd: std::os::fd::BorrowedFd<'static>) {
                 }
             }
             if pools.iter().any(|p| p.interrupts() >= 2) {
-                let _ = interrupt::restore_default();
+                let _ = interrupt::restore_previous();
             }
         }
     }

@@ -1,7 +1,7 @@
-//! The transport between the pool's manager thread and one worker: a Unix
+//! The transport between the pool's dispatcher thread and one worker: a Unix
 //! socketpair, non-blocking on the parent's side, with an outbox and an inbox so that
-//! the manager never blocks on a worker (and a worker blocked on a full socket can
-//! never deadlock against the manager).
+//! the dispatcher never blocks on a worker (and a worker blocked on a full socket can
+//! never deadlock against the dispatcher).
 //!
 //! This is the one place that knows how frames move; a shared-memory transport
 //! (`crate::queue`) can replace it behind the same four calls: `queue`, `flush`,

@@ -1,19 +1,16 @@
-//! What the verbs hand back: [`AsyncResult`], [`MapResult`], [`IMap`] and
-//! [`IMapUnordered`], and the collectors (sinks) that fill them on the dispatcher thread.
+//! What the eager verbs hand back: [`AsyncResult`] and [`MapResult`].
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Message};
-use crate::pool::progress::Progress;
-use crate::pool::state::PoolState;
-use crate::task::call::{CallInfo, Chunk, Job, Outcomes, Sink, decode};
+use crate::pool::sink::MapSink;
+use crate::task::call::decode;
 use crate::task::{Future, Kind, ResultTimeoutError, TaskError};
 
 /// The result of [`Pool::apply_async`](crate::pool::Pool::apply_async): Python's
@@ -145,184 +142,38 @@ impl<R> AsyncResult<R> {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    All,
-    Ordered,
-    Unordered,
-}
+/// `.await` on an [`AsyncResult`] waits for the task without blocking a thread, in
+/// any runtime (the dispatcher thread wakes the awaiting task).
+///
+/// # Cancel safety
+///
+/// Dropping the awaiting future drops the result; the task itself still runs.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = mproc::pool::Pool::new(1)?;
+/// let r = pool.apply_async(|x: u64| x * 7, 6);
+/// assert_eq!(block_on(async { r.await })?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R> std::future::IntoFuture for AsyncResult<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = Future<R>;
 
-struct MapState {
-    /// Ordered results from `base` on.
-    slots: VecDeque<Option<Result<Message, TaskError>>>,
-    base: usize,
-    /// Unordered results in arrival order.
-    arrived: VecDeque<Result<Message, TaskError>>,
-    /// Chunk results (`Mode::All` only): first index, span, worker, encoded
-    /// `ChunkResult`.
-    spans: Vec<(usize, usize, (usize, u32), Message)>,
-    received: usize,
-    failed: bool,
-    waiting: bool,
-}
-
-/// The collector behind map, imap and imap_unordered.
-pub(crate) struct MapSink {
-    state: Mutex<MapState>,
-    cond: Condvar,
-    mode: Mode,
-    /// Stop running the call's remaining tasks (first error in `map`, a dropped
-    /// iterator, a timeout).
-    cancelled: AtomicBool,
-    /// The number of tasks in the call (`usize::MAX` while unknown).
-    total: AtomicUsize,
-    progress: Option<Progress>,
-}
-
-impl MapSink {
-    pub(crate) fn new(
-        mode: Mode,
-        total: Option<usize>,
-        progress: Option<Progress>,
-    ) -> Arc<MapSink> {
-        Arc::new(MapSink {
-            state: Mutex::new(MapState {
-                slots: VecDeque::new(),
-                base: 0,
-                arrived: VecDeque::new(),
-                spans: Vec::new(),
-                received: 0,
-                failed: false,
-                waiting: false,
-            }),
-            cond: Condvar::new(),
-            mode,
-            cancelled: AtomicBool::new(false),
-            total: AtomicUsize::new(total.unwrap_or(usize::MAX)),
-            progress,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, MapState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn total(&self) -> Option<usize> {
-        match self.total.load(Ordering::Acquire) {
-            usize::MAX => None,
-            n => Some(n),
-        }
-    }
-
-    pub(crate) fn set_total(&self, n: usize) {
-        self.total.store(n, Ordering::Release);
-        self.cond.notify_all();
-    }
-
-    pub(crate) fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Sink for MapSink {
-    fn deliver(&self, index: usize, outcome: Result<Message, TaskError>) {
-        if let Some(p) = &self.progress {
-            p.inc();
-        }
-        let is_err = outcome.is_err();
-        let mut s = self.lock();
-        s.received += 1;
-        s.failed |= is_err;
-        let notify = match self.mode {
-            Mode::Unordered => {
-                s.arrived.push_back(outcome);
-                true
-            }
-            Mode::All | Mode::Ordered => {
-                if index >= s.base {
-                    let pos = index - s.base;
-                    if s.slots.len() <= pos {
-                        s.slots.resize_with(pos + 1, || None);
-                    }
-                    s.slots[pos] = Some(outcome);
-                }
-                match self.mode {
-                    Mode::All => is_err || Some(s.received) == self.total(),
-                    _ => index == s.base,
-                }
-            }
-        };
-        let wake = notify && s.waiting;
-        drop(s);
-        if wake {
-            self.cond.notify_all();
-        }
-        if let (Some(p), Some(t)) = (&self.progress, self.total()) {
-            if p.position() as usize >= t {
-                p.finish();
-            }
-        }
-    }
-
-    fn is_cancelled(&self, _index: usize) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
-    }
-
-    fn deliver_many(&self, outcomes: Outcomes) {
-        if self.mode != Mode::All || self.progress.is_some() {
-            for (index, outcome) in outcomes {
-                self.deliver(index, outcome);
-            }
-            return;
-        }
-        let mut s = self.lock();
-        for (index, outcome) in outcomes {
-            s.received += 1;
-            s.failed |= outcome.is_err();
-            if index >= s.base {
-                let pos = index - s.base;
-                if s.slots.len() <= pos {
-                    s.slots.resize_with(pos + 1, || None);
-                }
-                s.slots[pos] = Some(outcome);
-            }
-        }
-        let wake = s.waiting && (s.failed || Some(s.received) == self.total());
-        drop(s);
-        if wake {
-            self.cond.notify_all();
-        }
-    }
-
-    fn deliver_span(
-        &self,
-        index: usize,
-        span: usize,
-        who: (usize, u32),
-        outcome: Result<Message, TaskError>,
-    ) {
-        let m = match outcome {
-            Ok(m) => m,
-            Err(e) => return self.deliver(index, Err(e)),
-        };
-        if let Some(p) = &self.progress {
-            for _ in 0..span {
-                p.inc();
-            }
-        }
-        let mut s = self.lock();
-        s.received += span;
-        s.spans.push((index, span, who, m));
-        let wake = s.waiting && Some(s.received) == self.total();
-        drop(s);
-        if wake {
-            self.cond.notify_all();
-        }
-        if let (Some(p), Some(t)) = (&self.progress, self.total()) {
-            if p.position() as usize >= t {
-                p.finish();
-            }
-        }
+    fn into_future(self) -> Future<R> {
+        self.fut
     }
 }
 
@@ -342,7 +193,91 @@ pub struct MapResult<R> {
     /// Decodes a chunk's results sent as plain bytes (`pool::plain::decode_into`
     /// for `R`; [`no_plain`] where chunks are not used).
     pub(crate) plain: PlainDecoder<R>,
+    /// With callbacks: the outcome, decoded by the thread that completed the map.
+    pub(crate) called: Option<Arc<dyn Called<R>>>,
     pub(crate) _r: PhantomData<fn() -> R>,
+}
+
+/// Where the ready-hook of [`MapResult::with_callbacks`] leaves the outcome.
+/// (A trait object, so that `MapResult<R>` stays `Send + Sync` for every `R`; it
+/// is made only where `R: Send`.)
+pub(crate) trait Called<R>: Send + Sync {
+    /// Whether the outcome is in.
+    fn is_in(&self) -> bool;
+    /// Stores the outcome.
+    fn put(&self, outcome: Result<Vec<R>, TaskError>);
+    /// Takes the outcome.
+    fn take(&self) -> Option<Result<Vec<R>, TaskError>>;
+}
+
+impl<R: Send> Called<R> for Mutex<Option<Result<Vec<R>, TaskError>>> {
+    fn is_in(&self) -> bool {
+        lock(self).is_some()
+    }
+    fn put(&self, outcome: Result<Vec<R>, TaskError>) {
+        *lock(self) = Some(outcome);
+    }
+    fn take(&self) -> Option<Result<Vec<R>, TaskError>> {
+        lock(self).take()
+    }
+}
+
+/// A [`MapResult`] is a future: `.await` gives what [`get`](MapResult::get) gives,
+/// without blocking a thread, in any runtime.
+///
+/// # Cancel safety
+///
+/// Dropping a pending `MapResult` cancels the call's remaining tasks, as dropping it
+/// unawaited does.
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct T(std::thread::Thread);
+/// #     impl Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(T(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = mproc::pool::Pool::new(2)?;
+/// let r = pool.map_async(|x: u32| x * x, 0..5);
+/// assert_eq!(block_on(r)?, [0, 1, 4, 9, 16]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R: DeserializeOwned> std::future::Future for MapResult<R> {
+    type Output = Result<Vec<R>, TaskError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(e) = this.early.take() {
+            return std::task::Poll::Ready(Err(e));
+        }
+        {
+            let mut s = this.sink.lock();
+            // As `wait_until`: with callbacks, ready once they have run.
+            let called = this.called.as_ref().is_none_or(|c| c.is_in());
+            if !(this.sink.is_ready(&s) && called) {
+                // Under the lock the deliverers take: an outcome that lands after
+                // the check above finds this waker.
+                this.sink.register_waker(&mut s, cx.waker());
+                return std::task::Poll::Pending;
+            }
+        }
+        std::task::Poll::Ready(match this.called.take() {
+            Some(called) => called
+                .take()
+                .unwrap_or_else(|| Err(TaskError::failed("the results were taken", None))),
+            None => Self::collect(&this.sink, this.plain),
+        })
+    }
 }
 
 impl<R> fmt::Debug for MapResult<R> {
@@ -358,26 +293,15 @@ impl<R: DeserializeOwned> MapResult<R> {
         }
         let mut s = self.sink.lock();
         loop {
-            if s.failed || Some(s.received) == self.sink.total() {
+            // With callbacks, ready once they have run and left the outcome.
+            let called = self.called.as_ref().is_none_or(|c| c.is_in());
+            if self.sink.is_ready(&s) && called {
                 s.waiting = false;
                 return true;
             }
-            s.waiting = true;
-            match deadline {
-                None => s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        s.waiting = false;
-                        return false;
-                    }
-                    s = self
-                        .sink
-                        .cond
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
+            match self.sink.wait(s, deadline) {
+                Some(guard) => s = guard,
+                None => return false,
             }
         }
     }
@@ -396,7 +320,7 @@ impl<R: DeserializeOwned> MapResult<R> {
     /// ```
     pub fn ready(&self) -> bool {
         let s = self.sink.lock();
-        self.early.is_some() || s.failed || Some(s.received) == self.sink.total()
+        self.early.is_some() || self.sink.is_ready(&s)
     }
 
     /// Blocks until [`ready`](MapResult::ready).
@@ -439,18 +363,74 @@ impl<R: DeserializeOwned> MapResult<R> {
             return Err(e);
         }
         self.wait_until(None);
-        self.collect()
+        match self.called.take() {
+            Some(called) => called
+                .take()
+                .unwrap_or_else(|| Err(TaskError::failed("the results were taken", None))),
+            None => Self::collect(&self.sink, self.plain),
+        }
     }
 
-    fn collect(&self) -> Result<Vec<R>, TaskError> {
-        let spans = std::mem::take(&mut self.sink.lock().spans);
+    /// Python's `callback` and `error_callback` for this map: once every result
+    /// is in, `callback` gets them all, in order; at the first failure,
+    /// `error_callback` gets its error. One of them runs, once, on the pool's
+    /// dispatcher thread (on this thread, if the map is done already). With
+    /// callbacks, the calls run to the end even if this handle is dropped; `get`
+    /// returns what the callback saw.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = mproc::pool::Pool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let r = pool.options().chunksize(2).map_async(|x: u32| x * x, 1..=4).with_callbacks(
+    ///     move |squares: &[u32]| tx.send(squares.iter().sum::<u32>()).unwrap(),
+    ///     |e| eprintln!("failed: {e}"),
+    /// );
+    /// assert_eq!(rx.recv()?, 30);
+    /// assert_eq!(r.get()?, [1, 4, 9, 16]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_callbacks(
+        mut self,
+        callback: impl FnOnce(&[R]) + Send + 'static,
+        error_callback: impl FnOnce(&TaskError) + Send + 'static,
+    ) -> Self
+    where
+        R: Send + 'static,
+    {
+        if let Some(e) = &self.early {
+            error_callback(e);
+            return self;
+        }
+        let called = Arc::new(Mutex::new(None));
+        self.called = Some(Arc::clone(&called) as Arc<dyn Called<R>>);
+        let sink = Arc::downgrade(&self.sink);
+        let plain = self.plain;
+        self.sink.on_ready(Box::new(move || {
+            let Some(sink) = sink.upgrade() else { return };
+            let outcome = Self::collect(&sink, plain);
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| match &outcome {
+                Ok(values) => callback(values),
+                Err(e) => error_callback(e),
+            }));
+            called.put(outcome);
+            sink.notify();
+        }));
+        self
+    }
+
+    fn collect(sink: &MapSink, plain: PlainDecoder<R>) -> Result<Vec<R>, TaskError> {
+        let spans = std::mem::take(&mut sink.lock().spans);
         if !spans.is_empty() {
-            return self.collect_spans(spans);
+            return Self::collect_spans(sink, plain, spans);
         }
         let slots = {
-            let mut s = self.sink.lock();
+            let mut s = sink.lock();
             if s.failed {
-                self.sink.cancel();
+                sink.cancel();
                 let err = s
                     .slots
                     .iter()
@@ -475,16 +455,17 @@ impl<R: DeserializeOwned> MapResult<R> {
 impl<R: DeserializeOwned> MapResult<R> {
     /// Results that came back in chunks (plus any single ones).
     fn collect_spans(
-        &self,
+        sink: &MapSink,
+        plain: PlainDecoder<R>,
         mut spans: Vec<(usize, usize, (usize, u32), Message)>,
     ) -> Result<Vec<R>, TaskError> {
         let (failed, slots) = {
-            let mut s = self.sink.lock();
+            let mut s = sink.lock();
             (s.failed, std::mem::take(&mut s.slots))
         };
         // With chunks, every task of the call is in one; `slots` holds only errors.
         if failed {
-            self.sink.cancel();
+            sink.cancel();
             let err = slots
                 .iter()
                 .flatten()
@@ -492,7 +473,7 @@ impl<R: DeserializeOwned> MapResult<R> {
             return Err(err.unwrap_or_else(|| TaskError::failed("a task failed", None)));
         }
         spans.sort_unstable_by_key(|s| s.0);
-        let total = self.sink.total().unwrap_or(0);
+        let total = sink.total().unwrap_or(0);
         let mut out: Vec<R> = Vec::with_capacity(total);
         for (first, span, who, m) in spans {
             if out.len() != first {
@@ -500,7 +481,7 @@ impl<R: DeserializeOwned> MapResult<R> {
             }
             // Plain numbers come back as their bytes (see `pool::plain`).
             if m.bytes.first() == Some(&crate::pool::plain::OK) {
-                match (self.plain)(&m.bytes[1..], &mut out) {
+                match (plain)(&m.bytes[1..], &mut out) {
                     Some(Ok(())) if out.len() == first + span => continue,
                     Some(Ok(())) => {
                         return Err(TaskError::failed(
@@ -556,218 +537,13 @@ impl<R: DeserializeOwned> MapResult<R> {
 
 impl<R> Drop for MapResult<R> {
     fn drop(&mut self) {
-        // Nobody will read the rest: do not run it.
-        self.sink.cancel();
-    }
-}
-
-/// Feeds a lazily-consumed input into the pool, keeping at most `window` tasks
-/// submitted but not yet consumed.
-pub(crate) struct Feeder<'a> {
-    pub(crate) input: Box<dyn Iterator<Item = Result<Message, String>> + 'a>,
-    pub(crate) call: Arc<CallInfo>,
-    pub(crate) shared: Arc<PoolState>,
-    pub(crate) chunksize: usize,
-    pub(crate) window: usize,
-    pub(crate) submitted: usize,
-    pub(crate) exhausted: bool,
-}
-
-impl Feeder<'_> {
-    /// Submits more tasks while fewer than `window` are outstanding beyond `consumed`.
-    fn top_up(&mut self, consumed: usize, sink: &MapSink) {
-        let mut chunks: Vec<Chunk> = Vec::new();
-        while !self.exhausted && self.submitted - consumed < self.window {
-            let mut chunk = Vec::with_capacity(self.chunksize);
-            while chunk.len() < self.chunksize {
-                match self.input.next() {
-                    Some(Ok(args)) => {
-                        chunk.push(Job {
-                            call: Arc::clone(&self.call),
-                            index: self.submitted,
-                            args,
-                            attempts: 0,
-                            span: 1,
-                            chunk: false,
-                        });
-                        self.submitted += 1;
-                    }
-                    Some(Err(reason)) => {
-                        let i = self.submitted;
-                        self.submitted += 1;
-                        sink.deliver(
-                            i,
-                            Err(TaskError::failed(
-                                format!("cannot send the task's argument to a worker: {reason}"),
-                                Some(i),
-                            )),
-                        );
-                    }
-                    None => {
-                        self.exhausted = true;
-                        sink.set_total(self.submitted);
-                        break;
-                    }
-                }
-            }
-            if !chunk.is_empty() {
-                chunks.push(chunk);
-            }
-        }
-        if chunks.is_empty() {
-            return;
-        }
-        if let Err(chunks) = self.shared.push(chunks) {
-            // The pool is closed: nothing more will run, so stop reading the input.
-            self.exhausted = true;
-            sink.set_total(self.submitted);
-            for item in chunks.into_iter().flatten() {
-                sink.deliver(
-                    item.index,
-                    Err(TaskError::cancelled("the pool is closed", Some(item.index))),
-                );
-            }
+        // Nobody will read the rest: do not run it (unless callbacks wait for it).
+        if self.called.is_none() {
+            self.sink.cancel();
         }
     }
 }
 
-/// The ordered iterator of [`Pool::imap`](crate::pool::Pool::imap): results in
-/// input order, as soon as each is ready.
-pub struct IMap<'a, R> {
-    pub(crate) sink: Arc<MapSink>,
-    pub(crate) feeder: Feeder<'a>,
-    pub(crate) next: usize,
-    pub(crate) _r: PhantomData<fn() -> R>,
-}
-
-impl<R> fmt::Debug for IMap<'_, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IMap").field("next", &self.next).finish()
-    }
-}
-
-impl<R: DeserializeOwned> IMap<'_, R> {
-    fn next_until(
-        &mut self,
-        deadline: Option<Instant>,
-        span: Duration,
-    ) -> Option<Result<R, TaskError>> {
-        self.feeder.top_up(self.next, &self.sink);
-        let mut s = self.sink.lock();
-        loop {
-            if self.feeder.exhausted && self.next >= self.feeder.submitted {
-                return None;
-            }
-            if let Some(Some(_)) = s.slots.front() {
-                let r = s.slots.pop_front().flatten().expect("checked above");
-                s.base += 1;
-                s.waiting = false;
-                drop(s);
-                let i = self.next;
-                self.next += 1;
-                return Some(r.and_then(|m| decode(i, m)));
-            }
-            s.waiting = true;
-            match deadline {
-                None => s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        s.waiting = false;
-                        return Some(Err(TaskError::new(
-                            Kind::WaitTimeout(span),
-                            Some(self.next),
-                            None,
-                        )));
-                    }
-                    s = self
-                        .sink
-                        .cond
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-    }
-
-    /// The next result, waiting at most `timeout` (Python's `next(timeout)`);
-    /// `Some(Err(e))` with `e.is_timeout()` when it is not ready by then (the
-    /// iterator stays usable and the task keeps running).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let pool = mproc::pool::Pool::new(1)?;
-    /// let mut it = pool.imap(|x: u8| x + 1, vec![1u8]);
-    /// assert_eq!(it.next_timeout(Duration::from_secs(30)).unwrap()?, 2);
-    /// assert!(it.next_timeout(Duration::from_secs(30)).is_none());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, TaskError>> {
-        self.next_until(crate::deadline::after(timeout), timeout)
-    }
-}
-
-impl<R: DeserializeOwned> Iterator for IMap<'_, R> {
-    type Item = Result<R, TaskError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.next_until(None, Duration::ZERO)
-    }
-}
-
-impl<R> Drop for IMap<'_, R> {
-    fn drop(&mut self) {
-        self.sink.cancel();
-    }
-}
-
-/// The iterator of [`Pool::imap_unordered`](crate::pool::Pool::imap_unordered):
-/// results in the order they finish. Each error carries its
-/// [`task_index`](TaskError::task_index).
-pub struct IMapUnordered<'a, R> {
-    pub(crate) sink: Arc<MapSink>,
-    pub(crate) feeder: Feeder<'a>,
-    pub(crate) consumed: usize,
-    pub(crate) _r: PhantomData<fn() -> R>,
-}
-
-impl<R> fmt::Debug for IMapUnordered<'_, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IMapUnordered")
-            .field("consumed", &self.consumed)
-            .finish()
-    }
-}
-
-impl<R: DeserializeOwned> Iterator for IMapUnordered<'_, R> {
-    type Item = Result<R, TaskError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.feeder.top_up(self.consumed, &self.sink);
-        let mut s = self.sink.lock();
-        loop {
-            if let Some(r) = s.arrived.pop_front() {
-                s.waiting = false;
-                drop(s);
-                let i = self.consumed;
-                self.consumed += 1;
-                return Some(r.and_then(|m| decode(i, m)));
-            }
-            if self.feeder.exhausted && self.consumed >= self.feeder.submitted {
-                return None;
-            }
-            s.waiting = true;
-            s = self.sink.cond.wait(s).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-impl<R> Drop for IMapUnordered<'_, R> {
-    fn drop(&mut self) {
-        self.sink.cancel();
-    }
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -113,7 +113,7 @@ impl PoolState {
             for item in c {
                 item.call
                     .sink
-                    .deliver(item.index, Err(TaskError::cancelled(why, Some(item.index))));
+                    .abandon(item.index, TaskError::cancelled(why, Some(item.index)));
             }
         }
     }

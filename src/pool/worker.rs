@@ -21,8 +21,10 @@ use crate::wire;
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WorkerConfig {
     pub(crate) sock: Fd,
-    /// Two words: the sequence number of the task running now (0: none), and the
-    /// position of the item running within it (for chunks).
+    /// Three words: the sequence number of the task started last (0: none), the
+    /// position of the item running within it (for chunks), and the number below
+    /// which no task may start (the dispatcher took those back; see
+    /// `Dispatcher::take_back`).
     pub(crate) words: Fd,
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
@@ -192,6 +194,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     };
     let words = WORDS.get_or_init(|| words);
     let running = words.word(0);
+    let taken_back = words.word(2);
     // The initializer, then what makes the worker's state.
     let mut init = Ok(());
     for (entry, args) in cfg.initializer.into_iter().chain(cfg.state_init) {
@@ -258,8 +261,18 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 bytes: task.args,
                 fds: fds.by_ref().take(task.nfds as usize).collect(),
             };
+            // Published before the look at `taken_back`, both sequentially
+            // consistent: the dispatcher raises `taken_back` and then reads
+            // `running`, so a task is either skipped here or known there to have
+            // started (Dekker's pattern; `Dispatcher::take_back`).
+            running.store(task.seq, Ordering::SeqCst);
+            if task.seq < taken_back.load(Ordering::SeqCst) {
+                // Taken back. The dispatcher may also have seen this task start
+                // (both sides can see each other's write): saying so settles it.
+                out.skipped(task.seq);
+                continue;
+            }
             crate::observe::child::set_task(Some(task.index));
-            running.store(task.seq, Ordering::Release);
             match run_caught(&entries[task.entry as usize], input) {
                 Ok(Ok(result)) => {
                     out.ok(task.seq, &result.bytes, result.fds.len() as u32);
@@ -316,8 +329,9 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             return;
         }
         stats.serialize_ns += since_ns(sending);
-        running.store(0, Ordering::Release);
         crate::observe::child::set_task(None);
+        // `running` keeps naming the last task started: the dispatcher must not take
+        // back a task that has finished but whose result it has not read yet.
         if retiring {
             return;
         }

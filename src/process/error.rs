@@ -265,6 +265,15 @@ impl JoinError {
         }
     }
 
+    /// The backtrace captured in the child where the task panicked, if it did. The
+    /// error's message includes it with `{:#}`, or with `{}` when `RUST_BACKTRACE` is set.
+    pub fn backtrace(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked { backtrace, .. } => Some(backtrace),
+            _ => None,
+        }
+    }
+
     /// Whether a signal killed the process.
     pub fn is_signaled(&self) -> bool {
         matches!(self, JoinError::Signaled { .. })
@@ -299,6 +308,31 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Whether a panic's error shows its backtrace in `{}`: when `RUST_LIB_BACKTRACE`, or
+/// failing that `RUST_BACKTRACE`, is set and not `0` (std's rule for
+/// `Backtrace::capture`), read once.
+fn backtrace_wanted() -> bool {
+    static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WANTED.get_or_init(|| {
+        let var =
+            std::env::var_os("RUST_LIB_BACKTRACE").or_else(|| std::env::var_os("RUST_BACKTRACE"));
+        var.is_some_and(|v| v != "0")
+    })
+}
+
+/// Appends a panic's backtrace (captured in the child) to its error message: always
+/// for `{:#}`, and for `{}` when `RUST_BACKTRACE` asks for backtraces.
+pub(crate) fn write_backtrace(f: &mut fmt::Formatter<'_>, backtrace: &str) -> fmt::Result {
+    if backtrace.is_empty() || !(f.alternate() || backtrace_wanted()) {
+        return Ok(());
+    }
+    write!(
+        f,
+        "\nstack backtrace (in the child):\n{}",
+        backtrace.trim_end()
+    )
+}
+
 pub(crate) fn describe_signal(signal: i32) -> String {
     match crate::sys::process::signal_name(signal) {
         Some(name) => format!("signal {signal} ({name})"),
@@ -314,13 +348,14 @@ impl fmt::Display for JoinError {
                 pid,
                 message,
                 location,
-                ..
+                backtrace,
             } => {
                 write!(f, "process '{name}' (pid {pid}) panicked")?;
                 if let Some(at) = location {
                     write!(f, " at {at}")?;
                 }
-                write!(f, ": {message}")
+                write!(f, ": {message}")?;
+                write_backtrace(f, backtrace)
             }
             JoinError::Signaled { name, pid, signal } => {
                 write!(
@@ -430,5 +465,40 @@ impl<R> std::error::Error for JoinTimeoutError<R> {
 impl<R> From<JoinError> for JoinTimeoutError<R> {
     fn from(e: JoinError) -> Self {
         JoinTimeoutError::Failed(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panicked(backtrace: &str) -> JoinError {
+        JoinError::Panicked {
+            name: "divider".into(),
+            pid: 42,
+            message: "attempt to divide by zero".into(),
+            location: Some("src/main.rs:3:5".into()),
+            backtrace: backtrace.into(),
+        }
+    }
+
+    #[test]
+    fn a_panic_shows_its_backtrace_with_alternate_or_rust_backtrace() {
+        let err = panicked("   0: divider::main\n   1: std::rt::lang_start\n");
+        let head =
+            "process 'divider' (pid 42) panicked at src/main.rs:3:5: attempt to divide by zero";
+        let full = format!(
+            "{head}\nstack backtrace (in the child):\n   0: divider::main\n   1: std::rt::lang_start"
+        );
+        assert_eq!(format!("{err:#}"), full);
+        assert_eq!(
+            err.backtrace(),
+            Some("   0: divider::main\n   1: std::rt::lang_start\n")
+        );
+        // `{}` follows RUST_BACKTRACE, as a panic in this process would.
+        let plain = if backtrace_wanted() { &full[..] } else { head };
+        assert_eq!(format!("{err}"), plain);
+        // No backtrace captured: nothing is appended.
+        assert_eq!(format!("{:#}", panicked("")), head);
     }
 }

@@ -95,6 +95,8 @@
 //!   capture of `println!` (capture passes to threads), so its `println!` output is
 //!   lost; write to `std::io::stdout()` directly, or use another start method.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod bootstrap;
 mod context;
 mod error;
@@ -119,6 +121,7 @@ pub use context::{
     set_start_method,
 };
 pub(crate) use error::human_bytes;
+pub(crate) use error::write_backtrace;
 pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 

@@ -155,6 +155,9 @@ impl std::error::Error for MessageError {}
 pub enum PutError<T> {
     /// The queue was closed: no more items can be put.
     Closed(T),
+    /// The queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)): no
+    /// more items can be put.
+    ShutDown(T),
     /// The item cannot go into the queue (too large, or not encodable).
     Invalid(T, MessageError),
 }
@@ -173,6 +176,8 @@ pub enum PutError<T> {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum TryPutError<T> {
+    /// The queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    ShutDown(T),
     /// The queue is full.
     Full(T),
     /// The queue was closed.
@@ -199,6 +204,8 @@ pub enum TryPutError<T> {
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub enum PutTimeoutError<T> {
+    /// The queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    ShutDown(T),
     /// The queue stayed full until the timeout.
     Timeout(T),
     /// The queue was closed.
@@ -211,6 +218,7 @@ impl<T> fmt::Debug for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::ShutDown(_) => f.write_str("ShutDown(..)"),
             PutError::Invalid(_, e) => write!(f, "Invalid(.., {e:?})"),
         }
     }
@@ -221,6 +229,7 @@ impl<T> fmt::Debug for TryPutError<T> {
         match self {
             TryPutError::Full(_) => f.write_str("Full(..)"),
             TryPutError::Closed(_) => f.write_str("Closed(..)"),
+            TryPutError::ShutDown(_) => f.write_str("ShutDown(..)"),
             TryPutError::Invalid(_, e) => write!(f, "Invalid(.., {e:?})"),
         }
     }
@@ -231,12 +240,18 @@ impl<T> fmt::Debug for PutTimeoutError<T> {
         match self {
             PutTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
             PutTimeoutError::Closed(_) => f.write_str("Closed(..)"),
+            PutTimeoutError::ShutDown(_) => f.write_str("ShutDown(..)"),
             PutTimeoutError::Invalid(_, e) => write!(f, "Invalid(.., {e:?})"),
         }
     }
 }
 
 impl<T> PutError<T> {
+    /// Whether the queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, PutError::ShutDown(_))
+    }
+
     /// The item that was not put.
     ///
     /// # Examples
@@ -251,7 +266,7 @@ impl<T> PutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Closed(t) | PutError::Invalid(t, _) => t,
+            PutError::Closed(t) | PutError::ShutDown(t) | PutError::Invalid(t, _) => t,
         }
     }
 
@@ -291,6 +306,11 @@ impl<T> PutError<T> {
 }
 
 impl<T> TryPutError<T> {
+    /// Whether the queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, TryPutError::ShutDown(_))
+    }
+
     /// The item that was not put.
     ///
     /// # Examples
@@ -305,7 +325,10 @@ impl<T> TryPutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            TryPutError::Full(t) | TryPutError::Closed(t) | TryPutError::Invalid(t, _) => t,
+            TryPutError::Full(t)
+            | TryPutError::Closed(t)
+            | TryPutError::ShutDown(t)
+            | TryPutError::Invalid(t, _) => t,
         }
     }
 
@@ -362,6 +385,11 @@ impl<T> TryPutError<T> {
 }
 
 impl<T> PutTimeoutError<T> {
+    /// Whether the queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, PutTimeoutError::ShutDown(_))
+    }
+
     /// The item that was not put.
     ///
     /// # Examples
@@ -380,6 +408,7 @@ impl<T> PutTimeoutError<T> {
         match self {
             PutTimeoutError::Timeout(t)
             | PutTimeoutError::Closed(t)
+            | PutTimeoutError::ShutDown(t)
             | PutTimeoutError::Invalid(t, _) => t,
         }
     }
@@ -443,6 +472,7 @@ impl<T> From<PutError<T>> for TryPutError<T> {
     fn from(e: PutError<T>) -> Self {
         match e {
             PutError::Closed(t) => TryPutError::Closed(t),
+            PutError::ShutDown(t) => TryPutError::ShutDown(t),
             PutError::Invalid(t, m) => TryPutError::Invalid(t, m),
         }
     }
@@ -452,6 +482,7 @@ impl<T> From<PutError<T>> for PutTimeoutError<T> {
     fn from(e: PutError<T>) -> Self {
         match e {
             PutError::Closed(t) => PutTimeoutError::Closed(t),
+            PutError::ShutDown(t) => PutTimeoutError::ShutDown(t),
             PutError::Invalid(t, m) => PutTimeoutError::Invalid(t, m),
         }
     }
@@ -461,6 +492,7 @@ impl<T> fmt::Display for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutError::Closed(_) => f.write_str("cannot put into a closed queue"),
+            PutError::ShutDown(_) => f.write_str("cannot put into a queue that was shut down"),
             PutError::Invalid(_, e) => write!(f, "cannot put the item: {e}"),
         }
     }
@@ -471,6 +503,7 @@ impl<T> fmt::Display for TryPutError<T> {
         match self {
             TryPutError::Full(_) => f.write_str("cannot put into a full queue"),
             TryPutError::Closed(_) => f.write_str("cannot put into a closed queue"),
+            TryPutError::ShutDown(_) => f.write_str("cannot put into a queue that was shut down"),
             TryPutError::Invalid(_, e) => write!(f, "cannot put the item: {e}"),
         }
     }
@@ -481,6 +514,9 @@ impl<T> fmt::Display for PutTimeoutError<T> {
         match self {
             PutTimeoutError::Timeout(_) => f.write_str("timed out putting into a full queue"),
             PutTimeoutError::Closed(_) => f.write_str("cannot put into a closed queue"),
+            PutTimeoutError::ShutDown(_) => {
+                f.write_str("cannot put into a queue that was shut down")
+            }
             PutTimeoutError::Invalid(_, e) => write!(f, "cannot put the item: {e}"),
         }
     }
@@ -530,6 +566,9 @@ impl<T> std::error::Error for PutTimeoutError<T> {
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum GetError {
+    /// The queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)) and
+    /// is empty (at once, with `immediate`).
+    ShutDown,
     /// The queue is closed and empty.
     Closed,
     /// The next item could not be read back as the expected type.
@@ -549,6 +588,9 @@ pub enum GetError {
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum TryGetError {
+    /// The queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)) and
+    /// is empty (at once, with `immediate`).
+    ShutDown,
     /// The queue is empty.
     Empty,
     /// The queue is closed and empty.
@@ -572,6 +614,9 @@ pub enum TryGetError {
 /// ```
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum GetTimeoutError {
+    /// The queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)) and
+    /// is empty (at once, with `immediate`).
+    ShutDown,
     /// The queue stayed empty until the timeout.
     Timeout,
     /// The queue is closed and empty.
@@ -581,6 +626,11 @@ pub enum GetTimeoutError {
 }
 
 impl GetError {
+    /// Whether the queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, GetError::ShutDown)
+    }
+
     /// Whether the queue is closed and empty.
     ///
     /// # Examples
@@ -599,6 +649,11 @@ impl GetError {
 }
 
 impl TryGetError {
+    /// Whether the queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, TryGetError::ShutDown)
+    }
+
     /// Whether the queue was empty.
     ///
     /// # Examples
@@ -632,6 +687,11 @@ impl TryGetError {
 }
 
 impl GetTimeoutError {
+    /// Whether the queue was shut down ([`Queue::shutdown`](super::Queue::shutdown)).
+    pub fn is_shut_down(&self) -> bool {
+        matches!(self, GetTimeoutError::ShutDown)
+    }
+
     /// Whether the queue stayed empty until the timeout.
     ///
     /// # Examples
@@ -670,6 +730,7 @@ impl From<GetError> for TryGetError {
     fn from(e: GetError) -> Self {
         match e {
             GetError::Closed => TryGetError::Closed,
+            GetError::ShutDown => TryGetError::ShutDown,
             GetError::Invalid(m) => TryGetError::Invalid(m),
         }
     }
@@ -679,6 +740,7 @@ impl From<GetError> for GetTimeoutError {
     fn from(e: GetError) -> Self {
         match e {
             GetError::Closed => GetTimeoutError::Closed,
+            GetError::ShutDown => GetTimeoutError::ShutDown,
             GetError::Invalid(m) => GetTimeoutError::Invalid(m),
         }
     }
@@ -688,6 +750,7 @@ impl fmt::Display for GetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GetError::Closed => f.write_str("the queue is closed and empty"),
+            GetError::ShutDown => f.write_str("the queue was shut down"),
             GetError::Invalid(e) => write!(f, "cannot get the item: {e}"),
         }
     }
@@ -698,6 +761,7 @@ impl fmt::Display for TryGetError {
         match self {
             TryGetError::Empty => f.write_str("the queue is empty"),
             TryGetError::Closed => f.write_str("the queue is closed and empty"),
+            TryGetError::ShutDown => f.write_str("the queue was shut down"),
             TryGetError::Invalid(e) => write!(f, "cannot get the item: {e}"),
         }
     }
@@ -708,6 +772,7 @@ impl fmt::Display for GetTimeoutError {
         match self {
             GetTimeoutError::Timeout => f.write_str("timed out waiting on an empty queue"),
             GetTimeoutError::Closed => f.write_str("the queue is closed and empty"),
+            GetTimeoutError::ShutDown => f.write_str("the queue was shut down"),
             GetTimeoutError::Invalid(e) => write!(f, "cannot get the item: {e}"),
         }
     }

@@ -48,7 +48,7 @@ use super::{Queue, QueueBuilder, deserialize_ring, serialize_ring};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct JoinableQueue<T> {
-    queue: Queue<T>,
+    pub(super) queue: Queue<T>,
 }
 
 impl<T> Clone for JoinableQueue<T> {

@@ -85,6 +85,8 @@
 //! - **Ctrl-C, fork**: nothing special; a forked child shares the queue like any
 //!   other process that holds a handle.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod bytes;
 mod error;
 mod joinable;
@@ -199,7 +201,8 @@ impl<T> fmt::Debug for Queue<T> {
             .field("item", &type_name::<T>())
             .field("len", &self.ring.len())
             .field("capacity", &self.ring.capacity())
-            .field("closed", &self.ring.is_closed())
+            .field("closed", &self.ring.was_closed())
+            .field("shut_down", &self.ring.was_shut_down())
             .finish()
     }
 }
@@ -569,7 +572,57 @@ impl<T> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.ring.is_closed()
+        self.ring.was_closed()
+    }
+
+    /// Shuts the queue down, for every process that uses it (Python 3.13's
+    /// `Queue.shutdown(immediate)`).
+    ///
+    /// From now on every `put` fails with `ShutDown` (for example
+    /// [`PutError::ShutDown`]). Without `immediate`, gets return what is queued,
+    /// then fail with [`GetError::ShutDown`]; with `immediate`, what is queued is
+    /// discarded now and gets fail at once (for a [`JoinableQueue`], each discarded
+    /// item counts as done, so `join` returns once the items already taken are
+    /// done). Every process blocked in a `put`, a `get` or a `join` on this queue
+    /// is woken. Shutting down twice is harmless; an `immediate` shutdown after a
+    /// plain one still discards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::queue::{GetError, Queue};
+    ///
+    /// let q = Queue::new()?;
+    /// q.put(1u8).unwrap();
+    /// q.put(2).unwrap();
+    /// q.shutdown(false);
+    /// assert!(q.put(3).unwrap_err().is_shut_down());
+    /// assert_eq!(q.get(), Ok(1)); // drains what was there
+    /// q.shutdown(true); // discards the rest
+    /// assert_eq!(q.get(), Err(GetError::ShutDown));
+    /// assert!(q.is_shut_down());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown(&self, immediate: bool) {
+        self.ring.shutdown(immediate);
+    }
+
+    /// Whether the queue was shut down ([`shutdown`](Self::shutdown), in any
+    /// process).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::queue::Queue;
+    ///
+    /// let q = Queue::<u8>::new()?;
+    /// assert!(!q.is_shut_down());
+    /// q.clone().shutdown(false);
+    /// assert!(q.is_shut_down());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_shut_down(&self) -> bool {
+        self.ring.was_shut_down()
     }
 
     /// How many times a `put` found that a producer had died inside a `put`
@@ -617,6 +670,7 @@ impl<T: Serialize + 'static> Queue<T> {
         match self.ring.put(as_item(&item), true, None) {
             Ok(()) => Ok(()),
             Err(PutFail::Invalid(e)) => Err(PutError::Invalid(item, e)),
+            Err(PutFail::ShutDown) => Err(PutError::ShutDown(item)),
             Err(_) => Err(PutError::Closed(item)),
         }
     }
@@ -646,6 +700,7 @@ impl<T: Serialize + 'static> Queue<T> {
             Ok(()) => Ok(()),
             Err(PutFail::Full | PutFail::Timeout) => Err(TryPutError::Full(item)),
             Err(PutFail::Closed) => Err(TryPutError::Closed(item)),
+            Err(PutFail::ShutDown) => Err(TryPutError::ShutDown(item)),
             Err(PutFail::Invalid(e)) => Err(TryPutError::Invalid(item, e)),
         }
     }
@@ -700,6 +755,7 @@ impl<T: Serialize + 'static> Queue<T> {
             Ok(()) => Ok(()),
             Err(PutFail::Full | PutFail::Timeout) => Err(PutTimeoutError::Timeout(item)),
             Err(PutFail::Closed) => Err(PutTimeoutError::Closed(item)),
+            Err(PutFail::ShutDown) => Err(PutTimeoutError::ShutDown(item)),
             Err(PutFail::Invalid(e)) => Err(PutTimeoutError::Invalid(item, e)),
         }
     }
@@ -727,6 +783,7 @@ impl<T: DeserializeOwned + 'static> Queue<T> {
         match get_item::<T>(&self.ring, true, None) {
             Ok(v) => Ok(v),
             Err(GetFail::Invalid(e)) => Err(GetError::Invalid(e)),
+            Err(GetFail::ShutDown) => Err(GetError::ShutDown),
             Err(_) => Err(GetError::Closed),
         }
     }
@@ -755,6 +812,7 @@ impl<T: DeserializeOwned + 'static> Queue<T> {
             Ok(v) => Ok(v),
             Err(GetFail::Empty | GetFail::Timeout) => Err(TryGetError::Empty),
             Err(GetFail::Closed) => Err(TryGetError::Closed),
+            Err(GetFail::ShutDown) => Err(TryGetError::ShutDown),
             Err(GetFail::Invalid(e)) => Err(TryGetError::Invalid(e)),
         }
     }
@@ -808,6 +866,7 @@ impl<T: DeserializeOwned + 'static> Queue<T> {
             Ok(v) => Ok(v),
             Err(GetFail::Empty | GetFail::Timeout) => Err(GetTimeoutError::Timeout),
             Err(GetFail::Closed) => Err(GetTimeoutError::Closed),
+            Err(GetFail::ShutDown) => Err(GetTimeoutError::ShutDown),
             Err(GetFail::Invalid(e)) => Err(GetTimeoutError::Invalid(e)),
         }
     }

@@ -31,7 +31,7 @@ use super::{Queue, QueueBuilder, deserialize_ring, serialize_ring};
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct SimpleQueue<T> {
-    queue: Queue<T>,
+    pub(super) queue: Queue<T>,
 }
 
 impl<T> Clone for SimpleQueue<T> {
@@ -133,6 +133,36 @@ impl<T> SimpleQueue<T> {
     /// ```
     pub fn is_closed(&self) -> bool {
         self.queue.is_closed()
+    }
+
+    /// Shuts the queue down in every process: see [`Queue::shutdown`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = mproc::queue::SimpleQueue::new()?;
+    /// q.put(1u8).unwrap();
+    /// q.shutdown(true);
+    /// assert!(q.put(2).unwrap_err().is_shut_down());
+    /// assert!(q.get().unwrap_err().is_shut_down());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown(&self, immediate: bool) {
+        self.queue.shutdown(immediate);
+    }
+
+    /// Whether the queue was shut down (in any process).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = mproc::queue::SimpleQueue::<u8>::new()?;
+    /// q.shutdown(false);
+    /// assert!(q.is_shut_down());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_shut_down(&self) -> bool {
+        self.queue.is_shut_down()
     }
 }
 

@@ -749,6 +749,28 @@ pub(crate) struct EventHeader {
 // SAFETY: `repr(C)`, atomics only.
 unsafe impl ShmHeader for EventHeader {}
 
+/// A table of async waiters (`crate::aio::registry`), in the tail of an object
+/// that async tasks wait on (an `Event`).
+#[repr(C)]
+pub(crate) struct AsyncWaiters {
+    pub(crate) count: AtomicU32,
+    pub(crate) _pad: AtomicU32,
+    pub(crate) slots: [AtomicU64; crate::aio::registry::SLOTS],
+}
+
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmHeader for AsyncWaiters {}
+
+impl AsyncWaiters {
+    /// The table's view for the registry.
+    pub(crate) fn table(&self) -> crate::aio::registry::Table<'_> {
+        crate::aio::registry::Table {
+            count: &self.count,
+            slots: std::array::from_fn(|i| &self.slots[i]),
+        }
+    }
+}
+
 /// The header of a `Semaphore` or `BoundedSemaphore`.
 #[repr(C)]
 pub(crate) struct SemaphoreHeader {
@@ -787,5 +809,80 @@ unsafe impl ShmHeader for BarrierHeader {
 
     fn for_each_mutex(&self, f: &mut dyn FnMut(&ShmMutex)) {
         self.lock.for_each_mutex(f);
+    }
+}
+
+/// The copy routines at every alignment and length, on heap buffers (where
+/// valgrind's memcheck sees a single byte read or written out of bounds, see
+/// `.ci/run`) and through a mapping's bounds checks.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A heap buffer of `len` bytes holding a pattern that tells positions apart.
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn copies_in_and_out_at_every_alignment_and_length() {
+        const LEN: usize = 40;
+        for start in 0..16 {
+            for n in 0..=LEN - start {
+                let src = pattern(n, 7);
+                let mut shared = vec![0xAAu8; LEN];
+                // SAFETY: `start .. start + n` lies inside `shared` (n <= LEN - start).
+                unsafe { atomic_copy_in(shared.as_mut_ptr().add(start), &src) };
+                assert!(shared[..start].iter().all(|&b| b == 0xAA), "{start}/{n}");
+                assert_eq!(&shared[start..start + n], &src[..], "{start}/{n}");
+                assert!(
+                    shared[start + n..].iter().all(|&b| b == 0xAA),
+                    "{start}/{n}"
+                );
+                let mut back = vec![0u8; n];
+                // SAFETY: as above.
+                unsafe { atomic_copy_out(shared.as_ptr().add(start), &mut back) };
+                assert_eq!(back, src, "{start}/{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn copies_reach_the_last_byte_of_an_exact_allocation() {
+        // Exactly sized boxes: a copy one byte too long would be caught by memcheck.
+        for n in 0..32 {
+            let src = pattern(n, 3);
+            let mut shared = vec![0u8; n].into_boxed_slice();
+            // SAFETY: `shared` has exactly `n` bytes.
+            unsafe { atomic_copy_in(shared.as_mut_ptr(), &src) };
+            let mut back = vec![0u8; n].into_boxed_slice();
+            // SAFETY: as above.
+            unsafe { atomic_copy_out(shared.as_ptr(), &mut back) };
+            assert_eq!(&back[..], &src[..]);
+        }
+    }
+
+    #[test]
+    fn a_mapping_copies_within_its_bounds_and_refuses_past_them() {
+        let region = Region::anonymous(c"mproc-raw-test", 4096).unwrap();
+        let len = region.len();
+        for (offset, n) in [(0, 0), (0, 17), (3, 64), (len - 9, 9), (len - 1, 1)] {
+            let src = pattern(n, offset as u8);
+            region.write_bytes(offset, &src).unwrap();
+            let mut back = vec![0u8; n];
+            region.read_bytes(offset, &mut back).unwrap();
+            assert_eq!(back, src);
+        }
+        assert!(region.write_bytes(len - 8, &[0; 9]).is_none());
+        assert!(region.read_bytes(len, &mut [0; 1]).is_none());
+        assert!(region.read_bytes(usize::MAX, &mut [0; 2]).is_none());
+        // Typed values at odd offsets.
+        region.write(5, 0x0102_0304_0506_0708u64).unwrap();
+        assert_eq!(region.read::<u64>(5), Some(0x0102_0304_0506_0708));
+        region.write_slice(len - 12, &[1u32, 2, 3]).unwrap();
+        assert_eq!(region.read::<[u32; 3]>(len - 12), Some([1, 2, 3]));
+        assert_eq!(region.read::<u64>(len - 7), None);
     }
 }

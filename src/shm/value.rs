@@ -103,6 +103,28 @@ impl<T: ShmSafe> Data<T> {
     fn read_vec(&self) -> Vec<T> {
         self.shared.tail_read_vec(self.len).expect("length checked")
     }
+
+    /// Takes the lock and wraps its guard (also inside an [`OwnerDied`]); `what`
+    /// names the caller in the panic when there is no lock.
+    fn lock_with<'a, G>(
+        &'a self,
+        what: &str,
+        wrap: impl Fn(RLockGuard<'a>) -> G,
+    ) -> Result<G, OwnerDied<G>> {
+        let Some(lock) = self.lock.as_ref() else {
+            no_lock(what)
+        };
+        match lock.lock() {
+            Ok(guard) => Ok(wrap(guard)),
+            Err(died) => Err(died.map(wrap)),
+        }
+    }
+}
+
+#[cold]
+#[track_caller]
+fn no_lock(what: &str) -> ! {
+    panic!("{what}::lock called on a shared {what} made without a lock; use {what}::with_lock")
 }
 
 #[derive(Serialize)]
@@ -326,15 +348,8 @@ impl<T: ShmSafe> Value<T> {
     /// ```
     #[allow(clippy::type_complexity)]
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, OwnerDied<ValueGuard<'_, T>>> {
-        let lock = self
-            .data
-            .lock
-            .as_ref()
-            .expect("Value::lock called on a value made without a lock; use Value::with_lock");
-        match lock.lock() {
-            Ok(guard) => Ok(ValueGuard { value: self, guard }),
-            Err(died) => Err(died.map(|guard| ValueGuard { value: self, guard })),
-        }
+        self.data
+            .lock_with("Value", |guard| ValueGuard { value: self, guard })
     }
 }
 
@@ -678,15 +693,8 @@ impl<T: ShmSafe> Array<T> {
     /// ```
     #[allow(clippy::type_complexity)]
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>, OwnerDied<ArrayGuard<'_, T>>> {
-        let lock = self
-            .data
-            .lock
-            .as_ref()
-            .expect("Array::lock called on an array made without a lock; use Array::with_lock");
-        match lock.lock() {
-            Ok(guard) => Ok(ArrayGuard { array: self, guard }),
-            Err(died) => Err(died.map(|guard| ArrayGuard { array: self, guard })),
-        }
+        self.data
+            .lock_with("Array", |guard| ArrayGuard { array: self, guard })
     }
 }
 

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{BrokenBarrierError, BrokenReason, CreateError};
-use super::lock::{LockGuard, Outcome, Wait};
+use super::lock::LockGuard;
+use super::raw::{Outcome, RawLock, Wait};
 use super::wait;
 use crate::shm::handle::{RegionIn, RegionOut};
 use crate::shm::raw::{BarrierHeader, MutexSlot, Shared};

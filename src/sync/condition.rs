@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{CreateError, LockResult, OwnerDied};
-use super::lock::{Lock, LockGuard, Outcome, Wait};
+use super::lock::{Lock, LockGuard};
+use super::raw::{Outcome, RawLock, Wait};
 use super::wait::{self, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
 use crate::shm::raw::{ConditionHeader, Shared};

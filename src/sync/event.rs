@@ -18,14 +18,16 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::error::CreateError;
 use super::wait::{FutexWord, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
-use crate::shm::raw::{EventHeader, Shared};
+use crate::shm::raw::{AsyncWaiters, EventHeader, Shared};
 
 const EVENT_MAGIC: u64 = u64::from_le_bytes(*b"mprocEV\x01");
 
 pub(crate) const SET: u32 = 1;
-const WAITERS: u32 = 2;
+pub(crate) const WAITERS: u32 = 2;
 const GEN_ONE: u32 = 4;
-const GEN_MASK: u32 = !(SET | WAITERS);
+pub(crate) const GEN_MASK: u32 = !(SET | WAITERS);
+/// The tail: a table of async waiters (`Event::wait_async`).
+const TAIL: usize = size_of::<AsyncWaiters>();
 
 /// An event flag shared between processes (Python's `multiprocessing.Event`).
 ///
@@ -81,7 +83,7 @@ impl Event {
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn new() -> Result<Event, CreateError> {
-        let shared = Shared::<EventHeader>::create(c"mproc-event", 0, |h, _, _| {
+        let shared = Shared::<EventHeader>::create(c"mproc-event", TAIL, |h, _, _| {
             h.magic.store(EVENT_MAGIC, Ordering::Release);
             Ok(())
         })
@@ -94,6 +96,12 @@ impl Event {
     #[inline]
     fn word(&self) -> &std::sync::atomic::AtomicU32 {
         &self.shared.header().word
+    }
+
+    /// The futex word (for `wait_async`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn shared_word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.word()
     }
 
     /// Whether the flag is raised.
@@ -124,7 +132,19 @@ impl Event {
     /// ```
     #[inline]
     pub fn set(&self) {
-        raise(self.word());
+        if raise_woke(self.word()) {
+            if let Some(w) = self.async_waiters() {
+                w.table().wake(0);
+            }
+        }
+    }
+
+    /// The table of async waiters in the tail (`None` only for a region too small,
+    /// which `open` refuses).
+    pub(crate) fn async_waiters(&self) -> Option<&AsyncWaiters> {
+        self.shared
+            .tail_slots::<AsyncWaiters>(1)
+            .and_then(|s| s.first())
     }
 
     /// Lowers the flag. Waiters that were woken by an earlier [`set`](Event::set)
@@ -204,12 +224,19 @@ impl Event {
 }
 
 /// Raises the flag in `word` and wakes every sleeper ([`Event::set`]).
+#[cfg(all(test, loom))]
 #[inline]
 pub(crate) fn raise<W: FutexWord>(word: &W) {
+    raise_woke(word);
+}
+
+/// As [`raise`]; whether waiters were registered (and were woken).
+#[inline]
+pub(crate) fn raise_woke<W: FutexWord>(word: &W) -> bool {
     let mut cur = word.load(Ordering::Relaxed);
     loop {
         if cur & SET != 0 {
-            return; // already raised: nothing to publish, nobody to wake
+            return false; // already raised: nothing to publish, nobody to wake
         }
         let new = (cur & GEN_MASK).wrapping_add(GEN_ONE) | SET;
         match word.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
@@ -219,7 +246,9 @@ pub(crate) fn raise<W: FutexWord>(word: &W) {
     }
     if cur & WAITERS != 0 {
         word.wake(u32::MAX);
+        return true;
     }
+    false
 }
 
 /// Lowers the flag in `word` ([`Event::clear`]).
@@ -272,7 +301,8 @@ impl Serialize for Event {
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let shared = RegionIn::deserialize(d)?.into_shared::<EventHeader, D::Error>(|_| Ok(0))?;
+        let shared =
+            RegionIn::deserialize(d)?.into_shared::<EventHeader, D::Error>(|_| Ok(TAIL))?;
         if shared.header().magic.load(Ordering::Acquire) != EVENT_MAGIC {
             return Err(serde::de::Error::custom(
                 "received descriptor is not an mproc event",

@@ -90,15 +90,18 @@
 //! - **Threads.** Lock guards are not `Send`: the thread that acquires a lock
 //!   releases it. An [`RLock`] is re-entrant per thread, not per process.
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod barrier;
 mod condition;
 mod error;
 mod event;
 mod lock;
+mod raw;
 mod semaphore;
 #[cfg(all(test, loom))]
 mod tests;
-mod wait;
+pub(crate) mod wait;
 
 pub use barrier::{Barrier, BarrierBuilder, CHECK_INTERVAL, MAX_PARTIES};
 pub use condition::{Condition, WaitTimeoutResult};
@@ -107,7 +110,13 @@ pub use error::{
     ReleaseError, TryLockError,
 };
 pub use event::Event;
-pub use lock::{Lock, LockGuard, RLock, RLockGuard};
-pub use semaphore::{BoundedSemaphore, SEMAPHORE_MAX, Semaphore, SemaphoreGuard};
+pub use lock::{
+    Lock, LockGuard, LockKind, NonReentrant, RLock, RLockGuard, Reentrant, RobustLock,
+    RobustLockGuard,
+};
+pub use semaphore::{
+    Bounded, BoundedSemaphore, CountingSemaphore, SEMAPHORE_MAX, Semaphore, SemaphoreGuard,
+    SemaphoreKind, Unbounded,
+};
 #[cfg(all(test, loom))]
 pub(crate) use wait::{FutexWord, Sleep};

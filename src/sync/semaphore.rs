@@ -1,4 +1,5 @@
-//! `Semaphore` and `BoundedSemaphore`: counters of permits.
+//! `Semaphore` and `BoundedSemaphore`: counters of permits, one generic type
+//! ([`CountingSemaphore`]) over the raw semaphore, whose kind fixes the bound.
 //!
 //! The count is the futex word. An acquirer takes a permit with a compare-exchange;
 //! when there is none, it spins briefly, then announces itself in `sleepers` and
@@ -9,6 +10,7 @@
 //! other: no lost wake-up. Checked by the loom models in `tests/loom_semaphore.rs`.)
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -16,12 +18,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{CreateError, ReleaseError};
+use super::raw::{Outcome, RawLock, Wait};
 use super::wait::{self, FutexWord, Sleep};
 use crate::shm::handle::{RegionIn, RegionOut};
-use crate::shm::raw::{SemaphoreHeader, Shared};
+use crate::shm::raw::{AsyncWaiters, SemaphoreHeader, Shared};
 
-const SEM_MAGIC: u64 = u64::from_le_bytes(*b"mprocSE\x01");
-const BSEM_MAGIC: u64 = u64::from_le_bytes(*b"mprocBS\x01");
+/// The tail of a semaphore's region: its table of async waiters.
+const TAIL: usize = size_of::<AsyncWaiters>();
 
 /// The largest count a semaphore can hold.
 pub const SEMAPHORE_MAX: u32 = i32::MAX as u32;
@@ -44,7 +47,7 @@ impl Core {
                 ),
             ));
         }
-        let shared = Shared::<SemaphoreHeader>::create(c"mproc-semaphore", 0, |h, _, _| {
+        let shared = Shared::<SemaphoreHeader>::create(c"mproc-semaphore", TAIL, |h, _, _| {
             h.count.store(value, Ordering::Relaxed);
             h.bound.store(bound, Ordering::Relaxed);
             h.magic.store(magic, Ordering::Release);
@@ -62,42 +65,53 @@ impl Core {
         &self.shared.header().count
     }
 
-    #[inline]
-    fn try_take(&self) -> bool {
-        try_take(self.count())
-    }
-
-    fn take_until(&self, deadline: Option<Instant>) -> bool {
-        take_until(self.count(), &self.shared.header().sleepers, deadline)
-    }
-
     /// Adds `n` permits, failing (and adding none) when that would exceed the bound.
     fn give(&self, n: u32) -> Result<(), u32> {
-        give(self.count(), &self.shared.header().sleepers, self.bound, n)
+        let sleepers = &self.shared.header().sleepers;
+        give(self.count(), sleepers, self.bound, n)?;
+        // Async waiters count among the sleepers too (`acquire_async`): when any
+        // may sleep, signal the table's too (it checks its own count first).
+        if sleepers.load(Ordering::SeqCst) > 0 {
+            if let Some(w) = self.async_waiters() {
+                w.table().wake(0);
+            }
+        }
+        Ok(())
+    }
+
+    /// The table of async waiters in the tail.
+    fn async_waiters(&self) -> Option<&AsyncWaiters> {
+        self.shared
+            .tail_slots::<AsyncWaiters>(1)
+            .and_then(|s| s.first())
     }
 
     fn value(&self) -> u32 {
         self.count().load(Ordering::Relaxed)
     }
+}
 
-    fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-        magic: u64,
-        what: &str,
-    ) -> Result<Core, D::Error> {
-        let shared =
-            RegionIn::deserialize(d)?.into_shared::<SemaphoreHeader, D::Error>(|_| Ok(0))?;
-        let h = shared.header();
-        let bound = h.bound.load(Ordering::Relaxed);
-        if h.magic.load(Ordering::Acquire) != magic || bound == 0 || bound > SEMAPHORE_MAX {
-            return Err(serde::de::Error::custom(format!(
-                "received descriptor is not an mproc {what}"
-            )));
+/// The raw semaphore: acquiring takes a permit, releasing gives one back.
+impl RawLock for Core {
+    #[inline]
+    fn acquire(&self, wait: Wait) -> Outcome {
+        let count = self.count();
+        let took = match wait {
+            Wait::No => try_take(count),
+            Wait::Until(deadline) => take_until(count, &self.shared.header().sleepers, deadline),
+        };
+        match (took, wait) {
+            (true, _) => Outcome::Locked,
+            (false, Wait::No) => Outcome::WouldBlock,
+            (false, Wait::Until(_)) => Outcome::TimedOut,
         }
-        Ok(Core {
-            shared: Arc::new(shared),
-            bound,
-        })
+    }
+
+    fn release(&self) {
+        // For a bounded semaphore this fails only if someone released a permit
+        // they never acquired while this one was out; that release already took
+        // our slot, and there is nobody to report to from a drop.
+        let _ = self.give(1);
     }
 }
 
@@ -165,6 +179,252 @@ pub(crate) fn give<W: FutexWord>(count: &W, sleepers: &W, bound: u32, n: u32) ->
     Ok(())
 }
 
+mod sealed {
+    /// What a kind of semaphore fixes; not nameable outside the crate.
+    pub trait Kind: 'static {
+        /// The tag in shared memory that tells a received semaphore's kind.
+        const MAGIC: u64;
+        /// How errors name it.
+        const WHAT: &'static str;
+    }
+}
+
+/// The kind of a [`CountingSemaphore`]: [`Unbounded`] ([`Semaphore`]) or
+/// [`Bounded`] ([`BoundedSemaphore`]). Sealed: there are exactly these two.
+pub trait SemaphoreKind: sealed::Kind {}
+
+/// The kind of a [`Semaphore`]: released up to [`SEMAPHORE_MAX`].
+#[derive(Debug)]
+pub enum Unbounded {}
+
+/// The kind of a [`BoundedSemaphore`]: never released above its initial value.
+#[derive(Debug)]
+pub enum Bounded {}
+
+impl sealed::Kind for Unbounded {
+    const MAGIC: u64 = u64::from_le_bytes(*b"mprocSE\x01");
+    const WHAT: &'static str = "semaphore";
+}
+impl SemaphoreKind for Unbounded {}
+
+impl sealed::Kind for Bounded {
+    const MAGIC: u64 = u64::from_le_bytes(*b"mprocBS\x01");
+    const WHAT: &'static str = "bounded semaphore";
+}
+impl SemaphoreKind for Bounded {}
+
+/// A semaphore shared between processes: [`Semaphore`] or [`BoundedSemaphore`],
+/// by its kind `K`. Use those names; this type carries the methods both share
+/// (see each alias for what differs).
+///
+/// A handle: clone it, or pass it to a child as a task argument; every copy is the
+/// same semaphore.
+pub struct CountingSemaphore<K: SemaphoreKind> {
+    core: Core,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K: SemaphoreKind> Clone for CountingSemaphore<K> {
+    fn clone(&self) -> Self {
+        CountingSemaphore {
+            core: self.core.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K: SemaphoreKind> CountingSemaphore<K> {
+    fn with_bound(value: u32, bound: u32) -> Result<Self, CreateError> {
+        Ok(CountingSemaphore {
+            core: Core::new(value, bound, K::MAGIC, K::WHAT)?,
+            _kind: PhantomData,
+        })
+    }
+
+    #[inline]
+    fn guard_if(&self, outcome: Outcome) -> Option<SemaphoreGuard<'_>> {
+        (outcome == Outcome::Locked).then(|| SemaphoreGuard { core: &self.core })
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(1)?;
+    /// let permit = s.acquire();
+    /// assert_eq!(s.value(), 0);
+    /// drop(permit);
+    /// assert_eq!(s.value(), 1);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        let outcome = self.core.acquire(Wait::Until(None));
+        debug_assert_eq!(outcome, Outcome::Locked, "waited without deadline");
+        SemaphoreGuard { core: &self.core }
+    }
+
+    /// Takes a permit, as [`acquire`](Self::acquire) does, without blocking the
+    /// thread: a permit that is there is taken at once; otherwise the task sleeps
+    /// until a release, in any process, wakes it through the runtime's reactor.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with I/O and time enabled (only when it has to wait).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a permit is taken only by the attempt that returns the guard,
+    /// which does not await; an `acquire_async` dropped while it waits holds none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # rt.block_on(async {
+    /// use mproc::process::Process;
+    /// use mproc::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(0)?;
+    /// let child = Process::start(|s: Semaphore| s.release(), s.clone())?;
+    /// let permit = s.acquire_async().await;
+    /// assert_eq!(s.value(), 0);
+    /// drop(permit);
+    /// assert_eq!(s.value(), 1);
+    /// child.join_async().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub async fn acquire_async(&self) -> SemaphoreGuard<'_> {
+        if let Some(g) = self.try_acquire() {
+            return g;
+        }
+        let Some(waiters) = self.core.async_waiters() else {
+            // Cannot happen (a region without the table is refused when opened).
+            loop {
+                tokio::time::sleep(crate::aio::registry::POLL).await;
+                if let Some(g) = self.try_acquire() {
+                    return g;
+                }
+            }
+        };
+        let table = waiters.table();
+        let reg = crate::aio::registry::Registration::new(&table, 0);
+        // Counted among the sleepers (after the slot, both `SeqCst`), so that a
+        // release looks at the table; uncounted when done or dropped.
+        struct Sleeper<'a>(&'a AtomicU32);
+        impl Drop for Sleeper<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let sleepers = &self.core.shared.header().sleepers;
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        let _sleeper = Sleeper(sleepers);
+        loop {
+            reg.drain();
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if let Some(g) = self.try_acquire() {
+                return g;
+            }
+            reg.sleep().await;
+        }
+    }
+
+    /// Takes a permit if one is available now (Python's `acquire(False)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(0)?;
+    /// assert!(s.try_acquire().is_none());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.guard_if(self.core.acquire(Wait::No))
+    }
+
+    /// Takes a permit, waiting at most `timeout`; `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let s = mproc::sync::Semaphore::new(0)?;
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_none());
+    /// s.release();
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_some());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.guard_if(
+            self.core
+                .acquire(Wait::Until(crate::deadline::after(timeout))),
+        )
+    }
+
+    /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let s = mproc::sync::Semaphore::new(1)?;
+    /// assert!(s.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
+        self.guard_if(self.core.acquire(Wait::Until(Some(deadline))))
+    }
+
+    /// The number of permits available now (a snapshot; Python's `get_value()`,
+    /// which here works on every platform).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = mproc::sync::Semaphore::new(4)?;
+    /// assert_eq!(s.value(), 4);
+    /// # Ok::<(), mproc::sync::CreateError>(())
+    /// ```
+    #[doc(alias = "get_value")]
+    pub fn value(&self) -> u32 {
+        self.core.value()
+    }
+}
+
+impl<K: SemaphoreKind> Serialize for CountingSemaphore<K> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RegionOut::new(self.core.shared.region()).serialize(s)
+    }
+}
+
+impl<'de, K: SemaphoreKind> Deserialize<'de> for CountingSemaphore<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let shared =
+            RegionIn::deserialize(d)?.into_shared::<SemaphoreHeader, D::Error>(|_| Ok(TAIL))?;
+        let h = shared.header();
+        let bound = h.bound.load(Ordering::Relaxed);
+        if h.magic.load(Ordering::Acquire) != K::MAGIC || bound == 0 || bound > SEMAPHORE_MAX {
+            return Err(serde::de::Error::custom(format!(
+                "received descriptor is not an mproc {}",
+                K::WHAT
+            )));
+        }
+        Ok(CountingSemaphore {
+            core: Core {
+                shared: Arc::new(shared),
+                bound,
+            },
+            _kind: PhantomData,
+        })
+    }
+}
+
 /// A counting semaphore shared between processes (Python's
 /// `multiprocessing.Semaphore`).
 ///
@@ -198,10 +458,7 @@ pub(crate) fn give<W: FutexWord>(count: &W, sleepers: &W, bound: u32, n: u32) ->
 /// # drop(b);
 /// # Ok::<(), mproc::sync::CreateError>(())
 /// ```
-#[derive(Clone)]
-pub struct Semaphore {
-    core: Core,
-}
+pub type Semaphore = CountingSemaphore<Unbounded>;
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -227,77 +484,7 @@ impl Semaphore {
     /// # Ok::<(), mproc::sync::CreateError>(())
     /// ```
     pub fn new(value: u32) -> Result<Semaphore, CreateError> {
-        Ok(Semaphore {
-            core: Core::new(value, SEMAPHORE_MAX, SEM_MAGIC, "semaphore")?,
-        })
-    }
-
-    /// Takes a permit, waiting as long as it takes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = mproc::sync::Semaphore::new(1)?;
-    /// let permit = s.acquire();
-    /// assert_eq!(s.value(), 0);
-    /// drop(permit);
-    /// assert_eq!(s.value(), 1);
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.core.take_until(None);
-        SemaphoreGuard { core: &self.core }
-    }
-
-    /// Takes a permit if one is available now (Python's `acquire(False)`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = mproc::sync::Semaphore::new(0)?;
-    /// assert!(s.try_acquire().is_none());
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.core
-            .try_take()
-            .then(|| SemaphoreGuard { core: &self.core })
-    }
-
-    /// Takes a permit, waiting at most `timeout`; `None` on timeout.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let s = mproc::sync::Semaphore::new(0)?;
-    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_none());
-    /// s.release();
-    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_some());
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.core
-            .take_until(crate::deadline::after(timeout))
-            .then(|| SemaphoreGuard { core: &self.core })
-    }
-
-    /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    ///
-    /// let s = mproc::sync::Semaphore::new(1)?;
-    /// assert!(s.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
-        self.core
-            .take_until(Some(deadline))
-            .then(|| SemaphoreGuard { core: &self.core })
+        Semaphore::with_bound(value, SEMAPHORE_MAX)
     }
 
     /// Adds one permit, waking one waiter.
@@ -340,35 +527,6 @@ impl Semaphore {
             );
         }
     }
-
-    /// The number of permits available now (a snapshot; Python's `get_value()`,
-    /// which here works on every platform).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = mproc::sync::Semaphore::new(4)?;
-    /// assert_eq!(s.value(), 4);
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    #[doc(alias = "get_value")]
-    pub fn value(&self) -> u32 {
-        self.core.value()
-    }
-}
-
-impl Serialize for Semaphore {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        RegionOut::new(self.core.shared.region()).serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Semaphore {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Semaphore {
-            core: Core::deserialize(d, SEM_MAGIC, "semaphore")?,
-        })
-    }
 }
 
 /// A semaphore that refuses to be released above its initial value (Python's
@@ -388,10 +546,7 @@ impl<'de> Deserialize<'de> for Semaphore {
 /// assert!(sem.release().is_err()); // one too many
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
-pub struct BoundedSemaphore {
-    core: Core,
-}
+pub type BoundedSemaphore = CountingSemaphore<Bounded>;
 
 impl fmt::Debug for BoundedSemaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -427,78 +582,7 @@ impl BoundedSemaphore {
                 ),
             ));
         }
-        Ok(BoundedSemaphore {
-            core: Core::new(value, value, BSEM_MAGIC, "bounded semaphore")?,
-        })
-    }
-
-    /// Takes a permit, waiting as long as it takes.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
-    /// let p = s.acquire();
-    /// assert_eq!(s.value(), 0);
-    /// drop(p);
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.core.take_until(None);
-        SemaphoreGuard { core: &self.core }
-    }
-
-    /// Takes a permit if one is available now.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
-    /// let p = s.try_acquire().unwrap();
-    /// assert!(s.try_acquire().is_none());
-    /// # drop(p);
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.core
-            .try_take()
-            .then(|| SemaphoreGuard { core: &self.core })
-    }
-
-    /// Takes a permit, waiting at most `timeout`; `None` on timeout.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
-    /// let p = s.acquire();
-    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_none());
-    /// # drop(p);
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.core
-            .take_until(crate::deadline::after(timeout))
-            .then(|| SemaphoreGuard { core: &self.core })
-    }
-
-    /// Takes a permit, waiting until `deadline` at the latest; `None` on timeout.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::{Duration, Instant};
-    ///
-    /// let s = mproc::sync::BoundedSemaphore::new(1)?;
-    /// assert!(s.acquire_deadline(Instant::now() + Duration::from_secs(1)).is_some());
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    pub fn acquire_deadline(&self, deadline: Instant) -> Option<SemaphoreGuard<'_>> {
-        self.core
-            .take_until(Some(deadline))
-            .then(|| SemaphoreGuard { core: &self.core })
+        BoundedSemaphore::with_bound(value, value)
     }
 
     /// Gives back one permit, waking one waiter.
@@ -522,20 +606,6 @@ impl BoundedSemaphore {
         })
     }
 
-    /// The number of permits available now (a snapshot).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = mproc::sync::BoundedSemaphore::new(3)?;
-    /// assert_eq!(s.value(), 3);
-    /// # Ok::<(), mproc::sync::CreateError>(())
-    /// ```
-    #[doc(alias = "get_value")]
-    pub fn value(&self) -> u32 {
-        self.core.value()
-    }
-
     /// The bound (the initial value).
     ///
     /// # Examples
@@ -547,20 +617,6 @@ impl BoundedSemaphore {
     /// ```
     pub fn bound(&self) -> u32 {
         self.core.bound
-    }
-}
-
-impl Serialize for BoundedSemaphore {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        RegionOut::new(self.core.shared.region()).serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for BoundedSemaphore {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BoundedSemaphore {
-            core: Core::deserialize(d, BSEM_MAGIC, "bounded semaphore")?,
-        })
     }
 }
 
@@ -594,10 +650,7 @@ impl SemaphoreGuard<'_> {
 
 impl Drop for SemaphoreGuard<'_> {
     fn drop(&mut self) {
-        // For a bounded semaphore this fails only if someone released a permit
-        // they never acquired while this one was out; that release already took
-        // our slot, and there is nobody to report to from a drop.
-        let _ = self.core.give(1);
+        self.core.release();
     }
 }
 

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{self, Message};
 use crate::sys::code::EntryPoint;
 use crate::task::TaskError;
-use crate::task::future::Slot;
+use crate::task::slot::Slot;
 
 /// Where a call's results go. Implemented by each verb's collector.
 pub(crate) trait Sink: Send + Sync {
@@ -23,6 +23,10 @@ pub(crate) trait Sink: Send + Sync {
     }
     /// Task `index` was sent to a worker.
     fn started(&self, _index: usize) {}
+    /// Task `index` will never run (cancelled while queued): it ends with `error`.
+    fn abandon(&self, index: usize, error: TaskError) {
+        self.deliver(index, Err(error));
+    }
     /// Stores the outcomes of several tasks of the call at once.
     fn deliver_many(&self, outcomes: Outcomes) {
         for (index, outcome) in outcomes {
@@ -94,5 +98,9 @@ impl<R: DeserializeOwned + Send + 'static> Sink for OneSink<R> {
     }
     fn started(&self, _index: usize) {
         self.slot.set_running();
+    }
+    fn abandon(&self, _index: usize, error: TaskError) {
+        // A future cancelled before it started says so (`cancelled()`).
+        self.slot.abandon(error);
     }
 }

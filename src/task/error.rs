@@ -69,6 +69,8 @@ pub(crate) enum Kind {
     WaitTimeout(Duration),
     Cancelled(&'static str),
     Failed(String),
+    /// Set by the user on a future of their own ([`TaskError::from_message`]).
+    Message(String),
 }
 
 impl TaskError {
@@ -104,6 +106,24 @@ impl TaskError {
 
     pub(crate) fn failed(reason: impl Into<String>, index: Option<usize>) -> Self {
         TaskError::new(Kind::Failed(reason.into()), index, None)
+    }
+
+    /// An error that says `message` (and is none of the kinds the `is_*` methods
+    /// ask about), to fail a future made with
+    /// [`Future::new`](crate::futures::Future::new) (Python's
+    /// `set_exception`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::futures::TaskError;
+    ///
+    /// let e = TaskError::from_message("the upstream service is down");
+    /// assert_eq!(e.to_string(), "the upstream service is down");
+    /// assert!(!e.is_panic() && !e.is_cancelled() && !e.is_timeout());
+    /// ```
+    pub fn from_message(message: impl Into<String>) -> Self {
+        TaskError::new(Kind::Message(message.into()), None, None)
     }
 
     pub(crate) fn wait_timeout(span: Duration, index: Option<usize>) -> Self {
@@ -225,7 +245,8 @@ impl TaskError {
         }
     }
 
-    /// The backtrace captured where the task panicked (empty when unknown).
+    /// The backtrace captured where the task panicked (empty when unknown). The error's
+    /// message includes it with `{:#}`, or with `{}` when `RUST_BACKTRACE` is set.
     ///
     /// # Examples
     ///
@@ -326,7 +347,9 @@ impl TaskError {
         };
         match &self.kind {
             Kind::Panicked {
-                message, location, ..
+                message,
+                location,
+                backtrace,
             } => {
                 write!(f, "{task} panicked")?;
                 if self.worker.is_some() {
@@ -335,7 +358,8 @@ impl TaskError {
                 if let Some(at) = location {
                     write!(f, " at {at}")?;
                 }
-                write!(f, ": {message}")
+                write!(f, ": {message}")?;
+                crate::process::write_backtrace(f, backtrace)
             }
             Kind::WorkerLost { status, attempts } => {
                 let how = match status {
@@ -363,8 +387,21 @@ impl TaskError {
             ),
             Kind::Cancelled(why) => write!(f, "{task} was cancelled: {why}"),
             Kind::Failed(reason) => write!(f, "{task} failed: {reason}"),
+            Kind::Message(message) => f.write_str(message),
         }
     }
 }
 
 impl std::error::Error for TaskError {}
+
+/// The message of a caught panic's payload (a `&str` or a `String`, as `panic!`
+/// makes them).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}

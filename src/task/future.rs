@@ -1,191 +1,20 @@
-//! The `Future` handle: one slot a worker fills and a caller waits on, by blocking,
-//! with a deadline, by callback, or by `.await`.
+//! The `Future` handle: the reading side of a [`Slot`], waited on by blocking, with
+//! a deadline, by callback, or by `.await`.
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::task::TaskError;
+use crate::task::slot::{Phase, Slot};
 
-type Callback<T> = Box<dyn FnOnce(&Result<T, TaskError>) + Send>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Pending,
-    Running,
-    Done,
-    Cancelled,
-}
-
-struct State<T> {
-    phase: Phase,
-    /// Present once done, until a caller takes it. While done-callbacks run it is
-    /// briefly absent with `phase == Done`; waiters wait for it.
-    result: Option<Result<T, TaskError>>,
-    taken: bool,
-    wakers: Vec<Waker>,
-    callbacks: Vec<Callback<T>>,
-}
-
-/// The shared slot behind a [`Future`]; the producer side of it lives in the crate.
-pub(crate) struct Slot<T> {
-    state: Mutex<State<T>>,
-    cond: Condvar,
-    index: usize,
-}
-
-impl<T> Slot<T> {
-    pub(crate) fn new(index: usize) -> Arc<Slot<T>> {
-        Arc::new(Slot {
-            state: Mutex::new(State {
-                phase: Phase::Pending,
-                result: None,
-                taken: false,
-                wakers: Vec::new(),
-                callbacks: Vec::new(),
-            }),
-            cond: Condvar::new(),
-            index,
-        })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Marks the task as running; `false` when it was cancelled first (then it must
-    /// not run).
-    pub(crate) fn set_running(&self) -> bool {
-        let mut s = self.lock();
-        match s.phase {
-            Phase::Pending => {
-                s.phase = Phase::Running;
-                true
-            }
-            Phase::Running => true,
-            Phase::Done | Phase::Cancelled => false,
-        }
-    }
-
-    /// Whether the future was cancelled.
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.lock().phase == Phase::Cancelled
-    }
-
-    /// Stores the outcome (ignored when already done or cancelled), runs the done
-    /// callbacks on this thread, and wakes every waiter.
-    pub(crate) fn complete(&self, result: Result<T, TaskError>) {
-        self.finish(result, Phase::Done);
-    }
-
-    fn finish(&self, result: Result<T, TaskError>, phase: Phase) -> bool {
-        let callbacks = {
-            let mut s = self.lock();
-            if matches!(s.phase, Phase::Done | Phase::Cancelled) {
-                return false;
-            }
-            s.phase = phase;
-            std::mem::take(&mut s.callbacks)
-        };
-        for cb in callbacks {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&result)));
-        }
-        let wakers = {
-            let mut s = self.lock();
-            s.result = Some(result);
-            std::mem::take(&mut s.wakers)
-        };
-        self.cond.notify_all();
-        for w in wakers {
-            w.wake();
-        }
-        true
-    }
-
-    /// Cancels a task that has not started. `true` when it is (now) cancelled.
-    pub(crate) fn cancel(&self) -> bool {
-        {
-            let s = self.lock();
-            match s.phase {
-                Phase::Cancelled => return true,
-                Phase::Running | Phase::Done => return false,
-                Phase::Pending => {}
-            }
-        }
-        self.finish(
-            Err(TaskError::cancelled(
-                "cancelled before it started",
-                Some(self.index),
-            )),
-            Phase::Cancelled,
-        ) || self.is_cancelled()
-    }
-
-    fn is_done(&self) -> bool {
-        matches!(self.lock().phase, Phase::Done | Phase::Cancelled)
-    }
-
-    fn add_waker(&self, waker: &Waker) -> bool {
-        let mut s = self.lock();
-        if s.result.is_some() || s.taken {
-            return true;
-        }
-        if !s.wakers.iter().any(|w| w.will_wake(waker)) {
-            s.wakers.push(waker.clone());
-        }
-        false
-    }
-
-    /// Waits until the result is there (or `deadline`); takes it.
-    fn take(&self, deadline: Option<Instant>) -> Option<Result<T, TaskError>> {
-        let mut s = self.lock();
-        loop {
-            if let Some(r) = s.result.take() {
-                s.taken = true;
-                return Some(r);
-            }
-            match deadline {
-                None => s = self.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return None;
-                    }
-                    s = self
-                        .cond
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-    }
-
-    fn wait_done(&self, deadline: Option<Instant>) -> bool {
-        let mut s = self.lock();
-        loop {
-            if s.result.is_some() || s.taken {
-                return true;
-            }
-            match deadline {
-                None => s = self.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return false;
-                    }
-                    s = self
-                        .cond
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-    }
-}
+/// [`Future::error_timeout`] ran out of time: the task was not done after the
+/// timeout it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the task is not done after {0:?}")]
+pub struct NotDone(pub Duration);
 
 /// The result of a task that runs elsewhere: Python's `concurrent.futures.Future`.
 ///
@@ -199,7 +28,7 @@ impl<T> Slot<T> {
 /// ```
 /// use mproc::futures::{Executor, ThreadPoolExecutor};
 ///
-/// let ex = ThreadPoolExecutor::new(2);
+/// let ex = ThreadPoolExecutor::new(2)?;
 /// let fut = ex.submit(|x: u32| x + 1, 41)?;
 /// assert_eq!(fut.result()?, 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -218,7 +47,89 @@ impl<T> fmt::Debug for Future<T> {
     }
 }
 
+impl<T> Default for Future<T> {
+    fn default() -> Self {
+        Future::new()
+    }
+}
+
 impl<T> Future<T> {
+    /// A pending future that no executor fills: complete it yourself with
+    /// [`set_result`](Future::set_result) or [`set_error`](Future::set_error)
+    /// (Python's `Future()`, for tests and for adapting other sources of results).
+    /// Waiters, callbacks and `.await` work as on an executor's future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::futures::Future;
+    ///
+    /// let fut = Future::new();
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| fut.set_result(42u32).unwrap());
+    ///     fut.wait();
+    /// });
+    /// assert_eq!(fut.result()?, 42);
+    /// # Ok::<(), mproc::futures::TaskError>(())
+    /// ```
+    pub fn new() -> Future<T> {
+        Future { slot: Slot::new(0) }
+    }
+
+    /// Completes the future with `value` (Python's `set_result`): waiters wake and
+    /// done-callbacks run, on this thread.
+    ///
+    /// # Errors
+    ///
+    /// The value back when the future is already done or cancelled (Python's
+    /// `InvalidStateError`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::futures::Future;
+    ///
+    /// let fut = Future::new();
+    /// assert!(fut.set_result("first").is_ok());
+    /// assert_eq!(fut.set_result("second"), Err("second"));
+    /// assert_eq!(fut.result()?, "first");
+    /// # Ok::<(), mproc::futures::TaskError>(())
+    /// ```
+    pub fn set_result(&self, value: T) -> Result<(), T> {
+        self.set(Ok(value)).map_err(|r| match r {
+            Ok(v) => v,
+            Err(_) => unreachable!("set with a value"),
+        })
+    }
+
+    /// Completes the future with `error` (Python's `set_exception`); see
+    /// [`TaskError::from_message`] to make one.
+    ///
+    /// # Errors
+    ///
+    /// The error back when the future is already done or cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::futures::{Future, TaskError};
+    ///
+    /// let fut: Future<u8> = Future::new();
+    /// fut.set_error(TaskError::from_message("no data")).unwrap();
+    /// assert_eq!(fut.error().unwrap().to_string(), "no data");
+    /// assert!(fut.set_result(1).is_err());
+    /// ```
+    pub fn set_error(&self, error: TaskError) -> Result<(), TaskError> {
+        self.set(Err(error)).map_err(|r| match r {
+            Err(e) => e,
+            Ok(_) => unreachable!("set with an error"),
+        })
+    }
+
+    fn set(&self, outcome: Result<T, TaskError>) -> Result<(), Result<T, TaskError>> {
+        self.slot.complete_or_return(outcome)
+    }
+
     pub(crate) fn from_slot(slot: Arc<Slot<T>>) -> Future<T> {
         Future { slot }
     }
@@ -241,7 +152,7 @@ impl<T> Future<T> {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|s: String| s.len(), "four".to_string())?;
     /// assert_eq!(fut.result()?, 4);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -263,7 +174,7 @@ impl<T> Future<T> {
     /// use std::time::Duration;
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let slow = ex.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 300)?;
     /// let err = slow.result_timeout(Duration::from_millis(1)).unwrap_err();
     /// assert!(err.is_timeout());
@@ -287,7 +198,7 @@ impl<T> Future<T> {
     /// use std::time::{Duration, Instant};
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|x: i8| -x, 5)?;
     /// assert_eq!(fut.result_deadline(Instant::now() + Duration::from_secs(30))?, -5);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -297,7 +208,10 @@ impl<T> Future<T> {
     }
 
     /// Waits until `deadline` at most (forever for `None`) for the result.
-    fn result_until(self, deadline: Option<Instant>) -> Result<T, ResultTimeoutError<T>> {
+    pub(crate) fn result_until(
+        self,
+        deadline: Option<Instant>,
+    ) -> Result<T, ResultTimeoutError<T>> {
         match self.slot.take(deadline) {
             Some(Ok(v)) => Ok(v),
             Some(Err(e)) => Err(ResultTimeoutError::Failed(e)),
@@ -313,18 +227,39 @@ impl<T> Future<T> {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|_: ()| -> u8 { panic!("no") }, ())?;
     /// assert_eq!(fut.error().unwrap().panic_message(), Some("no"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[doc(alias = "exception")]
     pub fn error(&self) -> Option<TaskError> {
-        self.slot.wait_done(None);
-        match &self.slot.lock().result {
-            Some(Err(e)) => Some(e.clone()),
-            _ => None,
-        }
+        self.slot.error(None).flatten()
+    }
+
+    /// [`error`](Future::error), waiting at most `timeout` (Python's
+    /// `exception(timeout)`).
+    ///
+    /// # Errors
+    ///
+    /// [`NotDone`] when the task is not done by then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use mproc::futures::Future;
+    ///
+    /// let fut: Future<u8> = Future::new();
+    /// assert!(fut.error_timeout(Duration::from_millis(1)).is_err());
+    /// fut.set_result(1).unwrap();
+    /// assert_eq!(fut.error_timeout(Duration::from_secs(30)).unwrap().map(|e| e.to_string()), None);
+    /// ```
+    #[doc(alias = "exception")]
+    pub fn error_timeout(&self, timeout: Duration) -> Result<Option<TaskError>, NotDone> {
+        self.slot
+            .error(crate::deadline::after(timeout))
+            .ok_or(NotDone(timeout))
     }
 
     /// Cancels the task if it has not started; `true` when it is cancelled (now or
@@ -336,7 +271,7 @@ impl<T> Future<T> {
     /// use std::time::Duration;
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let busy = ex.submit(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 200)?;
     /// let queued = ex.submit(|x: u8| x, 1)?;
     /// assert!(queued.cancel());
@@ -365,7 +300,7 @@ impl<T> Future<T> {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|x: u8| x, 1)?;
     /// fut.wait();
     /// assert!(!fut.running());
@@ -382,7 +317,7 @@ impl<T> Future<T> {
     /// ```
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|x: u8| x, 1)?;
     /// fut.wait();
     /// assert!(fut.done());
@@ -409,7 +344,7 @@ impl<T> Future<T> {
     /// use std::time::Duration;
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|x: u8| x, 1)?;
     /// assert!(fut.wait_timeout(Duration::from_secs(30)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -423,13 +358,20 @@ impl<T> Future<T> {
     /// this thread when it is already finished. Keep callbacks short; a panic in
     /// one is caught and ignored.
     ///
+    /// A running callback holds no other waiter up: `wait`, `error`, `done`,
+    /// [`as_completed`](crate::futures::as_completed) and
+    /// [`wait`](crate::futures::wait) go on at once. Only the readers that take the
+    /// value ([`result`](Future::result), `.await`) wait for the callback to give it
+    /// back. A callback added while another one runs on a finished future runs
+    /// right after it, on that thread.
+    ///
     /// # Examples
     ///
     /// ```
     /// use std::sync::mpsc;
     /// use mproc::futures::{Executor, ThreadPoolExecutor};
     ///
-    /// let ex = ThreadPoolExecutor::new(1);
+    /// let ex = ThreadPoolExecutor::new(1)?;
     /// let fut = ex.submit(|x: u8| x * 2, 21)?;
     /// let (tx, rx) = mpsc::channel();
     /// fut.add_done_callback(move |r| tx.send(*r.as_ref().unwrap()).unwrap());
@@ -437,20 +379,7 @@ impl<T> Future<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_done_callback(&self, f: impl FnOnce(&Result<T, TaskError>) + Send + 'static) {
-        let mut s = self.slot.lock();
-        if matches!(s.phase, Phase::Done | Phase::Cancelled) {
-            // Finished: wait for the result to be stored, then run here.
-            while s.result.is_none() && !s.taken {
-                s = self.slot.cond.wait(s).unwrap_or_else(|e| e.into_inner());
-            }
-            if let Some(r) = s.result.take() {
-                drop(s);
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&r)));
-                self.slot.lock().result = Some(r);
-            }
-            return;
-        }
-        s.callbacks.push(Box::new(f));
+        self.slot.add_callback(Box::new(f));
     }
 
     pub(crate) fn register_waker(&self, waker: &Waker) -> bool {
@@ -462,22 +391,10 @@ impl<T> std::future::Future for Future<T> {
     type Output = Result<T, TaskError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let slot = &self.slot;
-        let mut s = slot.lock();
-        if let Some(r) = s.result.take() {
-            s.taken = true;
-            return Poll::Ready(r);
+        match self.slot.try_take(cx.waker()) {
+            Some(r) => Poll::Ready(r),
+            None => Poll::Pending,
         }
-        if s.taken {
-            return Poll::Ready(Err(TaskError::failed(
-                "the result was already taken",
-                Some(slot.index),
-            )));
-        }
-        if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            s.wakers.push(cx.waker().clone());
-        }
-        Poll::Pending
     }
 }
 

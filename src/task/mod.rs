@@ -8,8 +8,32 @@
 
 pub(crate) mod call;
 mod error;
-pub(crate) mod future;
+mod future;
+pub(crate) mod slot;
 
-pub(crate) use error::Kind;
 pub use error::TaskError;
-pub use future::{Future, ResultTimeoutError};
+pub(crate) use error::{Kind, panic_message};
+pub use future::{Future, NotDone, ResultTimeoutError};
+
+use std::sync::{Condvar, MutexGuard};
+use std::time::Instant;
+
+/// Sleeps on `cond` until woken or `deadline` (forever for `None`); the guard
+/// back in `Err` once the deadline has passed.
+pub(crate) fn sleep_until<'g, T>(
+    cond: &Condvar,
+    guard: MutexGuard<'g, T>,
+    deadline: Option<Instant>,
+) -> Result<MutexGuard<'g, T>, MutexGuard<'g, T>> {
+    let Some(d) = deadline else {
+        return Ok(cond.wait(guard).unwrap_or_else(|e| e.into_inner()));
+    };
+    let now = Instant::now();
+    if now >= d {
+        return Err(guard);
+    }
+    let (guard, _) = cond
+        .wait_timeout(guard, d - now)
+        .unwrap_or_else(|e| e.into_inner());
+    Ok(guard)
+}

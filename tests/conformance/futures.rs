@@ -23,7 +23,7 @@ use crate::common::{eventually, is_dead, watchdog};
 use crate::{LIMIT, LONG, raise, sqr, wait_event};
 
 fn threads() -> ThreadPoolExecutor {
-    ThreadPoolExecutor::new(2)
+    ThreadPoolExecutor::new(2).unwrap()
 }
 
 fn processes() -> ProcessPoolExecutor {
@@ -332,22 +332,29 @@ fn wait_first_exception_one_already_failed(ex: impl Executor) {
 }
 
 fn wait_first_exception_cancelled_is_not_an_exception(ex: impl Executor) {
+    // The finished future first: once the holders occupy every worker, nothing
+    // else runs until the gate opens.
+    let ok = successful(&ex);
     let gate = Event::new().unwrap();
     let (cancelled_f, holders) = cancelled(&ex, &gate, 2);
-    let ok = successful(&ex);
-    let pending = ex.submit(sqr, 5).unwrap(); // queued behind the holders
+    // Held by the gate too, wherever the pool places it: it cannot finish before
+    // the gate opens (Python's test uses a future that never completes).
+    let pending = ex.submit(hold_u64, gate.clone()).unwrap();
     let w = wait(
         vec![ok, cancelled_f, pending],
         Some(Duration::from_millis(200)),
         ReturnWhen::FirstException,
     );
     // Python: a cancelled future is done but did not raise, so FIRST_EXCEPTION
-    // waits on (here, until its timeout) with the queued future not done.
+    // waits on (here, until its timeout) with the held future not done.
     assert_eq!(w.done.len(), 2);
     assert_eq!(w.not_done.len(), 1);
     gate.set();
     for h in holders {
         assert!(h.result().unwrap());
+    }
+    for f in w.not_done {
+        assert_eq!(f.result().unwrap(), 1);
     }
 }
 
@@ -645,9 +652,7 @@ both! {
     wait_first_exception_one_already_failed;
     /// `WaitTests.test_first_exception_some_already_complete`: a cancelled future
     /// does not count as an exception.
-    wait_first_exception_cancelled_is_not_an_exception
-        #[ignore = "issue 10 item 3: FIRST_EXCEPTION returns on a cancelled future"],
-        #[ignore = "issue 10 item 3: FIRST_EXCEPTION returns on a cancelled future"];
+    wait_first_exception_cancelled_is_not_an_exception;
     /// `WaitTests.test_all_completed`.
     wait_all_completed;
     /// `WaitTests.test_timeout`: at the timeout, the finished are done, the held one
@@ -667,14 +672,12 @@ both! {
     map_exception;
     /// `ExecutorTest.test_map_timeout`: results until the deadline, then one timeout
     /// error, then the iteration ends (issue 10 item 6: one behaviour for both).
-    map_timeout_ends_iteration
-        #[ignore = "issue 10 item 6: the thread executor repeats the timeout error"];
+    map_timeout_ends_iteration;
     /// `ExecutorTest.test_map_timeout` with a huge timeout (issue 10 item 7).
     map_huge_timeout;
     /// `ThreadPoolExecutorTest.test_map_submits_without_iteration`: every call runs
     /// although the map was never iterated.
-    map_submits_without_iteration,
-        #[ignore = "issue 10 item 5: ProcessPoolExecutor::map is lazy"];
+    map_submits_without_iteration;
     /// `GeneralShutdownTests.test_run_after_shutdown`.
     run_after_shutdown;
     /// `ThreadPoolShutdownTest.test_hang_issue12364`: `shutdown(wait)` returns once
@@ -688,9 +691,7 @@ both! {
     cancel_futures_fail_as_cancelled;
     /// `GeneralShutdownTests.test_cancel_futures_wait_false`: the futures that
     /// shutdown cancelled report `cancelled()`.
-    cancel_futures_are_cancelled
-        #[ignore = "issue 10 item 4: cancelled() is false after shutdown(cancel_futures)"],
-        #[ignore = "issue 10 item 4: cancelled() is false after shutdown(cancel_futures)"];
+    cancel_futures_are_cancelled;
     /// `ExecutorDeadlockTest.test_error_during_func_exec_on_worker`.
     deadlock_error_during_func_exec;
 }
@@ -701,7 +702,6 @@ both! {
 /// slow callback runs on a finished future, `wait_timeout` on the same future
 /// returns at once.
 #[test]
-#[ignore = "issue 10 item 2: a slow done-callback blocks other waiters of the same Future"]
 fn slow_done_callback_does_not_block_waiters() {
     let _w = watchdog("slow_done_callback_does_not_block_waiters", LIMIT);
     let ex = threads();
@@ -726,7 +726,6 @@ fn slow_done_callback_does_not_block_waiters() {
 /// every future): mproc's promise is that only the killed worker's task fails, the
 /// executor keeps working.
 #[test]
-#[ignore = "BUG: a task whose worker is SIGKILLed from outside is re-run instead of failing, when other tasks finished on another worker meanwhile (see pool::test_worker_killed_from_outside_after_other_tasks)"]
 fn test_killed_child() {
     let _w = watchdog("test_killed_child", LIMIT);
     fn victim((e, pid): (Event, mproc::shm::SharedAtomicU32)) -> u64 {
@@ -854,9 +853,9 @@ fn test_max_tasks_per_child() {
 /// `ProcessPoolExecutorTest.test_max_workers_too_large` / `ExecutorTest`'s
 /// `max_workers=0` raises `ValueError`: zero workers is refused.
 #[test]
-#[ignore = "issue 10 item 10: ProcessPoolExecutor::new(0) silently becomes one worker"]
 fn test_max_workers_zero() {
     assert!(ProcessPoolExecutor::new(0).is_err());
+    assert!(ThreadPoolExecutor::new(0).is_err());
 }
 
 /// `ProcessPoolShutdownTest.test_processes_terminate`: after `shutdown(wait)` the
@@ -897,7 +896,7 @@ fn test_context_manager_shutdown() {
 #[test]
 fn test_saturation() {
     let _w = watchdog("test_saturation", LIMIT);
-    let ex = ThreadPoolExecutor::new(4);
+    let ex = ThreadPoolExecutor::new(4).unwrap();
     let b = Barrier::new(5).unwrap();
     let fs: Vec<_> = (0..4)
         .map(|_| {

@@ -12,9 +12,8 @@
 //! order events (a sleep inside a *task* only makes that task slow); no assertion
 //! on a duration tighter than seconds.
 //!
-//! Scenarios that fail today because of a bug listed in issue 10 are
-//! `#[ignore = "issue 10 item N: ..."]`; those that found a new bug are
-//! `#[ignore = "BUG: ..."]`. Run them with `cargo test --test conformance -- --ignored`.
+//! No scenario is ignored: the issue-10 bugs they found are fixed, and so is the
+//! one new bug (quick tasks queued behind a busy worker while another was idle).
 #![cfg(not(miri))]
 
 #[path = "../common/mod.rs"]

@@ -328,7 +328,6 @@ fn test_recv_invalid_message() {
 /// `_TestConnection.test_connection` (trailing garbage after a valid value):
 /// refused, not silently accepted.
 #[test]
-#[ignore = "issue 10 item 14: a message with trailing bytes after a valid value is accepted"]
 fn test_recv_trailing_bytes() {
     let (a, b) = Pipe::new().duplex::<(), u8>().unwrap();
     b.send_bytes(&[7, 0xff, 0xff]).unwrap();

@@ -210,7 +210,6 @@ fn test_imap_next_timeout() {
 /// `_TestPool.test_imap_handle_iterable_exception`: results computed before the
 /// input raised are yielded first, then the error.
 #[test]
-#[ignore = "issue 10 item 9: imap loses the results computed before the input panicked"]
 fn test_imap_handle_iterable_exception() {
     let _w = watchdog("test_imap_handle_iterable_exception", LIMIT);
     let p = pool(1);
@@ -278,7 +277,6 @@ fn test_make_pool() {
 /// `_TestPool.test_make_pool` (`Pool(0)` raises `ValueError`): zero workers is
 /// refused with a clear error.
 #[test]
-#[ignore = "issue 10 item 10: Pool::new(0) silently becomes one worker"]
 fn test_make_pool_zero() {
     let err = Pool::builder()
         .processes(0)
@@ -517,7 +515,6 @@ fn test_pool_worker_lifetime_early_close() {
 /// `_TestPoolWorkerLifetime.test_pool_maxtasksperchild_invalid`:
 /// `maxtasksperchild=0` is refused with a clear error.
 #[test]
-#[ignore = "issue 10 item 10: max_tasks_per_child(0) silently becomes 1"]
 fn test_pool_maxtasksperchild_invalid() {
     let r = Pool::builder()
         .processes(1)
@@ -679,7 +676,6 @@ fn test_worker_killed_from_outside() {
 /// As [`test_worker_killed_from_outside`], with quick tasks run on the other
 /// worker while the victim waits.
 #[test]
-#[ignore = "BUG: the killed worker's running task is re-run (Ok after the re-run) instead of failing as worker-lost"]
 fn test_worker_killed_from_outside_after_other_tasks() {
     let _w = watchdog("test_worker_killed_from_outside_after_other_tasks", LIMIT);
     let err = kill_running_worker(6).unwrap_err();

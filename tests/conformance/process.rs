@@ -497,7 +497,6 @@ fn test_closefd_forkserver() {
 /// `TestCloseFds.test_closefd` (spawn): a descriptor the parent opened without
 /// close-on-exec is not open in a spawned child.
 #[test]
-#[ignore = "issue 10 item 8: spawn children inherit descriptors without O_CLOEXEC"]
 fn test_closefd_spawn() {
     use std::os::fd::AsRawFd;
     let _w = watchdog("test_closefd_spawn", LIMIT);

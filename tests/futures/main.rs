@@ -6,6 +6,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod issue10;
+
+use issue10::{
+    a_slow_callback_blocks_no_other_waiter, a_slow_late_callback_blocks_no_other_waiter,
+    first_exception_is_not_a_cancellation, map_ends_after_its_deadline,
+    map_submits_every_item_at_once, shutdown_cancels_the_queued_futures,
+};
+
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -22,7 +30,7 @@ use mproc::pool::Pool;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn threads() -> ThreadPoolExecutor {
-    ThreadPoolExecutor::new(2)
+    ThreadPoolExecutor::new(2).expect("threads start")
 }
 
 fn processes() -> ProcessPoolExecutor {
@@ -268,6 +276,12 @@ conformance!(
     as_completed_and_wait,
     callbacks_and_await,
     result_timeout_gives_the_future_back,
+    a_slow_callback_blocks_no_other_waiter,
+    a_slow_late_callback_blocks_no_other_waiter,
+    first_exception_is_not_a_cancellation,
+    shutdown_cancels_the_queued_futures,
+    map_submits_every_item_at_once,
+    map_ends_after_its_deadline,
 );
 
 // Process-only: what threads cannot do.

@@ -14,6 +14,8 @@ mod logs;
 mod memory;
 mod output;
 mod state;
+#[cfg(feature = "tracing")]
+mod traced;
 
 use std::sync::{Mutex, Once};
 use std::time::Duration;

@@ -1,8 +1,11 @@
 //! Ctrl-C: SIGINT goes to a child process that runs a pool (never to the test
 //! binary). The first cancels queued work and stops the pool cleanly; the second
-//! kills the workers. Either way no worker outlives the pool.
+//! kills the workers. Either way no worker outlives the pool. A handler the
+//! application installed before the pool still hears every Ctrl-C, and is back in
+//! place, exactly, once the pool is gone.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -96,4 +99,145 @@ fn second_ctrl_c_kills_the_workers() {
     for pid in pids {
         assert!(eventually(Duration::from_secs(10), || is_dead(pid)));
     }
+}
+
+// ---- the application's own SIGINT handler ------------------------------------
+
+/// How many `SIGINT`s the application's handler has seen (in the child).
+static APP_HANDLER_CALLS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn app_handler(_sig: libc::c_int) {
+    APP_HANDLER_CALLS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The `SIGINT` disposition as comparable values: handler, flags, and which of
+/// the signals 1..=64 the mask blocks.
+fn sigint_disposition() -> (usize, i32, Vec<i32>) {
+    #![allow(unsafe_code)] // the test plays an application that calls sigaction
+    // SAFETY: an all-zero `sigaction` is a valid value; a null new action only
+    // queries, and `old` is valid for writes.
+    let old = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        assert_eq!(libc::sigaction(libc::SIGINT, std::ptr::null(), &mut old), 0);
+        old
+    };
+    // SAFETY: `old.sa_mask` was filled in by the kernel; 1..=64 are valid signals.
+    let mask = (1..=64)
+        .filter(|&s| unsafe { libc::sigismember(&old.sa_mask, s) } == 1)
+        .collect();
+    (old.sa_sigaction, old.sa_flags, mask)
+}
+
+/// Installs `handler` for `SIGINT` the way an application would, blocking
+/// `SIGUSR1` while it runs (so that a restore which loses the mask shows).
+fn install_app_disposition(handler: libc::sighandler_t) {
+    #![allow(unsafe_code)] // the test plays an application that calls sigaction
+    // SAFETY: an all-zero `sigaction` is a valid value; `sigaddset` gets a valid
+    // set and signal; the action is fully initialised and `app_handler` only
+    // touches an atomic (async-signal-safe).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaddset(&mut action.sa_mask, libc::SIGUSR1);
+        assert_eq!(
+            libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+fn sigint_self() {
+    sigint(std::process::id());
+}
+
+/// What a child saw around its pool; see `run_pool_after_app_disposition`.
+type Seen = (u64, bool, bool, u64);
+
+/// The SIGINT disposition the application sets up before its pool. (Chosen by
+/// name: a function's address means nothing in a spawned child.)
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum AppDisposition {
+    Handler,
+    Ignore,
+}
+
+/// Runs in a child: installs `app` for SIGINT as the application, starts a
+/// pool (Ctrl-C handling on), raises SIGINT at itself while the pool runs, waits
+/// for the pool to close, drops it, then raises SIGINT again. Returns: the calls
+/// the application's handler saw while the pool lived, whether the pool was
+/// interrupted, whether the disposition after the pool is exactly the one before
+/// it, and the handler's calls after the second SIGINT. (Under a SIGINT that kills,
+/// the child dies instead of returning.)
+fn run_pool_after_app_disposition(app: AppDisposition) -> Seen {
+    let wait = Duration::from_secs(20);
+    let has_handler = app == AppDisposition::Handler;
+    install_app_disposition(if has_handler {
+        app_handler as extern "C" fn(libc::c_int) as libc::sighandler_t
+    } else {
+        libc::SIG_IGN
+    });
+    let before = sigint_disposition();
+    let pool = Pool::new(1).unwrap();
+    assert_eq!(pool.apply(|x: u64| x + 1, 1).unwrap(), 2);
+    sigint_self();
+    // The first Ctrl-C closes the pool: new work is refused as cancelled.
+    let interrupted = eventually(wait, || {
+        pool.apply(|x: u64| x, 0).is_err_and(|e| e.is_cancelled())
+    });
+    let calls = &APP_HANDLER_CALLS;
+    let with_pool = if has_handler {
+        eventually(wait, || calls.load(Ordering::SeqCst) >= 1);
+        calls.load(Ordering::SeqCst)
+    } else {
+        0
+    };
+    pool.join();
+    drop(pool);
+    let restored = sigint_disposition() == before;
+    sigint_self();
+    let after = if has_handler {
+        eventually(wait, || calls.load(Ordering::SeqCst) > with_pool);
+        calls.load(Ordering::SeqCst) - with_pool
+    } else {
+        0
+    };
+    (with_pool, interrupted, restored, after)
+}
+
+fn run_with_app_disposition(app: AppDisposition) -> Seen {
+    Process::builder()
+        .daemon(true)
+        .start(run_pool_after_app_disposition, app)
+        .unwrap()
+        .join_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the child did not come back: {e}"))
+}
+
+#[test]
+fn an_application_handler_is_chained_and_restored() {
+    let _w = watchdog("an_application_handler_is_chained_and_restored", LIMIT);
+    let (with_pool, interrupted, restored, after) =
+        run_with_app_disposition(AppDisposition::Handler);
+    assert!(interrupted, "the pool did not see the Ctrl-C");
+    assert_eq!(
+        with_pool, 1,
+        "the application's handler must hear the Ctrl-C the pool handled"
+    );
+    assert!(
+        restored,
+        "the application's SIGINT disposition was not restored exactly after the pool"
+    );
+    assert_eq!(
+        after, 1,
+        "the application's handler is not back after the pool"
+    );
+}
+
+#[test]
+fn an_ignored_sigint_stays_ignored_after_the_pool() {
+    let _w = watchdog("an_ignored_sigint_stays_ignored_after_the_pool", LIMIT);
+    let (_, interrupted, restored, _) = run_with_app_disposition(AppDisposition::Ignore);
+    assert!(interrupted, "the pool did not see the Ctrl-C");
+    assert!(restored, "SIG_IGN was not restored after the pool");
 }

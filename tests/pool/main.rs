@@ -6,7 +6,10 @@
 mod common;
 
 mod faults;
+mod head_of_line;
+mod idle;
 mod interrupt;
+mod issue10;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -48,6 +51,7 @@ fn handles_are_send_and_sync() {
     send_sync::<Pool>();
     send_sync::<mproc::pool::AsyncResult<u64>>();
     send_sync::<mproc::pool::MapResult<u64>>();
+    send_sync::<mproc::pool::MapResult<std::rc::Rc<u64>>>();
     send_sync::<mproc::pool::TaskError>();
     send_sync::<mproc::futures::Future<u64>>();
     send_sync::<mproc::futures::ThreadPoolExecutor>();

@@ -5,6 +5,7 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use super::algorithm::Protocol;
 use super::layout::*;
 use super::wait::Wait;
 use super::{GetFail, Ring, SharedRegion};
@@ -19,6 +20,15 @@ const BATCH_LOOKS: u32 = 6;
 const BATCH_BYTES: u64 = 2048;
 
 impl Ring {
+    /// One lock-free get attempt ([`Protocol::take_record`]): `read(region,
+    /// offset, len)` copies the payload out before the claim.
+    pub(super) fn take<X>(
+        &self,
+        read: &mut impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
+    ) -> Result<Option<X>, MessageError> {
+        self.take_record(&mut |off, n| read(&self.region, RING_OFF + off, n))
+    }
+
     /// Whether a get would find a message now (lock-free estimate).
     pub(super) fn has_data(&self) -> bool {
         let g = self.region.hdr_u64::<C_COUNT>().load(Ordering::Acquire);
@@ -70,7 +80,7 @@ impl Ring {
                         self.wake(Wait::Space, true, false);
                         finish(x).map_err(GetFail::Invalid)
                     }
-                    Ok(None) => Err(GetFail::Closed),
+                    Ok(None) => Err(self.refused_get()),
                     Err(e) => Err(GetFail::Invalid(e)),
                 };
             }

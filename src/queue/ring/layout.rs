@@ -14,7 +14,8 @@ use crate::sys::shm_region::SharedRegion;
 use crate::sys::thread_mark;
 
 pub(super) const MAGIC: u64 = u64::from_le_bytes(*b"mprocQ01");
-pub(super) const VERSION: u32 = 4;
+/// 5: `H_CLOSED` holds the bits [`CLOSED`], [`SHUT_DOWN`], [`IMMEDIATE`].
+pub(super) const VERSION: u32 = 5;
 
 // Header: read-only after creation.
 pub(super) const H_MAGIC: usize = 0;
@@ -29,7 +30,14 @@ pub(super) const H_TYPE_LEN: usize = 56;
 pub(super) const H_TYPE_NAME: usize = 64;
 pub(super) const TYPE_NAME_MAX: usize = 192;
 // Shared flags and statistics.
+/// Why puts are refused: 0 (they are not), or the bits below.
 pub(super) const H_CLOSED: usize = 256;
+/// `close()` was called: puts fail, gets drain.
+pub(super) const CLOSED: u32 = 1;
+/// `shutdown()` was called: puts fail, gets drain.
+pub(super) const SHUT_DOWN: u32 = 2;
+/// `shutdown(immediate = true)` was called: what was queued was discarded.
+pub(super) const IMMEDIATE: u32 = 4;
 pub(super) const H_RECOVERIES: usize = 264;
 /// 1: waiters issue a global `membarrier` before they sleep, and producers skip
 /// their fence (see *Waiting*); 0: both sides fence.

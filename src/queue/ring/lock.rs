@@ -5,6 +5,7 @@ use std::io;
 use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
+use super::algorithm::Protocol;
 use super::layout::*;
 use super::wait::{Wait, decrement};
 use super::{Ring, fault};
@@ -37,12 +38,11 @@ impl Ring {
     #[inline]
     pub(super) fn lock(&self, deadline: Option<Instant>) -> io::Result<Guard<'_>> {
         let me = thread_mark::current();
-        let word = self.region.hdr_u64::<P_LOCK>();
-        let took_from_dead =
-            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => false,
-                Err(_) => self.lock_contended(me, deadline)?,
-            };
+        let took_from_dead = if self.acquire(0, me) {
+            false
+        } else {
+            self.lock_contended(me, deadline)?
+        };
         let guard = Guard { ring: self };
         if took_from_dead {
             self.recover();
@@ -50,17 +50,11 @@ impl Ring {
         Ok(guard)
     }
 
-    /// Releases the producer lock. With the `membarrier` protocol the release is a
-    /// plain store, so a put ends without a locked instruction (which would wait for
-    /// the record's stores to drain); lock waiters pay with the barrier instead.
+    /// Releases the producer lock ([`Protocol::release`]) and wakes a producer
+    /// that sleeps on it.
     #[inline]
     pub(super) fn unlock(&self) {
-        let word = self.region.hdr_u64::<P_LOCK>();
-        if self.asymmetric {
-            word.store(0, Ordering::Release);
-        } else {
-            word.swap(0, Ordering::SeqCst);
-        }
+        self.release();
         self.wake(Wait::Lock, false, false);
     }
 
@@ -71,10 +65,7 @@ impl Ring {
     #[inline(never)]
     pub(super) fn lock_contended(&self, me: u64, deadline: Option<Instant>) -> io::Result<bool> {
         let word = self.region.hdr_u64::<P_LOCK>();
-        let take = |from: u64| {
-            word.compare_exchange(from, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        };
+        let take = |from: u64| self.acquire(from, me);
         for _ in 0..LOCK_SPINS {
             std::hint::spin_loop();
             if word.load(Ordering::Relaxed) == 0 && take(0) {

@@ -127,11 +127,14 @@
 //! - `fault`: the test hooks (crash and park at a protocol step), nothing in a
 //!   normal build.
 
+mod aio;
 mod algorithm;
 pub(crate) mod fault;
 mod get;
 mod layout;
 mod lock;
+#[cfg(all(test, loom))]
+mod loom_ring;
 mod put;
 mod record;
 mod wait;
@@ -143,7 +146,9 @@ use std::time::Instant;
 
 use super::error::MessageError;
 pub(crate) use crate::sys::shm_region::SharedRegion;
+use algorithm::Protocol;
 use layout::*;
+use lock::Guard;
 pub(crate) use record::{Item, read_byte_vec, read_to_scratch, return_scratch};
 use wait::Wait;
 
@@ -191,6 +196,7 @@ pub(crate) fn max_message_for(ring_bytes: u64) -> usize {
 pub(crate) enum PutFail {
     Full,
     Closed,
+    ShutDown,
     Timeout,
     Invalid(MessageError),
 }
@@ -199,6 +205,7 @@ pub(crate) enum PutFail {
 pub(crate) enum GetFail {
     Empty,
     Closed,
+    ShutDown,
     Timeout,
     Invalid(MessageError),
 }
@@ -291,19 +298,90 @@ impl Ring {
 
     // ---- close, join ---------------------------------------------------------
 
+    /// Why puts are refused: 0, or [`CLOSED`], [`SHUT_DOWN`], [`IMMEDIATE`] bits.
+    fn stop_bits(&self) -> u32 {
+        self.region.hdr_u32::<H_CLOSED>().load(Ordering::Acquire)
+    }
+
+    /// Whether `close` was called (in any process).
+    pub(crate) fn was_closed(&self) -> bool {
+        self.stop_bits() & CLOSED != 0
+    }
+
+    /// Whether `shutdown` was called (in any process).
+    pub(crate) fn was_shut_down(&self) -> bool {
+        self.stop_bits() & SHUT_DOWN != 0
+    }
+
+    /// Why a put is refused once [`is_closed`](Self::is_closed).
+    #[cold]
+    fn refused_put(&self) -> PutFail {
+        if self.was_shut_down() {
+            PutFail::ShutDown
+        } else {
+            PutFail::Closed
+        }
+    }
+
+    /// Why a get found nothing once [`is_closed`](Self::is_closed).
+    #[cold]
+    fn refused_get(&self) -> GetFail {
+        if self.was_shut_down() {
+            GetFail::ShutDown
+        } else {
+            GetFail::Closed
+        }
+    }
+
+    /// Sets `bits` in the stop word under the producer lock: no put is half-way
+    /// through when they flip, so every put that succeeded is visible to a get that
+    /// sees them.
+    fn stop(&self, bits: u32) -> Option<Guard<'_>> {
+        // (`lock(None)` has no deadline: it does not fail.)
+        let g = self.lock(None).ok();
+        self.region
+            .hdr_u32::<H_CLOSED>()
+            .fetch_or(bits, Ordering::AcqRel);
+        g
+    }
+
     /// Closes the queue: puts fail from now on; gets drain what is there.
     pub(crate) fn close(&self) {
-        if !self.is_closed() {
-            // Under the producer lock: no put is half-way through when the flag flips,
-            // so every put that succeeded is visible to a get that sees the flag.
-            let g = self.lock(None);
-            self.region
-                .hdr_u32::<H_CLOSED>()
-                .store(1, Ordering::Release);
+        if !self.was_closed() {
+            drop(self.stop(CLOSED));
+        }
+        self.wake(Wait::Data, true, true);
+        self.wake(Wait::Space, true, true);
+    }
+
+    /// Shuts the queue down (Python 3.13's `Queue.shutdown`): puts fail from now on
+    /// with "shut down"; gets drain what is there, then fail the same way. With
+    /// `immediate`, what is queued is discarded now (each discarded item counts as
+    /// done for a joinable queue's `join`), so gets fail at once. Every waiter in
+    /// every process is woken. Returns how many items were discarded.
+    pub(crate) fn shutdown(&self, immediate: bool) -> u64 {
+        let mut discarded = 0;
+        if immediate || !self.was_shut_down() {
+            let g = self.stop(SHUT_DOWN | if immediate { IMMEDIATE } else { 0 });
+            if immediate {
+                // Puts are refused from now on (we hold their lock, and they look at
+                // the flag under it): take everything, copying nothing. Consumers
+                // racing with us claim some; each item goes to exactly one of us.
+                while let Ok(Some(())) = self.take(&mut |_, _, _| Ok(())) {
+                    discarded += 1;
+                }
+                if discarded > 0 && self.kind == Kind::Joinable {
+                    self.region
+                        .hdr_u64::<J_DONE>()
+                        .fetch_add(discarded, Ordering::AcqRel);
+                }
+            }
             drop(g);
         }
         self.wake(Wait::Data, true, true);
         self.wake(Wait::Space, true, true);
+        self.wake(Wait::Join, true, true);
+        discarded
     }
 
     pub(crate) fn done(&self) -> u64 {

@@ -9,13 +9,32 @@ use std::time::Instant;
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;
 
+use super::algorithm::{Protocol, rec_size};
 use super::layout::*;
 use super::record::{Encoded, Item, RingWriter, STAGE, write_varint};
 use super::wait::Wait;
 use super::{PutFail, Ring, fault};
 use crate::queue::error::MessageError;
 
+/// Bytes at the new tail that a put prefetches for the next one (two cache lines).
+const PREFETCH: u64 = 128;
+
 impl Ring {
+    /// Commits a record ([`Protocol::commit_record`]), then prefetches the lines
+    /// the next put will write.
+    #[inline]
+    pub(super) fn commit(&self, t: u64, c: u64, p: u64, n: u64) {
+        self.commit_record(t, c, p, n);
+        let nt = p + rec_size(n);
+        // The next put writes there: fetch its lines now, in the background, rather
+        // than stall on them then (a consumer has read them since they were last
+        // written, so they must come back from its CPU).
+        self.region.prefetch_for_write(
+            RING_OFF + self.phys(nt),
+            PREFETCH.min(self.size - (nt & self.mask)) as usize,
+        );
+    }
+
     pub(super) fn encode_at<T: Serialize + ?Sized>(
         &self,
         item: Item<'_, T>,
@@ -76,7 +95,7 @@ impl Ring {
         // reading: fetch it back now, while the record is written.
         self.region.prefetch_for_write(P_TAIL, 16);
         if self.is_closed() {
-            return Err(PutFail::Closed);
+            return Err(self.refused_put());
         }
         let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed);
         let c = self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed);
@@ -230,7 +249,7 @@ impl Ring {
         let mut need = 0;
         loop {
             if self.is_closed() {
-                return Err(PutFail::Closed);
+                return Err(self.refused_put());
             }
             let r = {
                 let _g = match self.lock(deadline) {

@@ -71,6 +71,9 @@ impl Ring {
         let seq = self.u32(seq_off);
         seq.fetch_add(1, Ordering::Release);
         let woken = futex_wake(seq, if all { i32::MAX as u32 } else { 1 });
+        // Async waiters count among `waiters` too, and are signalled through their
+        // sockets (`ring::aio`).
+        let woken = woken + self.wake_async(w);
         let misses = &self.wake_misses[w as usize];
         if woken > 0 {
             misses.store(0, Ordering::Relaxed);

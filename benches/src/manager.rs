@@ -1,0 +1,122 @@
+//! Manager dict set+get from a child, same machine and over TCP with
+//! authentication; manager start+shutdown (issue 12).
+//!
+//! Workloads (as `benches/py/py_manager.py`): a child process does one
+//! warm-up set+get (which opens its connection), then `d[k] = i; x = d[k]` for
+//! 10,000 iterations and reports its own elapsed time; one op is one set or one get
+//! (20,000 ops a sample). Start+shutdown: `Manager::start()` then `shutdown()`, ms.
+//!
+//! Contenders: mproc [`Manager`] (default private socket: requests through
+//! shared-memory queues; and `Manager::serve` on 127.0.0.1 with an authkey: HMAC
+//! handshake, then a Noise-encrypted session), Python's `Manager().dict()`
+//! (`py_manager.py`) and `BaseManager` over TCP with an authkey
+//! (`benches/py/py_manager.py`).
+
+use std::time::Instant;
+
+use mproc::manager::{Address, Dict, Manager};
+use mproc::process::Process;
+
+use crate::anchors::PyAnchor;
+use crate::{Area, Compare, Config, Local, Result, Role};
+
+/// Set+get iterations per sample (as `py_manager.py`).
+pub const ITERS: u32 = 10_000;
+
+/// Start+shutdown cycles per sample.
+pub const CYCLES: usize = 20;
+
+fn child_loop(d: Dict<String, u32>) -> f64 {
+    d.set("warm".into(), 0).expect("warm-up set");
+    let _ = d.get("warm").expect("warm-up get");
+    let t0 = Instant::now();
+    let mut x = 0;
+    for i in 0..ITERS {
+        d.set("k".into(), i).expect("set");
+        x = d.get("k").expect("get").expect("present");
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    assert_eq!(x, ITERS - 1);
+    dt
+}
+
+fn remote_child((addr, key): (Address, Vec<u8>)) -> f64 {
+    let m = Manager::connect(addr, key).expect("connect");
+    child_loop(m.named_dict("bench").expect("named dict"))
+}
+
+fn ops_per_sec(secs: f64) -> f64 {
+    2.0 * ITERS as f64 / secs
+}
+
+/// One sample of the same-machine workload.
+pub fn dict_child(m: &Manager) -> Result<f64> {
+    let d = m.dict::<String, u32>().map_err(|e| format!("dict: {e}"))?;
+    let child = Process::start(child_loop, d).map_err(|e| format!("start: {e}"))?;
+    Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
+}
+
+/// One sample over TCP with authentication.
+pub fn dict_child_tcp(m: &Manager, key: &[u8]) -> Result<f64> {
+    let child = Process::start(remote_child, (m.address().clone(), key.to_vec()))
+        .map_err(|e| format!("start: {e}"))?;
+    Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
+}
+
+/// Start+shutdown, ms per cycle.
+pub fn start_shutdown(n: usize) -> Result<f64> {
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let m = Manager::start().map_err(|e| format!("start: {e}"))?;
+        m.shutdown().map_err(|e| format!("shutdown: {e}"))?;
+    }
+    Ok(t0.elapsed().as_secs_f64() * 1e3 / n as f64)
+}
+
+/// The `manager` area.
+pub fn area(_cfg: &Config) -> Result<Area> {
+    const KEY: &[u8] = b"mproc-bench-key";
+    let local = Manager::start().map_err(|e| format!("manager: {e}"))?;
+    let tcp = Manager::serve("127.0.0.1:0".parse::<std::net::SocketAddr>()?, KEY)
+        .map_err(|e| format!("serve: {e}"))?;
+    let mproc = Local::new("mproc Manager", Role::Mproc)
+        .warmup(|| start_shutdown(3).map(drop))
+        .measure("mproc_manager_dict_set_get_child", "ops/s", move || {
+            dict_child(&local)
+        })
+        .measure("mproc_manager_dict_set_get_child_tcp", "ops/s", move || {
+            dict_child_tcp(&tcp, KEY)
+        })
+        .measure("mproc_manager_start_shutdown", "ms", || {
+            start_shutdown(CYCLES)
+        });
+    Ok(Area {
+        name: "manager",
+        title: "Manager dict from a child, start+shutdown (issue 12)",
+        description: format!(
+            "A child process does one warm-up set+get, then `d[k] = i; x = d[k]` {ITERS} times and \
+             reports its own time; one op is one set or one get (ops/s). Same machine: \
+             `Manager::start()` (private socket; requests through shared-memory queues) against \
+             Python's `Manager().dict()` (`py_manager.py`). TCP: `Manager::serve` on 127.0.0.1 with an \
+             authkey (HMAC-SHA256 handshake, Noise-encrypted session; the child connects with \
+             `Manager::connect`) against Python's `BaseManager` on 127.0.0.1 with an authkey \
+             (`benches/py/py_manager.py`). Start+shutdown: {CYCLES} cycles a sample, ms each."
+        ),
+        mproc_pending: None,
+        contenders: vec![Box::new(mproc), Box::new(PyAnchor::new("py_manager.py"))],
+        comparisons: vec![
+            Compare::new(
+                "mproc_manager_dict_set_get_child",
+                "py_manager_dict_set_get_child",
+            )
+            .at_least(20.0, "issue 12: ≥ 20× Python"),
+            Compare::new(
+                "mproc_manager_dict_set_get_child_tcp",
+                "py_basemanager_dict_set_get_child_tcp",
+            )
+            .at_least(5.0, "issue 12: ≥ 5× Python's BaseManager over TCP"),
+            Compare::new("mproc_manager_start_shutdown", "py_manager_start_shutdown")
+                .at_most(0.2, "issue 12: ≤ 1/5 of Python"),
+        ],
+    })
+}

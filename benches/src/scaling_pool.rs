@@ -1,0 +1,143 @@
+//! Pool throughput as workers outnumber CPUs (issue 16).
+//!
+//! `map(square, ..)` of trivial tasks with 1, 2, 4, 8 and 16 workers on a 2-CPU machine,
+//! one task per chunk ([`CHUNK1_TASKS`] tasks) and automatic chunking ([`AUTO_TASKS`]
+//! tasks), tasks/s; and the CPU time idle workers burn. Contenders: mproc `Pool` (default
+//! start method, a fresh pool per sample, warmed up outside the clock) and Python's
+//! `multiprocessing.Pool` (`benches/py/py_scaling_pool.py`).
+
+use std::time::{Duration, Instant};
+
+use mproc::pool::Pool;
+
+use crate::anchors::PyAnchor;
+use crate::pool::square;
+use crate::{Area, Compare, Config, Local, Result, Role};
+
+/// Worker counts of the curve.
+pub const WORKERS: [usize; 5] = [1, 2, 4, 8, 16];
+/// Tasks of a chunksize-1 sample.
+pub const CHUNK1_TASKS: u64 = 100_000;
+/// Tasks of an automatic-chunking sample.
+pub const AUTO_TASKS: u64 = 1_000_000;
+/// Workers of the idle-CPU figure, and how long it watches them.
+pub const IDLE_WORKERS: usize = 16;
+/// See [`IDLE_WORKERS`].
+pub const IDLE_WATCH: Duration = Duration::from_secs(2);
+
+fn pool(workers: usize) -> Result<Pool> {
+    let p = Pool::builder()
+        .processes(workers)
+        .handle_ctrl_c(false)
+        .build()?;
+    // Every worker started and warm before the clock.
+    p.options()
+        .chunksize(1)
+        .map(square, 0..(workers as u64 * 50))?;
+    Ok(p)
+}
+
+fn timed_map(workers: usize, tasks: u64, chunk1: bool) -> Result<f64> {
+    let p = pool(workers)?;
+    let t0 = Instant::now();
+    let v = if chunk1 {
+        p.options().chunksize(1).map(square, 0..tasks)?
+    } else {
+        p.map(square, 0..tasks)?
+    };
+    let dt = t0.elapsed().as_secs_f64();
+    let expected: u64 = (0..tasks).map(square).sum();
+    if v.len() as u64 != tasks || v.iter().sum::<u64>() != expected {
+        return Err("wrong results from map(square)".into());
+    }
+    Ok(tasks as f64 / dt)
+}
+
+/// CPU time a process has spent on a CPU, from `/proc/<pid>/schedstat` (ns).
+pub fn cpu_ns(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    Ok(s.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or("unreadable schedstat")?)
+}
+
+/// CPU used by the idle workers of a fresh, warmed-up pool of [`IDLE_WORKERS`] over
+/// [`IDLE_WATCH`], in percent of one CPU (all workers together).
+pub fn idle_cpu_percent() -> Result<f64> {
+    let p = pool(IDLE_WORKERS)?;
+    let pids = p.worker_pids();
+    let before = pids
+        .iter()
+        .map(|&w| cpu_ns(w))
+        .collect::<Result<Vec<_>>>()?;
+    let t0 = Instant::now();
+    std::thread::sleep(IDLE_WATCH); // the workload: the pool doing nothing
+    let after = pids
+        .iter()
+        .map(|&w| cpu_ns(w))
+        .collect::<Result<Vec<_>>>()?;
+    let wall = t0.elapsed().as_nanos() as f64;
+    let used: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+    Ok(used as f64 / wall * 100.0)
+}
+
+/// The `scaling_pool` area.
+pub fn area(_cfg: &Config) -> Result<Area> {
+    let mut mproc = Local::new("mproc Pool", Role::Mproc);
+    let mut comparisons = Vec::new();
+    for w in WORKERS {
+        mproc = mproc
+            .measure(
+                format!("mproc_pool{w}_map_chunksize1"),
+                "tasks/s",
+                move || timed_map(w, CHUNK1_TASKS, true),
+            )
+            .measure(format!("mproc_pool{w}_map_auto"), "tasks/s", move || {
+                timed_map(w, AUTO_TASKS, false)
+            });
+    }
+    mproc = mproc.measure(
+        format!("mproc_pool{IDLE_WORKERS}_idle_cpu"),
+        "%",
+        idle_cpu_percent,
+    );
+    for mode in ["map_chunksize1", "map_auto"] {
+        for w in WORKERS {
+            let c = Compare::new(
+                format!("mproc_pool{w}_{mode}"),
+                format!("py_pool{w}_{mode}"),
+            );
+            comparisons.push(c);
+            if w >= 8 {
+                comparisons.push(
+                    Compare::new(
+                        format!("mproc_pool{w}_{mode}"),
+                        format!("mproc_pool2_{mode}"),
+                    )
+                    .at_least(0.8, "issue 16: ≥ 0.8× 2 workers"),
+                );
+            }
+        }
+    }
+    Ok(Area {
+        name: "scaling_pool",
+        title: "Scaling: pool map with 1 to 16 workers (issue 16)",
+        description: format!(
+            "`map(x * x)` with 1, 2, 4, 8, 16 workers on this machine's CPUs: chunksize 1 ({CHUNK1_TASKS} tasks) \
+             and automatic chunking ({AUTO_TASKS} tasks), tasks/s. mproc: `Pool` (default start method), \
+             a fresh pool per sample, every worker warmed up outside the clock. Python: `multiprocessing.Pool` \
+             (`benches/py/py_scaling_pool.py`, 5,000 tasks at chunksize 1 and 100,000 with automatic chunking: fewer, as it is slower; the figure is a rate). `mproc_pool{IDLE_WORKERS}_idle_cpu`: \
+             CPU used by the {IDLE_WORKERS} idle workers of a warm pool over {} s, percent of one CPU \
+             (`/proc/<pid>/schedstat`; issue 16: under 1%). A row against `mproc_pool2_*` is the curve's \
+             flatness.",
+            IDLE_WATCH.as_secs()
+        ),
+        mproc_pending: None,
+        contenders: vec![
+            Box::new(mproc),
+            Box::new(PyAnchor::new("py_scaling_pool.py")),
+        ],
+        comparisons,
+    })
+}

@@ -1,0 +1,396 @@
+//! Streams (Unix or TCP) carrying frames, encrypted with Noise over TCP.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use super::auth::{self, HandshakeError, Transcript};
+use super::proto::{self, FrameDecoder};
+
+/// A connected stream socket.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tcp(s) => s.set_read_timeout(t),
+        }
+    }
+
+    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+
+    pub(crate) fn is_tcp(&self) -> bool {
+        matches!(self, Stream::Tcp(_))
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Unix(s) => s.as_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a frame could not be received.
+#[derive(Debug)]
+pub(crate) enum RecvError {
+    /// The peer closed the connection between frames.
+    Closed,
+    /// No frame within the read timeout.
+    Idle,
+    /// A broken frame: over the limit, cut short, failed decryption.
+    Protocol(String),
+    Io(io::Error),
+}
+
+/// How long a reader polls before it blocks.
+const POLL_BUDGET: Duration = Duration::from_micros(60);
+
+/// Largest Noise message.
+const NOISE_MAX: usize = 65535;
+const TAG: usize = 16;
+/// Plaintext bytes per Noise message: one flag byte, the rest payload.
+const CHUNK: usize = NOISE_MAX - TAG - 1;
+/// Handshake frames (HMAC exchange and Noise messages) stay under this.
+pub(crate) const HANDSHAKE_FRAME_MAX: usize = 256;
+
+/// Frames over a stream.
+pub(crate) struct Channel {
+    pub(crate) stream: Stream,
+    noise: Option<Box<snow::TransportState>>,
+    decoder: FrameDecoder,
+    max_frame: usize,
+    rbuf: Box<[u8]>,
+    /// Plaintext of a frame being reassembled from Noise chunks.
+    partial: Vec<u8>,
+}
+
+impl Channel {
+    fn new(stream: Stream, noise: Option<snow::TransportState>, max_frame: usize) -> Channel {
+        let wire_max = if noise.is_some() {
+            NOISE_MAX
+        } else {
+            max_frame
+        };
+        Channel {
+            stream,
+            noise: noise.map(Box::new),
+            decoder: FrameDecoder::new(wire_max),
+            max_frame,
+            rbuf: vec![0u8; 64 << 10].into_boxed_slice(),
+            partial: Vec::new(),
+        }
+    }
+
+    /// The client's side of connection set-up: HMAC, then Noise over TCP.
+    pub(crate) fn client(
+        mut stream: Stream,
+        key: &[u8],
+        max_frame: usize,
+    ) -> Result<Channel, HandshakeError> {
+        let t = auth::client(&mut stream, key)?;
+        let noise = if stream.is_tcp() {
+            Some(noise_initiator(&mut stream, key, &t)?)
+        } else {
+            None
+        };
+        Ok(Channel::new(stream, noise, max_frame))
+    }
+
+    /// The server's side of connection set-up.
+    pub(crate) fn server(
+        mut stream: Stream,
+        key: &[u8],
+        max_frame: usize,
+    ) -> Result<Channel, HandshakeError> {
+        let t = auth::server(&mut stream, key)?;
+        let noise = if stream.is_tcp() {
+            Some(noise_responder(&mut stream, key, &t)?)
+        } else {
+            None
+        };
+        Ok(Channel::new(stream, noise, max_frame))
+    }
+
+    /// Whether the session is encrypted.
+    pub(crate) fn is_encrypted(&self) -> bool {
+        self.noise.is_some()
+    }
+
+    /// Encodes `payload` as the bytes of one or more stream frames.
+    pub(crate) fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        if payload.len() > self.max_frame {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "message of {} bytes is over the frame limit of {} bytes",
+                    payload.len(),
+                    self.max_frame
+                ),
+            ));
+        }
+        let Some(noise) = self.noise.as_mut() else {
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+            return Ok(());
+        };
+        let mut chunks = payload.chunks(CHUNK).peekable();
+        let mut plain = Vec::with_capacity(payload.len().min(CHUNK) + 1);
+        let mut cipher = vec![0u8; NOISE_MAX];
+        loop {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let more = chunks.peek().is_some();
+            plain.clear();
+            plain.push(more as u8);
+            plain.extend_from_slice(chunk);
+            let n = noise
+                .write_message(&plain, &mut cipher)
+                .map_err(|e| io::Error::other(format!("encryption failed: {e}")))?;
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+            out.extend_from_slice(&cipher[..n]);
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends one message.
+    pub(crate) fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        let mut out = Vec::with_capacity(payload.len() + 24);
+        self.seal(payload, &mut out)?;
+        self.stream.write_all(&out)
+    }
+
+    /// Sends bytes already sealed (several messages at once).
+    pub(crate) fn send_sealed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Receives one message.
+    pub(crate) fn recv(&mut self) -> Result<Vec<u8>, RecvError> {
+        loop {
+            match self.decoder.next_frame() {
+                Err(e) => return Err(RecvError::Protocol(e)),
+                Ok(Some(frame)) => {
+                    if let Some(msg) = self.open(frame)? {
+                        return Ok(msg);
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+            }
+            let n = match self.read_some() {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(RecvError::Idle);
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                    return Err(RecvError::Closed);
+                }
+                Err(e) => return Err(RecvError::Io(e)),
+            };
+            if n == 0 {
+                return if self.decoder.pending() == 0 && self.partial.is_empty() {
+                    Err(RecvError::Closed)
+                } else {
+                    Err(RecvError::Protocol(
+                        "the connection ended inside a frame".into(),
+                    ))
+                };
+            }
+            self.decoder.push(&self.rbuf[..n]);
+        }
+    }
+
+    /// Reads what is there; on a Unix socket, polling (yielding the CPU between
+    /// looks) for up to [`POLL_BUDGET`] before a blocking read: a reply usually comes within
+    /// microseconds, and sleeping in the kernel costs tens of them to wake.
+    fn read_some(&mut self) -> io::Result<usize> {
+        let fd = self.stream.as_fd();
+        let mut fds = Vec::new();
+        if self.stream.is_tcp() {
+            // Over TCP loopback, polling measured slower than sleeping (the data
+            // arrives through the network stack's deferred work, which the
+            // polling starves on a busy machine).
+            return crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, false);
+        }
+        let start = std::time::Instant::now();
+        loop {
+            match crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, true) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                r => return r,
+            }
+            if start.elapsed() >= POLL_BUDGET {
+                // Blocking, within the socket's read timeout. (Descriptors nobody
+                // asked for are closed as `fds` drops.)
+                return crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, false);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether a whole frame is already buffered (so `recv` will not block).
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.decoder.frame_ready()
+    }
+
+    fn open(&mut self, frame: Vec<u8>) -> Result<Option<Vec<u8>>, RecvError> {
+        let Some(noise) = self.noise.as_mut() else {
+            return Ok(Some(frame));
+        };
+        let mut plain = vec![0u8; frame.len()];
+        let n = noise.read_message(&frame, &mut plain).map_err(|_| {
+            RecvError::Protocol(
+                "a frame failed authentication (modified, replayed or out of order)".into(),
+            )
+        })?;
+        if n == 0 {
+            return Err(RecvError::Protocol("an empty encrypted frame".into()));
+        }
+        let more = match plain[0] {
+            0 => false,
+            1 => true,
+            _ => return Err(RecvError::Protocol("a bad chunk flag".into())),
+        };
+        if self.partial.len() + n - 1 > self.max_frame {
+            return Err(RecvError::Protocol(format!(
+                "message over the limit of {} bytes",
+                self.max_frame
+            )));
+        }
+        self.partial.extend_from_slice(&plain[1..n]);
+        if more {
+            Ok(None)
+        } else {
+            Ok(Some(std::mem::take(&mut self.partial)))
+        }
+    }
+}
+
+fn noise_err(e: snow::Error) -> HandshakeError {
+    HandshakeError::Rejected(format!("the encrypted session could not be set up: {e}"))
+}
+
+fn write_small(stream: &mut Stream, msg: &[u8]) -> Result<(), HandshakeError> {
+    stream.write_all(&proto::frame(msg))?;
+    Ok(())
+}
+
+fn read_small(stream: &mut Stream) -> Result<Vec<u8>, HandshakeError> {
+    let mut h = [0u8; 4];
+    stream.read_exact(&mut h).map_err(eof_rejected)?;
+    let len = u32::from_le_bytes(h) as usize;
+    if len > HANDSHAKE_FRAME_MAX {
+        return Err(HandshakeError::Rejected(format!(
+            "a handshake frame of {len} bytes (the limit is {HANDSHAKE_FRAME_MAX})"
+        )));
+    }
+    let mut b = vec![0u8; len];
+    stream.read_exact(&mut b).map_err(eof_rejected)?;
+    Ok(b)
+}
+
+fn eof_rejected(e: io::Error) -> HandshakeError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            HandshakeError::Rejected("the peer closed the connection during the handshake".into())
+        }
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            HandshakeError::Rejected("the peer did not complete the handshake in time".into())
+        }
+        _ => HandshakeError::Io(e),
+    }
+}
+
+fn builder<'a>(psk: &'a [u8; 32], prologue: &'a [u8]) -> Result<snow::Builder<'a>, HandshakeError> {
+    let params = auth::NOISE_PARAMS.parse().map_err(noise_err)?;
+    snow::Builder::new(params)
+        .psk(0, psk)
+        .map_err(noise_err)?
+        .prologue(prologue)
+        .map_err(noise_err)
+}
+
+fn noise_initiator(
+    stream: &mut Stream,
+    key: &[u8],
+    t: &Transcript,
+) -> Result<snow::TransportState, HandshakeError> {
+    let psk = auth::session_psk(key, t);
+    let prologue = auth::prologue(t);
+    let mut hs = builder(&psk, &prologue)?
+        .build_initiator()
+        .map_err(noise_err)?;
+    let mut buf = [0u8; HANDSHAKE_FRAME_MAX];
+    let n = hs.write_message(&[], &mut buf).map_err(noise_err)?;
+    write_small(stream, &buf[..n])?;
+    let msg = read_small(stream)?;
+    hs.read_message(&msg, &mut buf).map_err(noise_err)?;
+    hs.into_transport_mode().map_err(noise_err)
+}
+
+fn noise_responder(
+    stream: &mut Stream,
+    key: &[u8],
+    t: &Transcript,
+) -> Result<snow::TransportState, HandshakeError> {
+    let psk = auth::session_psk(key, t);
+    let prologue = auth::prologue(t);
+    let mut hs = builder(&psk, &prologue)?
+        .build_responder()
+        .map_err(noise_err)?;
+    let mut buf = [0u8; HANDSHAKE_FRAME_MAX];
+    let msg = read_small(stream)?;
+    hs.read_message(&msg, &mut buf).map_err(noise_err)?;
+    let n = hs.write_message(&[], &mut buf).map_err(noise_err)?;
+    write_small(stream, &buf[..n])?;
+    hs.into_transport_mode().map_err(noise_err)
+}
