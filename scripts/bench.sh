@@ -34,7 +34,8 @@ done
 
 export ROUNDS=${ROUNDS:-3}
 export REPEATS=${REPEATS:-3}
-ALL_AREAS="process_start queue pipe sync pool threading manager programs distributed aio scaling_queue scaling_pool scaling_sync scaling_start scaling_executor"
+
+ALL_AREAS="process_start queue pipe sync pool observe threading manager programs distributed aio scaling_queue scaling_pool scaling_sync scaling_start scaling_executor"
 AREAS=${AREAS:-$ALL_AREAS}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RESULTS=$TARGET/bench-results

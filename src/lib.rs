@@ -52,6 +52,8 @@
 //!   threads, awaitable `Future`s, `as_completed`, `wait`.
 //! - [`queue`]: `Queue`, `JoinableQueue`, `SimpleQueue` between processes, in
 //!   shared memory, robust to a producer or consumer being killed.
+//! - [`observe`]: what children log reaches the parent's logger, tagged with the
+//!   child's name, pid and pool task.
 //! - [`pipe`]: `Pipe` (duplex `Connection`s, simplex `Sender`/`Receiver`) over a Unix
 //!   socket pair; handles travel along.
 //! - [`shm`]: shared memory (`SharedMemory`, `Value`, `Array`) and shared atomics.
@@ -103,6 +105,7 @@ pub(crate) mod handle;
 #[cfg(all(test, loom))]
 pub(crate) mod loom;
 pub mod manager;
+pub mod observe;
 pub mod pipe;
 pub mod pool;
 pub mod process;

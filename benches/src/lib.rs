@@ -28,6 +28,7 @@ pub mod aio;
 pub mod anchors;
 pub mod distributed;
 pub mod manager;
+pub mod observe;
 pub mod pipe;
 pub mod pool;
 pub mod process;

@@ -44,6 +44,7 @@ pub struct Builder {
     retries: u32,
     ctrl_c: bool,
     name: String,
+    pub(super) options: super::worker_options::WorkerOptions,
 }
 
 impl Default for Builder {
@@ -57,6 +58,7 @@ impl Default for Builder {
             retries: 0,
             ctrl_c: true,
             name: "PoolWorker".into(),
+            options: super::worker_options::WorkerOptions::default(),
         }
     }
 }
@@ -198,12 +200,17 @@ impl Builder {
             Some(Ok(i)) => Some(i.clone()),
             Some(Err(e)) => return Err(PoolError::Encode(e.clone())),
         };
+        if let Some(Err(e)) = &self.options.state_init {
+            return Err(PoolError::Encode(e.clone()));
+        }
         let spec = WorkerSpec {
             method: self.method,
             initializer,
             max_tasks: self.max_tasks,
             name: self.name.clone(),
+            options: self.options.for_pool(),
         };
+        let recorder = Arc::clone(&spec.options.recorder);
         let mut workers = Vec::with_capacity(n);
         for i in 0..n {
             workers.push(dispatcher::start_worker(&spec, i)?);
@@ -246,6 +253,7 @@ impl Builder {
             timeout: self.timeout,
             retries: self.retries,
             _ctrl_c: registration,
+            recorder,
         })
     }
 }

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use crate::codec::Message;
 use crate::pool::frames::{self, BatchWriter, FromWorker, Outcome};
+use crate::pool::insights::Ending;
 use crate::pool::link::Link;
 use crate::pool::state::{PoolState, Stop};
 use crate::pool::worker::{Fd, WorkerConfig, worker_main};
+use crate::pool::worker_options::WorkerOptions;
 use crate::process::{ExitStatus, Process, StartMethod};
 use crate::sys::code::EntryPoint;
 use crate::sys::shared_word::SharedWords;
@@ -37,6 +39,7 @@ pub(crate) struct WorkerSpec {
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
     pub(crate) name: String,
+    pub(crate) options: crate::pool::worker_options::WorkerOptions,
 }
 
 struct Held {
@@ -103,13 +106,20 @@ pub(crate) fn start_worker(spec: &WorkerSpec, id: usize) -> Result<Worker, crate
         words: Fd(words_fd),
         initializer: spec.initializer.clone(),
         max_tasks: spec.max_tasks,
+        max_memory: spec.options.max_memory,
+        state_init: spec.options.state_init.clone().and_then(Result::ok),
+        insights: spec.options.insights,
+        requested_ns: crate::sys::clock::monotonic_ns(),
     };
-    let process = Process::builder()
+    let mut builder = Process::builder();
+    spec.options.configure(&mut builder);
+    let process = builder
         .name(format!("{}-{id}", spec.name))
         .daemon(true)
         .start_method(spec.method)
         .start(worker_main, cfg)
         .map_err(|source| PoolError::Spawn { worker: id, source })?;
+    spec.options.recorder.started(id, process.pid());
     let link = match Link::new(mine) {
         Ok(link) => link,
         Err(e) => {
@@ -162,7 +172,9 @@ pub(crate) fn await_hello(w: &mut Worker, limit: Duration) -> Result<(), String>
                         Ok(())
                     }
                     FromWorker::Hello(Err(e)) => Err(e),
-                    FromWorker::Results { .. } => Err("results before hello".into()),
+                    FromWorker::Results { .. } | FromWorker::Stats(_) => {
+                        Err("results before hello".into())
+                    }
                 };
             }
             if eof {
@@ -561,6 +573,7 @@ impl Dispatcher {
             self.next_seq += 1;
             writer.task(
                 seq,
+                item.index as u64,
                 entry_of[k],
                 &item.args.bytes,
                 item.args.fds.len() as u32,
@@ -597,6 +610,8 @@ impl Dispatcher {
         };
         frames.clear();
         let eof = w.link.read(frames).unwrap_or(true);
+        // What the worker logged comes out before the results of the tasks that logged it.
+        w.process.drain_logs();
         for f in frames.drain(..) {
             let mut fds = f.fds.into_iter();
             match frames::parse_from_worker(&f.bytes) {
@@ -665,7 +680,8 @@ impl Dispatcher {
                                 },
                                 Some(index),
                                 who,
-                            )),
+                            )
+                            .with_stderr(w.process.stderr_tail())),
                             Outcome::Failed(reason) => {
                                 Err(TaskError::new(Kind::Failed(reason), Some(index), who))
                             }
@@ -703,6 +719,7 @@ impl Dispatcher {
                         q.pending.push_front(skipped);
                     }
                 }
+                Ok(FromWorker::Stats(stats)) => self.spec.options.recorder.report(w.id, stats),
                 Err(_) => {
                     // A garbled frame: treat the worker as lost.
                     let _ = w.process.kill();
@@ -764,6 +781,11 @@ impl Dispatcher {
         }
         let status = status.unwrap_or(ExitStatus::Code(-1));
         let running = w.words.word(RUNNING).load(Ordering::Acquire);
+        // RUNNING keeps the last task's sequence number after its batch: the worker was
+        // in a task only if that task is still held.
+        let in_task = running != 0 && w.held.iter().any(|h| h.seq == running);
+        let ending = Ending::of(status, w.timed_out.is_some(), w.stop_sent, in_task);
+        self.spec.options.recorder.ended(w.id, ending);
         let worker = (w.id, w.pid());
         let who = Some(worker);
         let mut requeue: Vec<Job> = Vec::new();
@@ -778,22 +800,19 @@ impl Dispatcher {
                 };
                 if let Some((seq, limit)) = w.timed_out {
                     if seq == h.seq {
-                        let e = TaskError::new(Kind::Timeout(limit), Some(index), who);
+                        let e = TaskError::new(Kind::Timeout(limit), Some(index), who)
+                            .with_stderr(w.process.stderr_tail());
                         h.item.call.sink.deliver(index, Err(e));
                         continue;
                     }
                 }
-                if h.item.attempts <= h.item.call.retries {
+                let kind = WorkerOptions::lost_kind(&mut w.process, status, h.item.attempts);
+                if h.item.attempts <= h.item.call.retries && matches!(kind, Kind::WorkerLost { .. })
+                {
                     requeue.push(h.item);
                 } else {
-                    let e = TaskError::new(
-                        Kind::WorkerLost {
-                            status,
-                            attempts: h.item.attempts,
-                        },
-                        Some(index),
-                        who,
-                    );
+                    let e =
+                        TaskError::new(kind, Some(index), who).with_stderr(w.process.stderr_tail());
                     if h.item.chunk {
                         let who = worker;
                         let (first, span) = (h.item.index, h.item.span);

@@ -8,12 +8,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pool::insights::WorkerStats;
 use crate::sys::code::EntryPoint;
 
 const TAG_BATCH: u8 = 1;
 const TAG_STOP: u8 = 2;
 const TAG_RESULTS: u8 = 3;
 const TAG_HELLO: u8 = 4;
+const TAG_STATS: u8 = 5;
 
 /// Result kinds in a results frame.
 const OK: u8 = 0;
@@ -96,8 +98,9 @@ impl BatchWriter {
         }
     }
 
-    pub(crate) fn task(&mut self, seq: u64, entry: u32, args: &[u8], nfds: u32) {
+    pub(crate) fn task(&mut self, seq: u64, index: u64, entry: u32, args: &[u8], nfds: u32) {
         self.buf.u64(seq);
+        self.buf.u64(index);
         self.buf.u32(entry);
         self.buf.u32(nfds);
         self.buf.blob(args);
@@ -127,6 +130,24 @@ pub(crate) fn hello(init: Result<(), String>) -> FrameBuf {
             buf.blob(msg.as_bytes());
         }
     }
+    buf.finish()
+}
+
+/// The frame a worker sends about the batch it ran (see `pool::insights`),
+/// before the batch's last results.
+pub(crate) fn stats(s: &WorkerStats) -> FrameBuf {
+    let mut buf = FrameBuf::new(TAG_STATS, 48);
+    for v in [
+        s.tasks,
+        s.task_ns,
+        s.wait_ns,
+        s.serialize_ns,
+        s.startup_ns,
+        s.peak_rss,
+    ] {
+        buf.u64(v);
+    }
+    buf.bytes.push(u8::from(s.retiring));
     buf.finish()
 }
 
@@ -199,6 +220,9 @@ impl ResultsWriter {
 /// One task as the worker receives it.
 pub(crate) struct TaskIn {
     pub(crate) seq: u64,
+    /// The task's index in its call (the first item's, for a chunk): for tagging
+    /// the records it logs.
+    pub(crate) index: u64,
     pub(crate) entry: u32,
     pub(crate) nfds: u32,
     pub(crate) args: Vec<u8>,
@@ -232,6 +256,7 @@ pub(crate) enum FromWorker {
         busy_ns: u64,
         items: Vec<(u64, Outcome)>,
     },
+    Stats(WorkerStats),
 }
 
 struct Reader<'a> {
@@ -284,6 +309,7 @@ pub(crate) fn parse_to_worker(payload: &[u8]) -> Result<ToWorker, String> {
             let mut tasks = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
                 let seq = r.u64().ok_or_else(malformed)?;
+                let index = r.u64().ok_or_else(malformed)?;
                 let entry = r.u32().ok_or_else(malformed)?;
                 let nfds = r.u32().ok_or_else(malformed)?;
                 let args = r.blob().ok_or_else(malformed)?.to_vec();
@@ -292,6 +318,7 @@ pub(crate) fn parse_to_worker(payload: &[u8]) -> Result<ToWorker, String> {
                 }
                 tasks.push(TaskIn {
                     seq,
+                    index,
                     entry,
                     nfds,
                     args,
@@ -314,6 +341,21 @@ pub(crate) fn parse_from_worker(payload: &[u8]) -> Result<FromWorker, String> {
                 Ok(FromWorker::Hello(Err(msg)))
             }
         },
+        TAG_STATS => {
+            let mut v = [0u64; 6];
+            for x in &mut v {
+                *x = r.u64().ok_or_else(malformed)?;
+            }
+            Ok(FromWorker::Stats(WorkerStats {
+                tasks: v[0],
+                task_ns: v[1],
+                wait_ns: v[2],
+                serialize_ns: v[3],
+                startup_ns: v[4],
+                peak_rss: v[5],
+                retiring: r.u8().ok_or_else(malformed)? != 0,
+            }))
+        }
         TAG_RESULTS => {
             let busy_ns = r.u64().ok_or_else(malformed)?;
             let n = r.u32().ok_or_else(malformed)? as usize;

@@ -79,8 +79,10 @@ mod dispatcher;
 mod error;
 mod frames;
 mod imap;
+mod insights;
 mod interrupt;
 mod link;
+mod memory;
 mod options;
 mod plain;
 mod progress;
@@ -88,6 +90,8 @@ mod results;
 mod sink;
 mod state;
 mod worker;
+mod worker_options;
+mod worker_state;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -100,6 +104,7 @@ pub use crate::task::TaskError;
 pub use builder::Builder;
 pub use error::{PoolError, SubmitError};
 pub use imap::{IMap, IMapUnordered};
+pub use insights::{Insights, WorkerInsights};
 pub use options::TaskOptions;
 pub use results::{AsyncResult, MapResult};
 
@@ -118,6 +123,7 @@ pub struct Pool {
     pub(super) timeout: Option<Duration>,
     pub(super) retries: u32,
     pub(super) _ctrl_c: Option<interrupt::Registration>,
+    pub(super) recorder: Arc<insights::Recorder>,
 }
 
 impl std::fmt::Debug for Pool {

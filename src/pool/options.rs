@@ -160,7 +160,11 @@ impl<'p> TaskOptions<'p> {
         self.submit_one(entry, Ok(args))
     }
 
-    fn submit_one<R>(&self, entry: EntryPoint, args: Result<Message, String>) -> Future<R>
+    pub(super) fn submit_one<R>(
+        &self,
+        entry: EntryPoint,
+        args: Result<Message, String>,
+    ) -> Future<R>
     where
         R: DeserializeOwned + Send + 'static,
     {
@@ -242,7 +246,7 @@ impl<'p> TaskOptions<'p> {
         MapSink::new(mode, total, progress)
     }
 
-    fn map_entry<A, R, I>(&self, entry: EntryPoint, items: I) -> MapResult<R>
+    pub(super) fn map_entry<A, R, I>(&self, entry: EntryPoint, items: I) -> MapResult<R>
     where
         A: Serialize,
         I: IntoIterator<Item = A>,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, Message};
 pub(crate) use crate::handle::Fd;
 use crate::pool::frames::{self, PanicInfo, ResultsWriter, ToWorker};
+use crate::pool::insights::WorkerStats;
 use crate::pool::plain;
 use crate::sys::code::{EntryPoint, Runner};
 use crate::sys::shared_word::SharedWords;
@@ -27,7 +28,19 @@ pub(crate) struct WorkerConfig {
     pub(crate) words: Fd,
     pub(crate) initializer: Option<(EntryPoint, Vec<u8>)>,
     pub(crate) max_tasks: Option<u64>,
+    /// Retire after the task during which the resident size passed this (bytes).
+    pub(crate) max_memory: Option<u64>,
+    /// Makes the worker's state (`pool::worker_state`), after the initializer.
+    pub(crate) state_init: Option<(EntryPoint, Vec<u8>)>,
+    /// Whether to measure and report insights (`pool::insights`).
+    pub(crate) insights: bool,
+    /// When the parent asked for this worker (`sys::clock::monotonic_ns`).
+    pub(crate) requested_ns: u64,
 }
+
+/// Items of `map` chunks run beyond the first of each (a chunk is one task to the
+/// worker's loop), for the insights' task count.
+static CHUNK_EXTRA_ITEMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Results are sent at the end of each batch, and within a batch whenever this
 /// long has passed since the last send (checked every 16 tasks): with a worker that
@@ -73,6 +86,7 @@ impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for Chu
                 .map_err(|e| format!("cannot decode the arguments in the worker: {e}"))?,
         };
         let position = WORDS.get().map(|w| w.word(1));
+        let first = crate::observe::child::task();
         let n = items.len();
         let mut out: Vec<R> = Vec::with_capacity(n);
         // One unwind guard for the whole chunk: `done` says which item panicked.
@@ -82,10 +96,14 @@ impl<A: DeserializeOwned + 'static, R: Serialize + 'static> Runner<A, R> for Chu
                 if let Some(p) = position {
                     p.store(done as u64, Ordering::Relaxed);
                 }
+                if let Some(first) = first {
+                    crate::observe::child::set_task(Some(first + done as u64));
+                }
                 out.push(f(a));
                 done += 1;
             }
         }));
+        CHUNK_EXTRA_ITEMS.fetch_add(done.saturating_sub(1) as u64, Ordering::Relaxed);
         let failed = run.err().map(|payload| {
             let info = last_panic().unwrap_or_else(|| PanicInfo {
                 message: crate::process::panic_message(&*payload),
@@ -131,6 +149,34 @@ fn send(sock: &OwnedFd, frame: frames::FrameBuf, fds: &[OwnedFd]) -> bool {
     wire::send(sock.as_fd(), frame.payload(), &fds).is_ok()
 }
 
+/// Sends whole frames (headers included) in one `sendmsg` where the socket takes
+/// them; `fds` ride on the first byte, and the reader hands them to the frames in
+/// order of the counts their headers announce.
+fn send_frames(sock: &OwnedFd, frames: &[&frames::FrameBuf], fds: &[OwnedFd]) -> bool {
+    let fds: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    let total: usize = frames.iter().map(|f| f.bytes.len()).sum();
+    let mut sent = 0;
+    while sent < total {
+        // The parts not yet sent.
+        let mut skip = sent;
+        let mut parts = Vec::with_capacity(frames.len());
+        for f in frames {
+            if skip >= f.bytes.len() {
+                skip -= f.bytes.len();
+                continue;
+            }
+            parts.push(std::io::IoSlice::new(&f.bytes[skip..]));
+            skip = 0;
+        }
+        let with = if sent == 0 { &fds[..] } else { &[][..] };
+        match crate::sys::socket::send_with_fds(sock.as_fd(), &parts, with) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => sent += n,
+        }
+    }
+    true
+}
+
 /// The worker process's main function.
 pub(crate) fn worker_main(cfg: WorkerConfig) {
     let _ = crate::sys::interrupt::ignore();
@@ -149,45 +195,68 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
     let words = WORDS.get_or_init(|| words);
     let running = words.word(0);
     let taken_back = words.word(2);
-    let init = match cfg.initializer {
-        None => Ok(()),
-        Some((entry, args)) => match run_caught(
-            &entry,
-            Message {
-                bytes: args,
-                fds: Vec::new(),
-            },
-        ) {
+    // The initializer, then what makes the worker's state.
+    let mut init = Ok(());
+    for (entry, args) in cfg.initializer.into_iter().chain(cfg.state_init) {
+        let input = Message {
+            bytes: args,
+            fds: Vec::new(),
+        };
+        init = match run_caught(&entry, input) {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(reason)) => Err(reason),
             Err(p) => Err(match p.location {
                 Some(at) => format!("panicked at {at}: {}", p.message),
                 None => format!("panicked: {}", p.message),
             }),
-        },
-    };
+        };
+        if init.is_err() {
+            break;
+        }
+    }
     let init_ok = init.is_ok();
     if !send(&sock, frames::hello(init), &[]) || !init_ok {
         return;
     }
+    let mut stats = WorkerStats {
+        startup_ns: crate::sys::clock::monotonic_ns().saturating_sub(cfg.requested_ns),
+        ..WorkerStats::default()
+    };
+    let measure = cfg.insights;
+    let clock = || if measure { Some(Instant::now()) } else { None };
+    let since_ns = |t: Option<Instant>| t.map_or(0, |t| t.elapsed().as_nanos() as u64);
     let mut done: u64 = 0;
+    let memory = cfg.max_memory.map(crate::pool::memory::Watch::new);
     loop {
+        let waiting = clock();
         let msg = match wire::recv(sock.as_fd(), usize::MAX) {
             Ok(Some(m)) => m,
             // The parent closed our socket or went away: nothing left to do.
             _ => return,
         };
+        stats.wait_ns += since_ns(waiting);
+        let parsing = clock();
         let mut fds = msg.fds.into_iter();
         let (entries, tasks) = match frames::parse_to_worker(&msg.bytes) {
             Ok(ToWorker::Stop) => return,
             Ok(ToWorker::Batch { entries, tasks }) => (entries, tasks),
             Err(_) => return,
         };
+        stats.serialize_ns += since_ns(parsing);
+        let batch = clock();
+        let mut sending_ns = 0u64;
+        let ran_before = done;
+        let chunk_items_before = CHUNK_EXTRA_ITEMS.load(Ordering::Relaxed);
         let mut out = ResultsWriter::new();
         let mut out_fds: Vec<OwnedFd> = Vec::new();
         let mut since = Instant::now();
         let mut busy_from = since;
+        let mut retire = false;
         for task in tasks {
+            if retire {
+                // Never started: the parent runs it elsewhere.
+                break;
+            }
             let input = Message {
                 bytes: task.args,
                 fds: fds.by_ref().take(task.nfds as usize).collect(),
@@ -203,6 +272,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 out.skipped(task.seq);
                 continue;
             }
+            crate::observe::child::set_task(Some(task.index));
             match run_caught(&entries[task.entry as usize], input) {
                 Ok(Ok(result)) => {
                     out.ok(task.seq, &result.bytes, result.fds.len() as u32);
@@ -212,6 +282,7 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
                 Err(p) => out.panicked(task.seq, &p),
             }
             done += 1;
+            retire = memory.as_ref().is_some_and(|m| m.passed());
             // Reading the clock costs ~20 ns: with fast tasks, look every 16th one.
             if done % 16 != 0 && out.len() < 1 << 20 && out_fds.len() < 200 {
                 continue;
@@ -223,23 +294,45 @@ pub(crate) fn worker_main(cfg: WorkerConfig) {
             {
                 let busy = now.duration_since(busy_from).as_nanos() as u64;
                 let frame = std::mem::replace(&mut out, ResultsWriter::new()).finish(busy);
+                let sending = clock();
                 if !send(&sock, frame, &out_fds) {
                     return;
                 }
+                sending_ns += since_ns(sending);
                 out_fds.clear();
                 since = Instant::now();
                 busy_from = since;
             }
         }
-        if !out.is_empty() {
+        let retiring = retire || cfg.max_tasks.is_some_and(|m| done >= m);
+        // The batch's stats go before its last results, in the same send (one
+        // wake-up of the parent, not two): whoever sees those results sees the
+        // batch counted.
+        let stats_frame = measure.then(|| {
+            stats.retiring = retiring;
+            stats.tasks += done - ran_before
+                + (CHUNK_EXTRA_ITEMS.load(Ordering::Relaxed) - chunk_items_before);
+            stats.task_ns += since_ns(batch).saturating_sub(sending_ns);
+            stats.serialize_ns += sending_ns;
+            stats.peak_rss = crate::sys::limits::peak_rss();
+            let frame = frames::stats(&stats);
+            stats = WorkerStats::default();
+            frame
+        });
+        let results = (!out.is_empty()).then(|| {
             let busy = busy_from.elapsed().as_nanos() as u64;
-            if !send(&sock, out.finish(busy), &out_fds) {
-                return;
-            }
+            std::mem::replace(&mut out, ResultsWriter::new()).finish(busy)
+        });
+        let sending = clock();
+        let to_send: Vec<&frames::FrameBuf> = stats_frame.iter().chain(results.iter()).collect();
+        if !send_frames(&sock, &to_send, &out_fds) {
+            return;
         }
+        stats.serialize_ns += since_ns(sending);
+        crate::observe::child::set_task(None);
         // `running` keeps naming the last task started: the dispatcher must not take
         // back a task that has finished but whose result it has not read yet.
-        if cfg.max_tasks.is_some_and(|m| done >= m) {
+        if retiring {
             return;
         }
     }

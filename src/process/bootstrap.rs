@@ -229,7 +229,7 @@ fn report_task_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
 ///
 /// For an empty task this allocates nothing: in a forked child, every heap page
 /// written is a page copied.
-pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
+pub(crate) fn run_job(channel: OwnedFd, job: Job, mut arg_fds: Vec<OwnedFd>) -> ! {
     let Job {
         entry,
         name,
@@ -238,7 +238,35 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
         args,
         fault,
         contain,
+        logs,
+        memory_limit,
     } = job;
+    if let Some(level) = logs {
+        if !arg_fds.is_empty() {
+            crate::observe::child::install(arg_fds.remove(0), level_filter(level));
+        }
+    }
+    if let Some(limit) = memory_limit {
+        if !arg_fds.is_empty() {
+            let report = arg_fds.remove(0);
+            // Rust's allocation-error handler prints a backtrace when these ask for
+            // one, and capturing it clobbers the `errno` that tells a failed
+            // allocation from another abort (`sys::limits`). This process has one
+            // thread here: the environment may change.
+            os::remove_env_single_threaded("RUST_BACKTRACE");
+            os::remove_env_single_threaded("RUST_LIB_BACKTRACE");
+            let limited = crate::sys::limits::report_allocation_failure_aborts(report)
+                .and_then(|()| crate::sys::limits::limit_data(limit));
+            if let Err(e) = limited {
+                let _ = send_report(
+                    &channel,
+                    &Report::Failed(format!("cannot set the memory limit of {limit} bytes: {e}")),
+                    &[],
+                );
+                os::exit_now(1);
+            }
+        }
+    }
     if contain {
         // Descendants stay in this group, so that they can be killed with us.
         let _ = os::own_process_group();
@@ -294,6 +322,18 @@ pub(crate) fn run_job(channel: OwnedFd, job: Job, arg_fds: Vec<OwnedFd>) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     os::exit_now(code)
+}
+
+/// The `log::LevelFilter` a [`Job`]'s `logs` number stands for.
+fn level_filter(n: u8) -> log::LevelFilter {
+    match n {
+        0 => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        4 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
 }
 
 /// Sends `r` on the channel of the running task (see [`send_report`]). A parent that

@@ -205,6 +205,17 @@ pub enum JoinError {
         /// What went wrong.
         reason: String,
     },
+    /// An allocation failed under the child's
+    /// [`memory_limit`](crate::process::Builder::memory_limit) and the child
+    /// aborted.
+    OutOfMemory {
+        /// The process's name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// Talking to the child failed.
     Io {
         /// The process's name.
@@ -226,8 +237,19 @@ impl JoinError {
             | JoinError::BootstrapMissing { pid, .. }
             | JoinError::HandshakeTimeout { pid, .. }
             | JoinError::Codec { pid, .. }
+            | JoinError::OutOfMemory { pid, .. }
             | JoinError::Io { pid, .. } => *pid,
         }
+    }
+
+    /// Whether the child ran out of the memory its
+    /// [`memory_limit`](crate::process::Builder::memory_limit) allowed.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder::memory_limit`](crate::process::Builder::memory_limit).
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, JoinError::OutOfMemory { .. })
     }
 
     /// Whether the task panicked.
@@ -267,6 +289,22 @@ impl JoinError {
             } => Some(*s),
             _ => None,
         }
+    }
+}
+
+/// `bytes` in the largest binary unit that keeps it whole or above 1 (`256 MiB`).
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -326,6 +364,11 @@ impl fmt::Display for JoinError {
                     describe_signal(*signal)
                 )
             }
+            JoinError::OutOfMemory { name, pid, limit } => write!(
+                f,
+                "process '{name}' (pid {pid}) ran out of memory: an allocation failed under its limit of {}",
+                human_bytes(*limit)
+            ),
             JoinError::Exited { name, pid, code } => {
                 write!(
                     f,

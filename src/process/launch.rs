@@ -228,6 +228,8 @@ fn fork(req: Request) -> Result<Launched, SpawnError> {
         launcher_fork_guard(),
         registry::fork_guard(),
         info::fork_guard(),
+        crate::observe::collect::fork_guard(),
+        crate::observe::child::fork_guard(),
         std::io::stdout().lock(),
         std::io::stderr().lock(),
     );

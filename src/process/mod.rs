@@ -78,7 +78,13 @@
 //!   a reaper thread reaps it when it ends, so no zombie is left.
 //! - **Signals** go through a pidfd, so a recycled pid is never signalled.
 //! - **Output.** Children share the parent's stdout and stderr unless
-//!   [`Builder::capture_output`] is set.
+//!   [`Builder::capture_output`] (kept, bounded) or [`Builder::prefix_output`]
+//!   (passed through, each line prefixed with the child's name) is set.
+//! - **Logs.** What a child logs with `log` reaches the parent's logger, tagged
+//!   with its name and pid ([`Builder::forward_logs`], on by default; see
+//!   [`observe`](crate::observe)).
+//! - **Memory.** [`Builder::memory_limit`] bounds what a child may allocate; a
+//!   child over it ends with [`JoinError::OutOfMemory`].
 //! - **Child code runs before `main`** in `Spawn` children: `main`'s own set-up
 //!   (a logger, say) has not run there.
 //! - **Panic hook.** mproc installs a panic hook (once, wrapping the one before it)
@@ -114,6 +120,7 @@ pub use context::{
     Context, StartMethodAlreadySet, get_all_start_methods, get_context, get_start_method,
     set_start_method,
 };
+pub(crate) use error::human_bytes;
 pub(crate) use error::write_backtrace;
 pub use error::{JoinError, JoinTimeoutError, Resource, SpawnError};
 pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
@@ -121,6 +128,8 @@ pub use info::{ProcessInfo, cpu_count, current_process, parent_process};
 pub(crate) use bootstrap::{on_load, panic_message, take_task_panic};
 
 use crate::codec;
+use crate::observe::collect::Source as _;
+use crate::observe::output::{self, StreamSource};
 #[doc(hidden)]
 pub use crate::process::protocol::StartFault;
 use crate::process::protocol::{Job, MAX_FRAME, Origin, Report};
@@ -270,12 +279,20 @@ impl<T: Task> SelfRunning for T {
 }
 
 /// Output a child wrote to its stdout and stderr, when captured.
+///
+/// Capture is bounded ([`Builder::capture_limit`], 64 MiB per stream by
+/// default): beyond the limit, the first half and the last half of it are kept,
+/// and the bytes left out between them are counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CapturedOutput {
-    /// Everything written to stdout.
+    /// What was written to stdout (all of it, unless `stdout_dropped > 0`).
     pub stdout: Vec<u8>,
-    /// Everything written to stderr.
+    /// What was written to stderr (all of it, unless `stderr_dropped > 0`).
     pub stderr: Vec<u8>,
+    /// Bytes of stdout left out of the middle of `stdout` (over the limit).
+    pub stdout_dropped: u64,
+    /// Bytes of stderr left out of the middle of `stderr` (over the limit).
+    pub stderr_dropped: u64,
 }
 
 /// Options for starting a process: name, daemon flag, start method, output capture.
@@ -303,6 +320,10 @@ pub struct Builder {
     handshake_timeout: Duration,
     fault: StartFault,
     contain: bool,
+    forward_logs: bool,
+    memory_limit: Option<u64>,
+    prefix_output: bool,
+    capture_limit: usize,
 }
 
 impl Default for Builder {
@@ -315,6 +336,10 @@ impl Default for Builder {
             handshake_timeout: Duration::from_secs(30),
             fault: StartFault::None,
             contain: true,
+            forward_logs: true,
+            memory_limit: None,
+            prefix_output: false,
+            capture_limit: 64 << 20,
         }
     }
 }
@@ -343,8 +368,62 @@ impl Builder {
 
     /// Captures the child's stdout and stderr instead of sharing the parent's; read
     /// them with [`Process::join_with_output`].
+    ///
+    /// The parent reads the output as it is written (one thread, `mproc-logs`,
+    /// for all children), so a child that prints a lot, or without end, never
+    /// waits for its parent; what is kept is bounded by
+    /// [`capture_limit`](Builder::capture_limit).
     pub fn capture_output(&mut self, capture: bool) -> &mut Self {
         self.capture = capture;
+        self
+    }
+
+    /// The most bytes of each of stdout and stderr that
+    /// [`capture_output`](Builder::capture_output) keeps (default 64 MiB): over
+    /// it, the first half and the last half of the limit are kept and the rest is
+    /// counted in [`CapturedOutput::stdout_dropped`] / `stderr_dropped`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::builder()
+    ///     .capture_output(true)
+    ///     .capture_limit(1000)
+    ///     .start(|n: usize| print!("{}", "x".repeat(n)), 1_000_000)?;
+    /// let (result, output) = child.join_with_output();
+    /// result?;
+    /// assert_eq!(output.stdout.len(), 1000);
+    /// assert_eq!(output.stdout_dropped, 999_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn capture_limit(&mut self, bytes: usize) -> &mut Self {
+        self.capture_limit = bytes;
+        self
+    }
+
+    /// Passes the child's stdout and stderr through to the parent's, each line
+    /// prefixed with `[<process name>] `, so that the output of many children can
+    /// be told apart (default `false`). Lines come out whole, never mixed with
+    /// another child's. [`capture_output`](Builder::capture_output) takes
+    /// precedence.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// // Prints "[greeter] hello" on this process's stdout.
+    /// let child = Process::builder()
+    ///     .name("greeter")
+    ///     .prefix_output(true)
+    ///     .start(|_: ()| println!("hello"), ())?;
+    /// child.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prefix_output(&mut self, on: bool) -> &mut Self {
+        self.prefix_output = on;
         self
     }
 
@@ -388,6 +467,67 @@ impl Builder {
         self
     }
 
+    /// Whether the child's `log` records are handed to this process's logger,
+    /// tagged with the child's name and pid (default `true`; see
+    /// [`observe`](crate::observe)). Nothing is forwarded while this process has
+    /// no logger (`log::max_level()` is `Off` when the child starts).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// // This child's records stay in the child (where no logger is installed).
+    /// let child = Process::builder()
+    ///     .forward_logs(false)
+    ///     .start(|_: ()| log::info!("not forwarded"), ())?;
+    /// child.join()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn forward_logs(&mut self, on: bool) -> &mut Self {
+        self.forward_logs = on;
+        self
+    }
+
+    /// A hard limit on the memory the child may allocate, in bytes (none by
+    /// default). An allocation beyond it fails, the child aborts, and `join`
+    /// reports [`JoinError::OutOfMemory`] instead of driving the machine into
+    /// swap or the kernel's OOM killer.
+    ///
+    /// The limit is the child's data segment (`RLIMIT_DATA`: its heap and private
+    /// writable mappings, counted when mapped, not when touched). A `Fork` child
+    /// starts with a copy of its parent's data, which counts too; `Spawn` and
+    /// forkserver children start small.
+    ///
+    /// # Platform
+    ///
+    /// An abort is taken for a failed allocation when `errno` is `ENOMEM` at the
+    /// abort, which is what Rust's allocation-error handler leaves. So that its
+    /// backtrace printing does not change `errno`, the child removes
+    /// `RUST_BACKTRACE` and `RUST_LIB_BACKTRACE` from its environment (mproc's own
+    /// panic reports capture backtraces regardless); a `Fork` child whose parent
+    /// already read them (by printing a panic's backtrace) may then see its
+    /// failed allocation reported as a plain `SIGABRT`. A task that calls `abort`
+    /// itself right after a system call failed with `ENOMEM` is reported as out
+    /// of memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::process::Process;
+    ///
+    /// let child = Process::builder()
+    ///     .memory_limit(256 << 20)
+    ///     .start(|n: usize| vec![1u8; n].len(), 4 << 30)?;
+    /// let err = child.join().unwrap_err();
+    /// assert!(err.is_out_of_memory(), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn memory_limit(&mut self, bytes: u64) -> &mut Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Makes the child simulate a start failure (tests of error reporting only).
     #[doc(hidden)]
     pub fn simulate_start_fault(&mut self, fault: StartFault) -> &mut Self {
@@ -426,6 +566,25 @@ impl Builder {
             None => format!("Process-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
         };
         let me = current_process();
+        let mut arg_fds = args.fds;
+        let oom = match self.memory_limit {
+            Some(limit) => {
+                let (r, w) = socket::pipe().map_err(SpawnError::io("pipe"))?;
+                socket::set_nonblocking(r.as_fd(), true).map_err(SpawnError::io("pipe"))?;
+                arg_fds.insert(0, w);
+                Some((r, limit))
+            }
+            None => None,
+        };
+        let level = log::max_level();
+        let logs = if self.forward_logs && level != log::LevelFilter::Off {
+            let (source, child_end) = crate::observe::collect::open(&name)
+                .map_err(SpawnError::io("socketpair for the child's log records"))?;
+            arg_fds.insert(0, child_end);
+            Some(source)
+        } else {
+            None
+        };
         let job = Job {
             entry,
             name: name.clone(),
@@ -437,21 +596,33 @@ impl Builder {
             args: args.bytes,
             fault: self.fault,
             contain: self.contain,
+            logs: logs.as_ref().map(|_| level as usize as u8),
+            memory_limit: self.memory_limit,
         };
         let launched = launch::launch(launch::Request {
             job,
-            arg_fds: args.fds,
-            capture: self.capture,
+            arg_fds,
+            capture: self.capture || self.prefix_output,
             method: self.method,
             handshake_timeout: self.handshake_timeout,
         })?;
+        if let Some(source) = &logs {
+            source.watch(launched.pid);
+        }
         let pidfd = Arc::new(launched.pidfd);
         registry::register(launched.pid, &name, self.daemon, Arc::clone(&pidfd));
+        let mode = if self.capture {
+            output::Mode::Capture {
+                limit: self.capture_limit,
+            }
+        } else {
+            output::Mode::Prefix
+        };
         let output = launched.output.map(|(out, err)| {
-            std::thread::Builder::new()
-                .name(format!("mproc-output-{}", launched.pid))
-                .spawn(move || read_output(out, err))
-                .expect("cannot start a thread to collect a child's output")
+            (
+                StreamSource::start(out, output::Stream::Stdout, &name, mode),
+                StreamSource::start(err, output::Stream::Stderr, &name, mode),
+            )
         });
         Ok(Process {
             pid: launched.pid,
@@ -468,48 +639,14 @@ impl Builder {
             eof: false,
             status: None,
             output,
+            capturing: self.capture,
             contained: self.contain,
+            logs,
+            oom,
+            out_of_memory: false,
             _result: PhantomData,
         })
     }
-}
-
-fn read_output(out: OwnedFd, err: OwnedFd) -> CapturedOutput {
-    let mut captured = CapturedOutput::default();
-    let mut open = [true, true];
-    let mut buf = vec![0u8; 64 * 1024];
-    while open.iter().any(|o| *o) {
-        let pair = [(&out, open[0]), (&err, open[1])];
-        let fds: Vec<(BorrowedFd<'_>, bool)> = pair
-            .iter()
-            .filter(|(_, o)| *o)
-            .map(|(fd, _)| (fd.as_fd(), false))
-            .collect();
-        let Ok(ready) = socket::poll(&fds, None) else {
-            break;
-        };
-        let mut k = 0;
-        for (i, fd) in [&out, &err].into_iter().enumerate() {
-            if !open[i] {
-                continue;
-            }
-            if ready[k].readable {
-                match socket::read(fd.as_fd(), &mut buf) {
-                    Ok(0) | Err(_) => open[i] = false,
-                    Ok(n) => {
-                        let sink = if i == 0 {
-                            &mut captured.stdout
-                        } else {
-                            &mut captured.stderr
-                        };
-                        sink.extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
-            k += 1;
-        }
-    }
-    captured
 }
 
 /// A running (or finished) child process that will hand back an `R`.
@@ -529,9 +666,19 @@ pub struct Process<R> {
     report: Option<(Report, Vec<OwnedFd>)>,
     eof: bool,
     status: Option<ExitStatus>,
-    output: Option<std::thread::JoinHandle<CapturedOutput>>,
+    /// The child's stdout and stderr, when captured or prefixed.
+    output: Option<(Arc<StreamSource>, Arc<StreamSource>)>,
+    /// Whether the output is captured (not passed through).
+    capturing: bool,
     /// Whether the child leads a process group of its own.
     contained: bool,
+    /// The child's log socket, when its records are forwarded.
+    logs: Option<Arc<crate::observe::collect::LogSource>>,
+    /// The read end of the pipe on which the child reports an allocation that
+    /// failed under its memory limit, and the limit.
+    oom: Option<(OwnedFd, u64)>,
+    /// Whether the child reported that.
+    out_of_memory: bool,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -786,11 +933,19 @@ impl<R> Process<R> {
             Ok(_) => self.take_result(),
             Err(e) => Err(e),
         };
-        let output = self
-            .output
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
+        let output = match &self.output {
+            Some((out, err)) if self.capturing => {
+                let (stdout, stdout_dropped) = out.captured();
+                let (stderr, stderr_dropped) = err.captured();
+                CapturedOutput {
+                    stdout,
+                    stderr,
+                    stdout_dropped,
+                    stderr_dropped,
+                }
+            }
+            _ => CapturedOutput::default(),
+        };
         (result, output)
     }
 
@@ -850,17 +1005,46 @@ impl<R> Process<R> {
         R: DeserializeOwned,
     {
         match self.wait(deadline) {
-            Ok(true) => {
-                let result = self.take_result();
-                // The output thread ends with the child; collect it so it does not linger.
-                if let Some(h) = self.output.take() {
-                    let _ = h.join();
-                }
-                result.map_err(JoinTimeoutError::Failed)
-            }
+            Ok(true) => self.take_result().map_err(JoinTimeoutError::Failed),
             Ok(false) => Err(JoinTimeoutError::Timeout(Box::new(self))),
             Err(e) => Err(JoinTimeoutError::Failed(e)),
         }
+    }
+
+    /// Emits every log record the child has sent so far (see
+    /// [`observe`](crate::observe)): called when the child's end is learnt, and by
+    /// a pool before it hands over a worker's results.
+    pub(crate) fn drain_logs(&self) {
+        if let Some(source) = &self.logs {
+            source.drain();
+        }
+        if let Some((out, err)) = &self.output {
+            out.drain();
+            err.drain();
+        }
+    }
+
+    /// The last lines the child wrote to stderr, when its output is captured or
+    /// prefixed.
+    pub(crate) fn stderr_tail(&self) -> Option<String> {
+        self.output.as_ref().and_then(|(_, err)| err.last_lines(20))
+    }
+
+    /// Whether the child ended because an allocation failed under its
+    /// [`memory_limit`](Builder::memory_limit) (valid once it has ended).
+    pub(crate) fn ran_out_of_memory(&mut self) -> bool {
+        if !self.out_of_memory {
+            if let Some((r, _)) = &self.oom {
+                let mut b = [0u8; 1];
+                self.out_of_memory = matches!(socket::read(r.as_fd(), &mut b), Ok(1));
+            }
+        }
+        self.out_of_memory
+    }
+
+    /// The child's memory limit, if one was set.
+    pub(crate) fn memory_limit(&self) -> Option<u64> {
+        self.oom.as_ref().map(|(_, limit)| *limit)
     }
 
     fn io_error(&self, source: std::io::Error) -> JoinError {
@@ -888,7 +1072,9 @@ impl<R> Process<R> {
             };
             let timeout = until.map(|d| d.saturating_duration_since(Instant::now()));
             if os::pidfd_wait_exit(self.pidfd.as_fd(), timeout).map_err(|e| self.io_error(e))? {
-                // The child is gone: everything it sent is on the socket.
+                // The child is gone: everything it sent is on the socket, and
+                // everything it logged is logged before its end is reported.
+                self.drain_logs();
                 self.read_reports()?;
                 self.eof = true;
                 break;
@@ -987,6 +1173,7 @@ impl<R> Process<R> {
         };
         match registry::wait_exit(&self.pidfd, source, deadline) {
             Ok(Some(raw)) => {
+                self.drain_logs();
                 self.status = Some(raw.into());
                 registry::forget(self.pid);
                 Ok(true)
@@ -1022,6 +1209,10 @@ impl<R> Process<R> {
             Some((Report::Failed(reason), _)) => Err(JoinError::Codec { name, pid, reason }),
             Some((Report::Started | Report::Spilled { .. }, _)) | None => {
                 let status = self.status.unwrap_or(ExitStatus::Code(-1));
+                if status == ExitStatus::Signal(6) && self.ran_out_of_memory() {
+                    let limit = self.memory_limit().unwrap_or(0);
+                    return Err(JoinError::OutOfMemory { name, pid, limit });
+                }
                 Err(match status {
                     ExitStatus::Signal(signal) => JoinError::Signaled { name, pid, signal },
                     ExitStatus::Code(_) if !self.handshake_done => {

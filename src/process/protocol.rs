@@ -37,6 +37,14 @@ pub(crate) struct Job {
     /// Whether the child leads a process group of its own, so that its descendants
     /// are killed with it (`Builder::contain_descendants`).
     pub(crate) contain: bool,
+    /// When set, the child forwards its log records up to this level (a
+    /// `log::LevelFilter` as a number, 1 = error .. 5 = trace) on the socket that
+    /// is the first of the arguments' descriptors.
+    pub(crate) logs: Option<u8>,
+    /// When set, the child limits its data segment to this many bytes before the
+    /// task runs, and reports an abort after a failed allocation by writing a byte
+    /// to the descriptor that follows the log socket (or comes first, without one).
+    pub(crate) memory_limit: Option<u64>,
 }
 
 /// A failure a child can be asked to simulate before its handshake. Only the

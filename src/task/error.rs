@@ -42,7 +42,15 @@ pub struct TaskError {
     pub(crate) kind: Kind,
     pub(crate) index: Option<usize>,
     pub(crate) worker: Option<(usize, u32)>,
+    /// The last lines the worker wrote to stderr, when the pool collects its
+    /// workers' output.
+    /// (Boxed: one pointer, so that `Result<_, TaskError>` stays small.)
+    pub(crate) stderr: Option<Box<StderrTail>>,
 }
+
+/// The last lines of a worker's stderr.
+#[derive(Debug, Clone)]
+pub(crate) struct StderrTail(String);
 
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
@@ -56,6 +64,8 @@ pub(crate) enum Kind {
         attempts: u32,
     },
     Timeout(Duration),
+    /// An allocation failed under the worker's hard memory limit (bytes).
+    OutOfMemory(u64),
     WaitTimeout(Duration),
     Cancelled(&'static str),
     Failed(String),
@@ -86,6 +96,7 @@ impl TaskError {
             kind,
             index,
             worker,
+            stderr: None,
         }
     }
 
@@ -117,6 +128,14 @@ impl TaskError {
 
     pub(crate) fn wait_timeout(span: Duration, index: Option<usize>) -> Self {
         TaskError::new(Kind::WaitTimeout(span), index, None)
+    }
+
+    /// Attaches the last lines of the worker's stderr.
+    pub(crate) fn with_stderr(mut self, tail: Option<String>) -> Self {
+        self.stderr = tail
+            .filter(|t| !t.is_empty())
+            .map(|t| Box::new(StderrTail(t)));
+        self
     }
 
     #[allow(dead_code)]
@@ -152,6 +171,17 @@ impl TaskError {
     /// See [`TaskError`].
     pub fn is_worker_lost(&self) -> bool {
         matches!(self.kind, Kind::WorkerLost { .. })
+    }
+
+    /// Whether an allocation of the task failed under the worker's hard memory
+    /// limit ([`Builder::memory_limit_per_worker`](crate::pool::Builder::memory_limit_per_worker)):
+    /// the worker aborted and was replaced.
+    ///
+    /// # Examples
+    ///
+    /// See [`Builder::memory_limit_per_worker`](crate::pool::Builder::memory_limit_per_worker).
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self.kind, Kind::OutOfMemory(_))
     }
 
     /// Whether the task never ran because it was cancelled, the pool was
@@ -228,6 +258,27 @@ impl TaskError {
         }
     }
 
+    /// The last lines (up to 20) the worker wrote to stderr before the task
+    /// failed, when the pool collects its workers' output
+    /// ([`Builder::capture_output`](crate::pool::Builder::capture_output) or
+    /// [`prefix_output`](crate::pool::Builder::prefix_output)). The error's
+    /// `Display` shows them too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::pool::Pool;
+    ///
+    /// let pool = Pool::builder().processes(1).capture_output(true).build()?;
+    /// let err = pool.apply(|_: ()| -> u8 { eprintln!("disk full"); std::process::abort() }, ()).unwrap_err();
+    /// assert!(err.stderr_tail().unwrap().contains("disk full"));
+    /// assert!(err.to_string().contains("disk full"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stderr_tail(&self) -> Option<&str> {
+        self.stderr.as_deref().map(|t| t.0.as_str())
+    }
+
     /// How the worker ended, when the task was lost with it.
     ///
     /// # Examples
@@ -276,6 +327,16 @@ impl TaskError {
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_kind(f)?;
+        if let Some(tail) = &self.stderr {
+            write!(f, "; last lines of its stderr:\n{}", tail.0)?;
+        }
+        Ok(())
+    }
+}
+
+impl TaskError {
+    fn fmt_kind(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let task = match self.index {
             Some(i) => format!("task {i}"),
             None => "the task".to_string(),
@@ -318,6 +379,11 @@ impl fmt::Display for TaskError {
             Kind::WaitTimeout(d) => write!(
                 f,
                 "{task} had no result within the call's timeout of {d:?}; the remaining tasks were cancelled"
+            ),
+            Kind::OutOfMemory(limit) => write!(
+                f,
+                "{task} ran out of memory in {worker}: an allocation failed under the limit of {}; the worker was replaced",
+                crate::process::human_bytes(*limit)
             ),
             Kind::Cancelled(why) => write!(f, "{task} was cancelled: {why}"),
             Kind::Failed(reason) => write!(f, "{task} failed: {reason}"),

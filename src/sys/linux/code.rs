@@ -195,6 +195,34 @@ impl EntryPoint {
     }
 }
 
+/// A way of running a `fn(&mut S, A) -> R` (a task that takes its worker's
+/// state) on an input; the runner finds the state.
+pub(crate) trait StatefulRunner<S, A, R> {
+    /// Runs `f` on `input` and the state.
+    fn run(f: fn(&mut S, A) -> R, input: Message) -> Outcome;
+}
+
+fn call_stateful<S, A, R, X: StatefulRunner<S, A, R>>(target: usize, input: Message) -> Outcome {
+    // SAFETY: as in `call_fn`: `target` is the address of the `fn(&mut S, A) -> R`
+    // that `for_stateful::<S, A, R, X>` named, in this same executable (image check
+    // in `invoke`).
+    let f = unsafe { std::mem::transmute::<usize, fn(&mut S, A) -> R>(target) };
+    X::run(f, input)
+}
+
+impl EntryPoint {
+    /// The entry point that hands `f` and the raw input to `X::run`.
+    pub(crate) fn for_stateful<S, A, R, X: StatefulRunner<S, A, R>>(
+        f: fn(&mut S, A) -> R,
+    ) -> EntryPoint {
+        EntryPoint {
+            trampoline: offset_of(call_stateful::<S, A, R, X> as Trampoline as *const () as usize),
+            target: offset_of(f as *const () as usize),
+            check: image_check(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

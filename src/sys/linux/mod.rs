@@ -4,11 +4,14 @@
 
 pub(crate) mod abstract_socket;
 pub(crate) mod barrier;
+pub(crate) mod clock;
 pub(crate) mod code;
+pub(crate) mod epoll;
 #[cfg(feature = "tokio")]
 pub(crate) mod event_fd;
 pub(crate) mod futex;
 pub(crate) mod interrupt;
+pub(crate) mod limits;
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod pthread;
@@ -17,6 +20,7 @@ pub(crate) mod reactor;
 pub(crate) mod shared_word;
 pub(crate) mod shm_region;
 pub(crate) mod socket;
+pub(crate) mod sockopt;
 pub(crate) mod startup;
 pub(crate) mod stream;
 pub(crate) mod thread_mark;
