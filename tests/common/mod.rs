@@ -65,8 +65,9 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// The pids of zombie children of process `parent`.
-pub fn zombie_children(parent: u32) -> Vec<u32> {
+/// The children of process `parent`, each with its state letter from
+/// `/proc/<pid>/stat` (`R`, `S`, `Z`...).
+pub fn children_of(parent: u32) -> Vec<(u32, char)> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -86,13 +87,24 @@ pub fn zombie_children(parent: u32) -> Vec<u32> {
             continue;
         };
         let mut fields = stat[close + 2..].split_whitespace();
-        let state = fields.next();
+        let state = fields.next().and_then(|s| s.chars().next());
         let ppid: Option<u32> = fields.next().and_then(|p| p.parse().ok());
-        if state == Some("Z") && ppid == Some(parent) {
-            out.push(pid);
+        if let (Some(state), Some(ppid)) = (state, ppid) {
+            if ppid == parent {
+                out.push((pid, state));
+            }
         }
     }
     out
+}
+
+/// The pids of zombie children of process `parent`.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    children_of(parent)
+        .into_iter()
+        .filter(|&(_, state)| state == 'Z')
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// How many descriptors this process has open.

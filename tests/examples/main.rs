@@ -30,28 +30,10 @@ fn example_path(name: &str) -> PathBuf {
 
 /// The pids whose parent is this process.
 fn our_children() -> Vec<u32> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(close) = stat.rfind(')') else {
-            continue;
-        };
-        let ppid = stat[close + 2..].split_whitespace().nth(1);
-        if ppid.and_then(|p| p.parse::<u32>().ok()) == Some(me) {
-            out.push(pid);
-        }
-    }
-    out
+    common::children_of(std::process::id())
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Runs example `name` with `args` in a scratch data directory; returns its
