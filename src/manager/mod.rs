@@ -217,6 +217,10 @@ impl ObjRef {
         self.ep.call(&Request::Op { id: self.id, op })
     }
 
+    pub(crate) fn pipeline(&self, op: proto::Op) -> Result<(), ManagerError> {
+        self.ep.pipeline(Request::Op { id: self.id, op })
+    }
+
     pub(crate) fn unit(&self, op: proto::Op) -> Result<(), ManagerError> {
         match self.op(op)? {
             Reply::Unit => Ok(()),

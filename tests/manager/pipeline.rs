@@ -1,0 +1,201 @@
+//! Pipelined sets (`Dict::set_pipelined`): order, visibility after `flush`, a
+//! failure reported later, a manager killed with requests in flight, and
+//! pipelined sets mixed with `update_with` from many processes.
+
+use std::time::{Duration, Instant};
+
+use mproc::manager::{Dict, Event, Manager, ManagerError};
+use mproc::pipe::{self, Connection};
+use mproc::process::Process;
+
+use crate::LONG;
+use crate::common::watchdog;
+
+const KEY: &[u8] = b"pipelined sets";
+
+/// Writes `rounds` values to each of `keys` keys (pipelined), reading each back at
+/// once; returns the number of reads that did not see this thread's own write.
+fn write_and_read_back(d: &Dict<u32, u64>, base: u32, keys: u32, rounds: u64) -> u64 {
+    let mut stale = 0;
+    for r in 0..rounds {
+        for k in 0..keys {
+            let v = r * 1000 + u64::from(k);
+            d.set_pipelined(base + k, v).unwrap();
+            if r % 7 == 0 && d.get(&(base + k)).unwrap() != Some(v) {
+                stale += 1;
+            }
+        }
+    }
+    d.flush().unwrap();
+    stale
+}
+
+fn pipelined_child((d, base): (Dict<u32, u64>, u32)) -> u64 {
+    // Several threads of one process, each with its own keys.
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let d = d.clone();
+            std::thread::spawn(move || write_and_read_back(&d, base + 100 * t, 20, 150))
+        })
+        .collect();
+    let mut stale = write_and_read_back(&d, base + 300, 20, 150);
+    for t in threads {
+        stale += t.join().unwrap();
+    }
+    stale
+}
+
+#[test]
+fn pipelined_sets_keep_their_order_and_are_visible_after_flush() {
+    let _w = watchdog("pipelined_sets_order", LONG);
+    let m = Manager::start().unwrap();
+    let d = m.dict::<u32, u64>().unwrap();
+    let kids: Vec<_> = (0..2)
+        .map(|i| Process::start(pipelined_child, (d.clone(), 1000 * i)).unwrap())
+        .collect();
+    for k in kids {
+        assert_eq!(k.join().unwrap(), 0, "a read missed its own thread's write");
+    }
+    // Each child flushed before it returned: every last write is there.
+    assert_eq!(d.len().unwrap(), 2 * 4 * 20);
+    for base in [0u32, 1000] {
+        for t in 0..4 {
+            for k in 0..20 {
+                assert_eq!(
+                    d.get(&(base + 100 * t + k)).unwrap(),
+                    Some(149 * 1000 + u64::from(k))
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_failed_pipelined_set_is_reported_by_the_next_call_and_by_flush() {
+    let _w = watchdog("pipelined_failure", LONG);
+    let first = Manager::builder()
+        .address("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+        .authkey(KEY)
+        .start()
+        .unwrap();
+    let addr = first.address().clone();
+    let client = Manager::connect(addr.clone(), KEY).unwrap();
+    let d = client.named_dict::<String, u32>("state").unwrap();
+    d.set_pipelined("a".into(), 1).unwrap();
+    d.flush().unwrap();
+    assert_eq!(d.get("a").unwrap(), Some(1));
+    first.shutdown().unwrap();
+    assert!(d.get("a").unwrap_err().is_disconnected());
+    let _second = Manager::builder()
+        .address(addr)
+        .authkey(KEY)
+        .start()
+        .unwrap();
+    // The old dict does not exist on the new manager: the set is sent, and its
+    // failure comes back later.
+    d.set_pipelined("a".into(), 2).unwrap();
+    let err = d.flush().unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::Pipelined(e) if e.is_object_gone()),
+        "{err}"
+    );
+    // Reported once.
+    d.flush().unwrap();
+    // Reported once, by the first call that finds the reply before it sends its
+    // own request (that call is not carried out and can be retried), or else by
+    // `flush`: never in place of a call's own result.
+    d.set_pipelined("a".into(), 3).unwrap();
+    let mut reported = 0;
+    let fresh = loop {
+        match client.named_dict::<String, u32>("fresh") {
+            Ok(f) => break f,
+            Err(ManagerError::Pipelined(e)) if e.is_object_gone() => reported += 1,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    match fresh.flush() {
+        Ok(()) => assert_eq!(reported, 1),
+        Err(ManagerError::Pipelined(e)) if e.is_object_gone() => assert_eq!(reported, 0),
+        Err(e) => panic!("{e}"),
+    }
+    fresh.set_pipelined("x".into(), 7).unwrap();
+    assert_eq!(fresh.get("x").unwrap(), Some(7));
+    fresh.flush().unwrap();
+}
+
+fn pipeline_until_it_fails((d, started, report): (Dict<u32, u32>, Event, Connection<(bool, u64)>)) {
+    started.set().unwrap();
+    let mut i = 0u32;
+    let err = loop {
+        i = i.wrapping_add(1);
+        if let Err(e) = d.set_pipelined(i % 64, i) {
+            break e;
+        }
+        if i % 1000 == 0
+            && let Err(e) = d.get(&0)
+        {
+            break e;
+        }
+    };
+    let noticed = Instant::now();
+    // Every later call fails at once too.
+    let again = d.len().unwrap_err();
+    report
+        .send(&(
+            err.is_disconnected() && again.is_disconnected(),
+            noticed.elapsed().as_millis() as u64,
+        ))
+        .unwrap();
+}
+
+#[test]
+fn the_manager_killed_with_pipelined_sets_in_flight_fails_the_client_at_once() {
+    let _w = watchdog("pipelined_manager_killed", LONG);
+    let m = Manager::start().unwrap();
+    let d = m.dict::<u32, u32>().unwrap();
+    let started = m.event().unwrap();
+    let (a, b) = pipe::duplex::<(bool, u64)>().unwrap();
+    let child = Process::start(pipeline_until_it_fails, (d, started.clone(), b)).unwrap();
+    assert!(started.wait_timeout(LONG).unwrap());
+    let pid = m.pid().unwrap();
+    let killed_at = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(a.poll(LONG), "the client hung after the manager died");
+    let (disconnected, _) = a.recv().unwrap();
+    assert!(
+        disconnected,
+        "the client got another error than Disconnected"
+    );
+    assert!(killed_at.elapsed() < Duration::from_secs(10));
+    child.join().unwrap();
+}
+
+fn count_and_pipeline((d, me): (Dict<String, u64>, u32)) {
+    for i in 0..200u64 {
+        d.update_with("count".into(), |v| v.unwrap_or(0) + 1)
+            .unwrap();
+        d.set_pipelined(format!("mine-{me}"), i).unwrap();
+    }
+    d.flush().unwrap();
+}
+
+#[test]
+fn pipelined_sets_mixed_with_update_with_from_many_processes_lose_nothing() {
+    let _w = watchdog("pipelined_update_with", LONG);
+    let m = Manager::start().unwrap();
+    let d = m.dict::<String, u64>().unwrap();
+    let kids: Vec<_> = (0..4)
+        .map(|me| Process::start(count_and_pipeline, (d.clone(), me)).unwrap())
+        .collect();
+    for k in kids {
+        k.join().unwrap();
+    }
+    assert_eq!(d.get("count").unwrap(), Some(800));
+    for me in 0..4 {
+        assert_eq!(d.get(&format!("mine-{me}")).unwrap(), Some(199));
+    }
+}
