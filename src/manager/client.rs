@@ -558,7 +558,11 @@ impl Endpoint {
     pub(crate) fn pipeline(self: &Arc<Self>, req: Request) -> Result<(), ManagerError> {
         let mut conn = self.checkout()?;
         let r = self.pipeline_on(&mut conn, req);
-        if !matches!(r, Err(ManagerError::Disconnected { .. })) {
+        // A connection that broke (gone, or a garbled reply) is dropped.
+        if matches!(
+            r,
+            Ok(()) | Err(ManagerError::Pipelined(_) | ManagerError::TooLarge { .. })
+        ) {
             self.checkin(conn);
         }
         r

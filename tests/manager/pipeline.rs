@@ -9,7 +9,7 @@ use mproc::pipe::{self, Connection};
 use mproc::process::Process;
 
 use crate::LONG;
-use crate::common::watchdog;
+use crate::common::{eventually, watchdog};
 
 const KEY: &[u8] = b"pipelined sets";
 
@@ -198,4 +198,29 @@ fn pipelined_sets_mixed_with_update_with_from_many_processes_lose_nothing() {
     for me in 0..4 {
         assert_eq!(d.get(&format!("mine-{me}")).unwrap(), Some(199));
     }
+}
+
+#[test]
+fn a_lone_pipelined_set_over_tcp_reaches_the_manager_without_a_flush() {
+    let _w = watchdog("lone_pipelined_set_tcp", LONG);
+    let m = Manager::serve("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap(), KEY).unwrap();
+    let client = Manager::connect(m.address().clone(), KEY).unwrap();
+    let d = client.named_dict::<String, u32>("lone").unwrap();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            // Held back by the kernel for a following call that never comes: it
+            // must still leave on its own.
+            d.set_pipelined("k".into(), 5).unwrap();
+            let _ = wait.recv_timeout(LONG);
+        })
+    };
+    // Read over another connection (this thread has no pipelined requests).
+    assert!(
+        eventually(LONG, || d.get("k").unwrap() == Some(5)),
+        "the pipelined set never reached the manager"
+    );
+    done.send(()).unwrap();
+    writer.join().unwrap();
 }
