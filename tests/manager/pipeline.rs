@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mproc::manager::{Dict, Event, Manager, ManagerError};
+use mproc::manager::{Dict, Event, Lock, LockError, Manager, ManagerError};
 use mproc::pipe::{self, Connection};
 use mproc::process::Process;
 
@@ -223,4 +223,48 @@ fn a_lone_pipelined_set_over_tcp_reaches_the_manager_without_a_flush() {
     );
     done.send(()).unwrap();
     writer.join().unwrap();
+}
+
+fn hold_and_pipeline_forever((d, lock, ready): (Dict<u32, u32>, Lock, Event)) {
+    let _g = lock.lock().unwrap();
+    let mut i = 0u32;
+    loop {
+        d.set_pipelined(i % 100, i).unwrap();
+        i = i.wrapping_add(1);
+        if i == 1000 {
+            ready.set().unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_client_killed_with_pipelined_sets_in_flight_frees_its_lock_with_owner_died() {
+    let _w = watchdog("pipelined_client_killed", LONG);
+    let m = Manager::start().unwrap();
+    let d = m.dict::<u32, u32>().unwrap();
+    let lock = m.lock().unwrap();
+    let ready = m.event().unwrap();
+    let child = Process::start(
+        hold_and_pipeline_forever,
+        (d.clone(), lock.clone(), ready.clone()),
+    )
+    .unwrap();
+    assert!(ready.wait_timeout(LONG).unwrap());
+    let pid = child.pid();
+    child.kill().unwrap();
+    let _ = child.join();
+    match lock.lock_timeout(LONG) {
+        Err(e @ LockError::OwnerDied(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("pid {pid}")), "{msg}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("the dead client's lock was taken without OwnerDied"),
+    }
+    // The manager keeps serving; whatever sets arrived are whole values.
+    let n = d.len().unwrap();
+    assert!((1..=100).contains(&n), "{n} keys");
+    for (k, v) in d.items().unwrap() {
+        assert_eq!(v % 100, k);
+    }
 }
