@@ -18,7 +18,7 @@ use super::ManagerError;
 use super::auth::HandshakeError;
 use super::proto::{self, Fault, ObjId, Reply, Request};
 use super::transport::{Channel, RecvError, Stream};
-use crate::queue::{Bytes, Queue};
+use crate::queue::{Bytes, PutTimeoutError, Queue};
 use crate::sys::pthread::cached_pid;
 
 /// Where a manager listens.
@@ -116,7 +116,23 @@ impl Conn {
     /// Sends a request; `more` when it is pipelined (more requests follow).
     fn send(&mut self, req: Vec<u8>, more: bool, address: &Address) -> Result<(), ManagerError> {
         let res = match &self.shm {
-            Some((requests, _)) => requests.put(Bytes(req)).map_err(|e| e.to_string()),
+            Some((requests, _)) => {
+                // Pipelined requests may fill the queue; while it is full, the
+                // socket tells whether the manager still lives to empty it.
+                let mut item = Bytes(req);
+                loop {
+                    match requests.put_timeout(item, LIVENESS_SLICE) {
+                        Ok(()) => break Ok(()),
+                        Err(PutTimeoutError::Timeout(back)) => {
+                            if peer_gone(&self.chan.stream) {
+                                break Err("the manager process ended".to_string());
+                            }
+                            item = back;
+                        }
+                        Err(e) => break Err(e.to_string()),
+                    }
+                }
+            }
             None if more => self.chan.send_more(&req).map_err(|e| e.to_string()),
             None => self.chan.send(&req).map_err(|e| e.to_string()),
         };

@@ -268,3 +268,29 @@ fn a_client_killed_with_pipelined_sets_in_flight_frees_its_lock_with_owner_died(
         assert_eq!(v % 100, k);
     }
 }
+
+#[test]
+fn pipelined_sets_filling_the_queue_of_a_dead_manager_fail_instead_of_hanging() {
+    let _w = watchdog("pipelined_full_queue_dead_manager", LONG);
+    // Requests go through a shared-memory queue of 4 frames' worth of bytes.
+    let m = Manager::builder().max_frame(1 << 16).start().unwrap();
+    let d = m.dict::<u32, Vec<u8>>().unwrap();
+    d.set_pipelined(0, vec![1]).unwrap();
+    let pid = m.pid().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(crate::common::eventually(LONG, || crate::common::is_dead(
+        pid
+    )));
+    // Nobody empties the queue any more: the sixth value or so finds it full.
+    let started = Instant::now();
+    let err = (1..1000)
+        .find_map(|i| d.set_pipelined(i, vec![7u8; 60_000]).err())
+        .expect("a set into a dead manager's full queue succeeded");
+    assert!(err.is_disconnected(), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(m);
+}
