@@ -4,7 +4,9 @@
 //! Workloads (as `benches/py/py_manager.py`): a child process does one
 //! warm-up set+get (which opens its connection), then `d[k] = i; x = d[k]` for
 //! 10,000 iterations and reports its own elapsed time; one op is one set or one get
-//! (20,000 ops a sample). Start+shutdown: `Manager::start()` then `shutdown()`, ms.
+//! (20,000 ops a sample). mproc is measured twice: with `set` (which waits for the
+//! manager, as Python's does) and with `set_pipelined` (which does not; the get
+//! that follows still sees the value). Start+shutdown: `Manager::start()` then `shutdown()`, ms.
 //!
 //! Contenders: mproc [`Manager`] (default private socket: requests through
 //! shared-memory queues; and `Manager::serve` on 127.0.0.1 with an authkey: HMAC
@@ -12,6 +14,7 @@
 //! (`py_manager.py`) and `BaseManager` over TCP with an authkey
 //! (`benches/py/py_manager.py`).
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use mproc::manager::{Address, Dict, Manager};
@@ -40,25 +43,52 @@ fn child_loop(d: Dict<String, u32>) -> f64 {
     dt
 }
 
-fn remote_child((addr, key): (Address, Vec<u8>)) -> f64 {
+/// The same loop with the sets pipelined (`set_pipelined`: the set does not wait
+/// for its reply; the get that follows, on the same connection, sees it).
+fn child_loop_pipelined(d: Dict<String, u32>) -> f64 {
+    d.set("warm".into(), 0).expect("warm-up set");
+    let _ = d.get("warm").expect("warm-up get");
+    let t0 = Instant::now();
+    let mut x = 0;
+    for i in 0..ITERS {
+        d.set_pipelined("k".into(), i).expect("set");
+        x = d.get("k").expect("get").expect("present");
+    }
+    d.flush().expect("flush");
+    let dt = t0.elapsed().as_secs_f64();
+    assert_eq!(x, ITERS - 1);
+    dt
+}
+
+fn remote_child((addr, key, pipelined): (Address, Vec<u8>, bool)) -> f64 {
     let m = Manager::connect(addr, key).expect("connect");
-    child_loop(m.named_dict("bench").expect("named dict"))
+    let d = m.named_dict("bench").expect("named dict");
+    if pipelined {
+        child_loop_pipelined(d)
+    } else {
+        child_loop(d)
+    }
 }
 
 fn ops_per_sec(secs: f64) -> f64 {
     2.0 * ITERS as f64 / secs
 }
 
-/// One sample of the same-machine workload.
-pub fn dict_child(m: &Manager) -> Result<f64> {
+/// One sample of the same-machine workload (sets pipelined or waiting).
+pub fn dict_child(m: &Manager, pipelined: bool) -> Result<f64> {
     let d = m.dict::<String, u32>().map_err(|e| format!("dict: {e}"))?;
-    let child = Process::start(child_loop, d).map_err(|e| format!("start: {e}"))?;
+    let f = if pipelined {
+        child_loop_pipelined
+    } else {
+        child_loop
+    };
+    let child = Process::start(f, d).map_err(|e| format!("start: {e}"))?;
     Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
 }
 
 /// One sample over TCP with authentication.
-pub fn dict_child_tcp(m: &Manager, key: &[u8]) -> Result<f64> {
-    let child = Process::start(remote_child, (m.address().clone(), key.to_vec()))
+pub fn dict_child_tcp(m: &Manager, key: &[u8], pipelined: bool) -> Result<f64> {
+    let child = Process::start(remote_child, (m.address().clone(), key.to_vec(), pipelined))
         .map_err(|e| format!("start: {e}"))?;
     Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
 }
@@ -76,17 +106,31 @@ pub fn start_shutdown(n: usize) -> Result<f64> {
 /// The `manager` area.
 pub fn area(_cfg: &Config) -> Result<Area> {
     const KEY: &[u8] = b"mproc-bench-key";
-    let local = Manager::start().map_err(|e| format!("manager: {e}"))?;
-    let tcp = Manager::serve("127.0.0.1:0".parse::<std::net::SocketAddr>()?, KEY)
-        .map_err(|e| format!("serve: {e}"))?;
+    let local = Rc::new(Manager::start().map_err(|e| format!("manager: {e}"))?);
+    let tcp = Rc::new(
+        Manager::serve("127.0.0.1:0".parse::<std::net::SocketAddr>()?, KEY)
+            .map_err(|e| format!("serve: {e}"))?,
+    );
     let mproc = Local::new("mproc Manager", Role::Mproc)
         .warmup(|| start_shutdown(3).map(drop))
-        .measure("mproc_manager_dict_set_get_child", "ops/s", move || {
-            dict_child(&local)
+        .measure("mproc_manager_dict_set_get_child", "ops/s", {
+            let local = local.clone();
+            move || dict_child(&local, false)
         })
-        .measure("mproc_manager_dict_set_get_child_tcp", "ops/s", move || {
-            dict_child_tcp(&tcp, KEY)
+        .measure(
+            "mproc_manager_dict_set_pipelined_get_child",
+            "ops/s",
+            move || dict_child(&local, true),
+        )
+        .measure("mproc_manager_dict_set_get_child_tcp", "ops/s", {
+            let tcp = tcp.clone();
+            move || dict_child_tcp(&tcp, KEY, false)
         })
+        .measure(
+            "mproc_manager_dict_set_pipelined_get_child_tcp",
+            "ops/s",
+            move || dict_child_tcp(&tcp, KEY, true),
+        )
         .measure("mproc_manager_start_shutdown", "ms", || {
             start_shutdown(CYCLES)
         });
@@ -111,10 +155,23 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             )
             .at_least(20.0, "issue 12: ≥ 20× Python"),
             Compare::new(
+                "mproc_manager_dict_set_pipelined_get_child",
+                "py_manager_dict_set_get_child",
+            )
+            .at_least(20.0, "issue 12: ≥ 20× Python (sets pipelined)"),
+            Compare::new(
                 "mproc_manager_dict_set_get_child_tcp",
                 "py_basemanager_dict_set_get_child_tcp",
             )
             .at_least(5.0, "issue 12: ≥ 5× Python's BaseManager over TCP"),
+            Compare::new(
+                "mproc_manager_dict_set_pipelined_get_child_tcp",
+                "py_basemanager_dict_set_get_child_tcp",
+            )
+            .at_least(
+                5.0,
+                "issue 12: ≥ 5× Python's BaseManager over TCP (sets pipelined)",
+            ),
             Compare::new("mproc_manager_start_shutdown", "py_manager_start_shutdown")
                 .at_most(0.2, "issue 12: ≤ 1/5 of Python"),
         ],

@@ -75,22 +75,18 @@ pub(crate) fn random<const N: usize>() -> io::Result<[u8; N]> {
 }
 
 fn read_exact_or(stream: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), HandshakeError> {
-    match stream.read_exact(buf) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(HandshakeError::Rejected(
-            format!("the peer closed the connection during the handshake ({what})"),
+    stream.read_exact(buf).map_err(|e| read_error(e, what))
+}
+
+fn read_error(e: io::Error, what: &str) -> HandshakeError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => HandshakeError::Rejected(format!(
+            "the peer closed the connection during the handshake ({what})"
         )),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(HandshakeError::Rejected(format!(
-                "the peer did not complete the handshake in time ({what})"
-            )))
-        }
-        Err(e) => Err(HandshakeError::Io(e)),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => HandshakeError::Rejected(format!(
+            "the peer did not complete the handshake in time ({what})"
+        )),
+        _ => HandshakeError::Io(e),
     }
 }
 
@@ -130,7 +126,18 @@ pub(crate) fn client(
     key: &[u8],
 ) -> Result<Transcript, HandshakeError> {
     let mut hello = [0u8; 8 + CHALLENGE];
-    read_exact_or(stream, &mut hello, "server hello")?;
+    match stream.read_exact(&mut hello) {
+        // Closed before it said anything: the manager is going away (or is over
+        // its connection limit), which says nothing about the key.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Io(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the manager closed the connection before the handshake",
+            )));
+        }
+        Err(e) => return Err(read_error(e, "server hello")),
+        Ok(()) => {}
+    }
     if &hello[..8] != MAGIC {
         return Err(HandshakeError::Rejected(
             "the peer is not an mproc manager (or speaks another version)".into(),

@@ -85,8 +85,56 @@ where
     }
 
     /// Sets `key` to `value` (Python's `d[k] = v`).
+    ///
+    /// It returns once the manager has stored the value: any process that reads
+    /// the dict afterwards sees it. See [`set_pipelined`](Self::set_pipelined) for
+    /// a set that does not wait.
     pub fn set(&self, key: K, value: V) -> Result<(), ManagerError> {
         self.r.unit(Op::Set(enc(&key)?, enc(&value)?))
+    }
+
+    /// Sets `key` to `value` without waiting for the manager's reply: for a
+    /// thread that writes many values, the round trip is paid once for many sets.
+    ///
+    /// Ordering: the manager carries out one thread's requests in the order the
+    /// thread made them, pipelined or not, so this thread's later calls see the
+    /// value. Another process is only sure to see it once this thread's next
+    /// (waiting) call to the manager has returned, or [`flush`](Self::flush) has:
+    /// call `flush()` before telling another process, by another channel, that the
+    /// value is there.
+    ///
+    /// Errors: a value too large, or a manager that is gone, are reported here. A
+    /// failure on the manager's side (the dict no longer exists) is reported, as
+    /// [`ManagerError::Pipelined`], by this thread's next call to the manager or by
+    /// `flush()`; a call that reports it is not carried out, and a call's own
+    /// result is never replaced by it. A thread has at most 64 requests in flight;
+    /// the next one first waits for replies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = mproc::manager::Manager::start()?;
+    /// let d = m.dict::<u32, u32>()?;
+    /// for i in 0..100 {
+    ///     d.set_pipelined(i, i * i)?;
+    /// }
+    /// d.flush()?; // every set is done, and none failed
+    /// assert_eq!(d.get(&9)?, Some(81));
+    /// # Ok::<(), mproc::manager::ManagerError>(())
+    /// ```
+    pub fn set_pipelined(&self, key: K, value: V) -> Result<(), ManagerError> {
+        self.r.pipeline(Op::Set(enc(&key)?, enc(&value)?))
+    }
+
+    /// Waits until the manager has carried out this thread's pipelined requests
+    /// ([`set_pipelined`](Self::set_pipelined)) to this manager.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::Pipelined`] holding the first of them that failed;
+    /// [`ManagerError::Disconnected`] if the manager is gone.
+    pub fn flush(&self) -> Result<(), ManagerError> {
+        self.r.ep.flush()
     }
 
     /// Removes `key` (Python's `del d[k]`).

@@ -106,6 +106,11 @@ pub enum ManagerError {
     /// A function run on the manager (`update_with`) panicked or failed.
     #[error("the function failed on the manager: {0}")]
     Function(String),
+    /// An earlier pipelined request from this thread (for instance
+    /// [`Dict::set_pipelined`](super::Dict::set_pipelined)) failed. The call that
+    /// reports it was not carried out; it can be retried.
+    #[error("an earlier pipelined request failed: {0}")]
+    Pipelined(Box<ManagerError>),
     /// An I/O error, for instance while connecting.
     #[error("{context}: {source}")]
     Io {

@@ -407,8 +407,9 @@ fn serve_shared_memory(
             alive: &alive,
         };
         let reply = server.handle(&ctx, req);
-        // The client takes each reply before it sends again, so the queue has
-        // room; one that does not read gets its connection closed.
+        // A client has at most `MAX_UNREAD` requests in flight and reads their
+        // replies before it sends more, so the queue has room; one that does not
+        // read gets its connection closed.
         if replies
             .try_put(Bytes(reply_bytes(&reply, config.max_frame)))
             .is_err()

@@ -10,6 +10,7 @@ mod core;
 mod custom;
 mod faults;
 mod fuzz;
+mod pipeline;
 mod remote;
 
 #[path = "../common/mod.rs"]

@@ -361,3 +361,19 @@ fn a_reply_over_the_frame_limit_is_an_error_not_a_dropped_connection() {
     assert_eq!(l.slice(Some(0), Some(1)).unwrap().len(), 1);
     assert_eq!(l.len().unwrap(), 4);
 }
+
+#[test]
+fn a_server_that_closes_before_the_handshake_is_disconnected_not_a_key_failure() {
+    let _w = watchdog("closed_before_handshake", LONG);
+    // A manager going away (or over its connection limit) accepts and closes.
+    let path = crate::common::temp_path("closes-at-once.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let closer = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        drop(s);
+    });
+    let err = Manager::connect(Address::unix(&path), KEY).unwrap_err();
+    assert!(err.is_disconnected(), "{err:?}");
+    closer.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+}
