@@ -115,6 +115,7 @@ mod objects;
 mod proto;
 mod queues;
 mod server;
+mod table;
 mod transport;
 
 #[doc(hidden)]

@@ -201,7 +201,7 @@ pub(crate) fn push_varint(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// Maps used while materializing nested objects as plain values.
-pub(crate) type Table = HashMap<ObjId, super::server::Entry>;
+pub(crate) type Table = HashMap<ObjId, super::table::Entry>;
 
 /// The postcard encoding of a slot's value as plain data: a nested list encodes as a
 /// sequence (`Vec<T>`), a nested dict as a map, a value as itself. Depth-limited.
