@@ -1,13 +1,24 @@
 //! Distributed throughput (issue 13): 2,000 trivial jobs (`x * x`) through one local
 //! Redis, end to end (enqueue to result), and the enqueue rate alone.
 //!
-//! Contenders, each against its own fresh `redis-server` with the same settings:
-//! - mproc: [`BullExecutor::map`] to a [`Worker`] of concurrency [`CONCURRENCY`] in this
-//!   process whose every job runs in a separate pool process ([`PROCESSES`] of them);
+//! Contenders, each against its own fresh `redis-server` with the same settings
+//! (no persistence), every job added with `removeOnComplete`:
+//! - mproc: [`BullExecutor::map`] to a [`Worker`] in this process taking up to
+//!   [`MPROC_IN_FLIGHT`] jobs at once, whose every job runs in a separate pool process
+//!   ([`PROCESSES`] of them); results come back through the queue's event stream;
 //! - bare `bullmq-official`: its `Worker` running the same job in-process at concurrency
-//!   [`CONCURRENCY`], the producer adding the jobs with `add_bulk` and waiting for the
-//!   `completed` count (read every 5 ms);
+//!   [`CONCURRENCY`], the producer adding the jobs with `add_bulk` and waiting until no
+//!   job waits or runs (read every 5 ms);
 //! - RQ (`py/py_rq.py`): `SimpleWorker` in burst mode (no fork per job), `enqueue_many`.
+//!
+//! Beside each end-to-end rate, the CPU time its `redis-server` spent per job
+//! (`/proc/PID/schedstat` of the server's main thread, over the same sample): the
+//! engine's cost on a quiet machine, which the jobs/s figures hide when the machine is
+//! loaded (every round trip then waits for the scheduler).
+//!
+//! `DIST_MPROC_IN_FLIGHT` and `DIST_BULLMQ_CONCURRENCY` override the two settings, and
+//! `DIST_REMOVE_ON_COMPLETE=0` keeps completed jobs, for experiments;
+//! `DIST_COMMANDSTATS=1` prints each server's `INFO commandstats` when it stops.
 
 use std::cell::RefCell;
 use std::net::TcpListener;
@@ -16,6 +27,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bullmq::types::RemoveOnFinish;
 use mproc::distributed::{BullExecutor, JobOptions, Task, Worker, register};
 use mproc::futures::Executor;
 
@@ -24,10 +36,28 @@ use crate::{Area, Compare, Config, Local, Result, Role};
 
 /// Jobs per sample.
 pub const JOBS: u64 = 2_000;
-/// Jobs in flight per worker.
+/// Bare bullmq's concurrency (the issue's setting).
 pub const CONCURRENCY: usize = 8;
+/// Jobs the mproc worker takes from Redis at once (its `concurrency`): the pool's
+/// processes run two of them while the others wait in the pool's queue, so that a
+/// process never waits for a round trip to Redis.
+pub const MPROC_IN_FLIGHT: usize = 8;
 /// Processes of the mproc worker's pool.
 pub const PROCESSES: usize = 2;
+
+/// Whether jobs are added with `removeOnComplete` (`DIST_REMOVE_ON_COMPLETE=0` turns
+/// it off for both BullMQ contenders).
+fn remove_on_complete() -> bool {
+    std::env::var("DIST_REMOVE_ON_COMPLETE").map_or(true, |v| v.trim() != "0")
+}
+
+fn setting(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
 
 /// The trivial job.
 pub fn square(x: u64) -> u64 {
@@ -36,6 +66,12 @@ pub fn square(x: u64) -> u64 {
 
 /// A `redis-server` on a free loopback port, without persistence.
 pub struct LocalRedis(Child, u16);
+
+/// What the last end-to-end sample measured besides its rate.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    redis_us_per_job: f64,
+}
 
 impl LocalRedis {
     /// Starts one.
@@ -63,10 +99,27 @@ impl LocalRedis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.1)
     }
+
+    /// CPU time the server's main thread (the one that runs commands and scripts)
+    /// has used so far, in ns.
+    pub fn cpu_ns(&self) -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", self.0.id()))?;
+        stat.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("cannot read /proc/{}/schedstat: {stat:?}", self.0.id()).into())
+    }
 }
 
 impl Drop for LocalRedis {
     fn drop(&mut self) {
+        // `DIST_COMMANDSTATS=1`: what the server ran, for looking into its cost per job.
+        if std::env::var("DIST_COMMANDSTATS").is_ok_and(|v| v == "1") {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &self.1.to_string(), "info", "commandstats"])
+                .stdout(Stdio::inherit())
+                .status();
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -77,6 +130,7 @@ struct MprocSide {
     ex: BullExecutor,
     _worker: std::thread::JoinHandle<()>,
     round: u64,
+    last: Sample,
 }
 
 impl MprocSide {
@@ -86,22 +140,27 @@ impl MprocSide {
         let worker = Worker::builder()
             .redis(redis.url())
             .queue("bench")
-            .concurrency(CONCURRENCY)
+            .concurrency(setting("DIST_MPROC_IN_FLIGHT", MPROC_IN_FLIGHT))
             .processes(PROCESSES)
             .start()?;
         let worker = std::thread::spawn(move || {
             let _ = worker.run();
         });
-        let ex = BullExecutor::connect(&redis.url(), "bench")?;
+        let ex = BullExecutor::builder("bench")
+            .redis(redis.url())
+            .defaults(JobOptions::new().remove_on_complete(remove_on_complete()))
+            .build()?;
         Ok(MprocSide {
             _redis: redis,
             ex,
             _worker: worker,
             round: 0,
+            last: Sample::default(),
         })
     }
 
     fn end_to_end(&mut self) -> Result<f64> {
+        let cpu0 = self._redis.cpu_ns()?;
         let t0 = Instant::now();
         let sum: u64 = self
             .ex
@@ -109,6 +168,7 @@ impl MprocSide {
             .map(|r| r.map_err(|e| e.to_string()))
             .sum::<std::result::Result<u64, String>>()?;
         let dt = t0.elapsed().as_secs_f64();
+        self.last.redis_us_per_job = (self._redis.cpu_ns()? - cpu0) as f64 / 1e3 / JOBS as f64;
         if sum != (0..JOBS).map(square).sum::<u64>() {
             return Err("wrong results".into());
         }
@@ -121,7 +181,11 @@ impl MprocSide {
         let task: Task<u64, u64> = Task::remote("bench.square");
         let ex = BullExecutor::connect(&self._redis.url(), &format!("idle-{}", self.round))?;
         let t0 = Instant::now();
-        let handles = ex.map_jobs(&task, 0..JOBS, &JobOptions::new())?;
+        let handles = ex.map_jobs(
+            &task,
+            0..JOBS,
+            &JobOptions::new().remove_on_complete(remove_on_complete()),
+        )?;
         let dt = t0.elapsed().as_secs_f64();
         drop(handles);
         Ok(JOBS as f64 / dt)
@@ -134,6 +198,7 @@ struct BullSide {
     queue: Arc<bullmq::Queue>,
     _worker: bullmq::Worker,
     round: u64,
+    last: Sample,
 }
 
 impl BullSide {
@@ -158,7 +223,7 @@ impl BullSide {
                 },
                 bullmq::WorkerOptions::new()
                     .connection(conn)
-                    .concurrency(CONCURRENCY),
+                    .concurrency(setting("DIST_BULLMQ_CONCURRENCY", CONCURRENCY)),
             )
             .await?;
             Ok::<_, bullmq::Error>((q, w))
@@ -169,27 +234,39 @@ impl BullSide {
             queue: Arc::new(queue),
             _worker: worker,
             round: 0,
+            last: Sample::default(),
         })
     }
 
     fn jobs() -> Vec<bullmq::BulkJob> {
         (0..JOBS)
-            .map(|i| bullmq::BulkJob::new("square", i))
+            .map(|i| {
+                bullmq::BulkJob::new("square", i).options(
+                    bullmq::JobOptions::new()
+                        .remove_on_complete(RemoveOnFinish::Bool(remove_on_complete())),
+                )
+            })
             .collect()
     }
 
     fn end_to_end(&mut self) -> Result<f64> {
         let q = Arc::clone(&self.queue);
-        let dt = self.rt.block_on(async move {
-            let before = q.get_completed_count().await?;
+        let cpu0 = self._redis.cpu_ns()?;
+        let (dt, failed) = self.rt.block_on(async move {
             let t0 = Instant::now();
             q.add_bulk(BullSide::jobs()).await?;
-            // Wait for the completed count, looking every 5 ms (a negligible load).
-            while q.get_completed_count().await? < before + JOBS {
+            // Until no job waits or runs, looking every 5 ms (a negligible load); a
+            // job leaves `active` in the script that completes it.
+            while q.get_job_count_by_types(&["waiting", "active"]).await? > 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            Ok::<_, bullmq::Error>(t0.elapsed().as_secs_f64())
+            let dt = t0.elapsed().as_secs_f64();
+            Ok::<_, bullmq::Error>((dt, q.get_failed_count().await?))
         })?;
+        self.last.redis_us_per_job = (self._redis.cpu_ns()? - cpu0) as f64 / 1e3 / JOBS as f64;
+        if failed > 0 {
+            return Err(format!("{failed} bullmq jobs failed").into());
+        }
         Ok(JOBS as f64 / dt)
     }
 
@@ -213,25 +290,39 @@ impl BullSide {
 pub fn area(_cfg: &Config) -> Result<Area> {
     let m = Rc::new(RefCell::new(MprocSide::new()?));
     let b = Rc::new(RefCell::new(BullSide::new()?));
-    let (m1, m2, b1, b2) = (Rc::clone(&m), m, Rc::clone(&b), b);
+    let (m0, m1, m2, m3) = (Rc::clone(&m), Rc::clone(&m), Rc::clone(&m), m);
+    let (b0, b1, b2, b3) = (Rc::clone(&b), Rc::clone(&b), Rc::clone(&b), b);
+    let mproc_in_flight = setting("DIST_MPROC_IN_FLIGHT", MPROC_IN_FLIGHT);
+    let bull_concurrency = setting("DIST_BULLMQ_CONCURRENCY", CONCURRENCY);
     Ok(Area {
         name: "distributed",
         title: "Distributed jobs through Redis (issue 13)",
         description: format!(
             "{JOBS} trivial jobs (`x * x`) through a local `redis-server` (one per contender, same \
-             settings), end to end from enqueue to every result (jobs/s), and the enqueue alone \
-             (jobs/s). mproc: `BullExecutor::map` to a `Worker` (concurrency {CONCURRENCY}) running \
-             every job in a separate process of its {PROCESSES}-process pool. In-process: bare \
-             `bullmq-official` running the job in its worker task (concurrency {CONCURRENCY}). \
-             Python: RQ's `SimpleWorker` in burst mode (`py_rq.py`, in a venv it makes with `pip \
-             install rq`)."
+             settings, no persistence; BullMQ jobs with `removeOnComplete`), end to end from \
+             enqueue to every result (jobs/s), the CPU time the server spent per job during it \
+             (us/job: the engine's cost, which a loaded machine's scheduling delays do not \
+             inflate), and the enqueue alone (jobs/s). mproc: `BullExecutor::map` to a `Worker` \
+             taking {mproc_in_flight} jobs at once and running every job in a separate process of \
+             its {PROCESSES}-process pool, results through the queue's event stream. In-process: \
+             bare `bullmq-official` running the job in its worker task (concurrency \
+             {bull_concurrency}), `add_bulk`. Python: RQ's `SimpleWorker` in burst mode \
+             (`py_rq.py`, in a venv it makes with `pip install rq`)."
         ),
         mproc_pending: None,
         contenders: vec![
             Box::new(
                 Local::new("mproc BullExecutor + Worker", Role::Mproc)
+                    // One untimed pass: the server loads BullMQ's scripts (a cold
+                    // EVALSHA falls back to EVAL with the whole script) and the pool's
+                    // processes start.
+                    .warmup(move || m0.borrow_mut().end_to_end().map(drop))
                     .measure("mproc_dist_jobs_per_s", "jobs/s", move || {
                         m1.borrow_mut().end_to_end()
+                    })
+                    // Recorded by the end-to-end sample just before.
+                    .measure("mproc_dist_redis_cpu_per_job", "us/job", move || {
+                        Ok(m3.borrow().last.redis_us_per_job)
                     })
                     .measure("mproc_dist_enqueue", "jobs/s", move || {
                         m2.borrow_mut().enqueue()
@@ -239,8 +330,12 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             ),
             Box::new(
                 Local::new("bullmq-official in-process", Role::InProcess)
+                    .warmup(move || b0.borrow_mut().end_to_end().map(drop))
                     .measure("bullmq_jobs_per_s", "jobs/s", move || {
                         b1.borrow_mut().end_to_end()
+                    })
+                    .measure("bullmq_redis_cpu_per_job", "us/job", move || {
+                        Ok(b3.borrow().last.redis_us_per_job)
                     })
                     .measure("bullmq_enqueue", "jobs/s", move || {
                         b2.borrow_mut().enqueue()
@@ -253,6 +348,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 .at_least(20.0, "issue 13: ≥ 20× RQ's SimpleWorker"),
             Compare::new("mproc_dist_jobs_per_s", "bullmq_jobs_per_s")
                 .at_least(0.5, "issue 13: ≥ 0.5× bare bullmq-official in-process"),
+            Compare::new("mproc_dist_redis_cpu_per_job", "bullmq_redis_cpu_per_job"),
             Compare::new("mproc_dist_enqueue", "py_rq_enqueue"),
             Compare::new("mproc_dist_enqueue", "bullmq_enqueue"),
         ],

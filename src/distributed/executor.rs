@@ -701,6 +701,7 @@ impl BullExecutor {
         while items.peek().is_some() {
             let mut bulk = Vec::with_capacity(BATCH);
             let mut ids = Vec::with_capacity(BATCH);
+            let mut waiting = Vec::with_capacity(BATCH);
             for (arg, index) in items.by_ref().take(BATCH) {
                 let data = task::encode_job(&arg, opts.encoding, opts.timeout)
                     .map_err(DistributedError::Encode)?;
@@ -709,19 +710,11 @@ impl BullExecutor {
                 });
                 let slot = Slot::new(index);
                 let progress = Arc::new(Mutex::new(None));
-                let pending = Arc::new(Slotted {
+                waiting.push(Arc::new(Slotted {
                     slot: Arc::clone(&slot),
                     index,
                     progress: Arc::clone(&progress),
-                });
-                self.shared
-                    .lock()
-                    .entry(id.clone())
-                    .or_default()
-                    .push(Waiting {
-                        pending,
-                        added: false,
-                    });
+                }));
                 bulk.push(BulkJob::with_options(
                     name.to_string(),
                     data,
@@ -733,6 +726,18 @@ impl BullExecutor {
                     future: Future::from_slot(slot),
                     progress,
                 });
+            }
+            // Registered before the jobs exist in Redis (so that no event of theirs
+            // finds nobody waiting), under one lock for the whole batch: the event
+            // task takes the same lock for every event it reads.
+            {
+                let mut jobs = self.shared.lock();
+                for (id, pending) in ids.iter().zip(waiting) {
+                    jobs.entry(id.clone()).or_default().push(Waiting {
+                        pending,
+                        added: false,
+                    });
+                }
             }
             let queue = Arc::clone(&self.shared.queue);
             let added = self.rt.block(async move { queue.add_bulk(bulk).await });
