@@ -78,8 +78,16 @@ impl Table<'_> {
     }
 }
 
+/// Wakes the async waiter whose wake socket is named by `id` (a [`Parked::id`]):
+/// `Some(true)` when it was signalled (or already had a wake-up pending),
+/// `Some(false)` when its socket is gone (its process died, or it finished and
+/// the name was not reused), `None` when this process cannot send at all.
+pub(crate) fn signal(id: u64) -> Option<bool> {
+    wake_socket::send(id as u32, (id >> 32) as u32).ok()
+}
+
 #[cfg(feature = "tokio")]
-pub(crate) use waiter::{POLL, Registration};
+pub(crate) use waiter::{POLL, Parked, Registration};
 
 #[cfg(feature = "tokio")]
 mod waiter {
@@ -126,6 +134,57 @@ mod waiter {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         if pool.0 == pid && pool.1.len() < 64 {
             pool.1.push(sock);
+        }
+    }
+
+    /// A wake socket held for one wait, outside any table: for an object that
+    /// keeps its waiters' names itself (a barrier's slots). [`id`](Parked::id)
+    /// names it for [`signal`](super::signal); dropping it returns the socket to
+    /// the process's pool.
+    pub(crate) struct Parked {
+        sock: Option<(OwnedFd, u32)>,
+        pid: u32,
+    }
+
+    impl Parked {
+        /// A wake socket of this process, or `None` when none can be made (out of
+        /// descriptors).
+        pub(crate) fn new() -> Option<Parked> {
+            let pid = crate::sys::process::getpid();
+            let sock = take_socket(pid)?;
+            Some(Parked {
+                sock: Some(sock),
+                pid,
+            })
+        }
+
+        /// The socket's name as one non-zero word: `nonce << 32 | pid`.
+        pub(crate) fn id(&self) -> u64 {
+            let nonce = self.sock.as_ref().map_or(0, |s| s.1);
+            u64::from(nonce) << 32 | u64::from(self.pid)
+        }
+
+        /// Forgets wake-ups already received (before the condition is checked).
+        pub(crate) fn drain(&self) {
+            if let Some((sock, _)) = &self.sock {
+                wake_socket::drain(sock);
+            }
+        }
+
+        /// Sleeps until woken, or for `max` at most.
+        pub(crate) async fn sleep(&self, max: Duration) {
+            if let Some((sock, _)) = &self.sock {
+                let _ = tokio::time::timeout(max, crate::aio::readable(sock.as_fd())).await;
+            }
+        }
+    }
+
+    impl Drop for Parked {
+        fn drop(&mut self) {
+            if let Some((sock, nonce)) = self.sock.take() {
+                wake_socket::drain(&sock);
+                give_socket(self.pid, (sock, nonce));
+            }
         }
     }
 

@@ -1,9 +1,12 @@
 //! Queues from async code: `put_async`, `get_async`, `join_async`.
 //!
 //! Each tries the non-blocking operation first (`try_put`, `try_get`: the fast
-//! path is the blocking call's, minus its spin), and only when it would wait
-//! registers in the ring's table of async waiters (`ring::aio`) and sleeps on its
-//! wake socket through the runtime's reactor.
+//! path is the blocking call's), and when it would wait, looks again for a while
+//! first, as the blocking call spins before it sleeps (short bursts of looks
+//! between yields to the runtime, within the ring's adaptive spin budget; a get
+//! waits for a small batch, as the blocking get does). Only then does it register
+//! in the ring's table of async waiters (`ring::aio`) and sleep on its wake socket
+//! through the runtime's reactor. An idle awaiting consumer sleeps.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -646,6 +646,9 @@ pub(crate) struct MutexSlot {
     pub(crate) state: AtomicU32,
     /// The pid of the party that occupies the slot.
     pub(crate) pid: AtomicU32,
+    /// 0, or the wake socket of the async party occupying the slot, which holds
+    /// no mutex (`Barrier::wait_async`, `aio::registry::Parked::id`).
+    pub(crate) waker: AtomicU64,
 }
 
 // SAFETY: a mutex and an atomic, `repr(C)`; every bit pattern is valid.

@@ -1,6 +1,7 @@
 //! Synchronisation primitives from async code.
 //!
-//! `Event::wait_async` and `Lock::lock_async`: the object keeps a table of async waiters in its tail
+//! `Event::wait_async` and `Lock::lock_async` (`Barrier::wait_async` lives in
+//! `barrier.rs`, beside the slots it occupies): the object keeps a table of async waiters in its tail
 //! (`crate::aio::registry`); `Event::set`, which wakes the futex sleepers when the
 //! waiters bit is set, signals the table's wake sockets in the same case; a lock
 //! guard's drop signals them when the table counts a waiter.

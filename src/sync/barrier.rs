@@ -19,6 +19,30 @@
 //! A waiter never blocks on the state lock without a time limit while it occupies
 //! a slot: the next cycle's arrival may hold the state lock while it waits for
 //! that very slot.
+//!
+//! # Async parties
+//!
+//! An async party (`wait_async`, feature `tokio`) cannot hold a slot mutex: a
+//! pthread mutex belongs to a thread, and a task may move between threads at
+//! every `.await`. It occupies its slot by writing its wake socket's name in the
+//! slot's `waker` word instead (`aio::registry::Parked`). That word does what the
+//! mutex does for a thread:
+//!
+//! - a release or a break signals the socket of every async occupant beside the
+//!   futex wake;
+//! - the next cycle's arrival at that slot waits until the word is 0 again (the
+//!   occupant clears it once it has read its outcome, and bumps `seq` to wake the
+//!   arrival), as it waits for a thread's mutex;
+//! - death: a socket's name disappears with its process, so a signal that finds
+//!   no socket means the occupant died (the liveness check, immune to pid reuse
+//!   because the name carries a nonce).
+//!
+//! An async party never blocks its thread: it takes the state lock only with
+//! `try` (and tries again after a pause), and everything it does under the lock is
+//! synchronous. A party that is dropped after arriving marks its slot
+//! [`CANCELLED`]; the party that finds the mark (itself, if the state lock is free
+//! at once; else the last arrival, or any waiter's periodic check) breaks the
+//! barrier with `BrokenReason::Cancelled`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -47,6 +71,8 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const PENDING: u32 = 0;
 const PASSED: u32 = 1;
 const BROKEN: u32 = 2;
+/// A slot whose async party was dropped while pending (`BrokenReason::Cancelled`).
+const CANCELLED: u32 = BROKEN | 7 << 8;
 
 fn broken_state(reason: BrokenReason) -> u32 {
     BROKEN | reason.code() << 8
@@ -394,7 +420,7 @@ impl Barrier {
                 );
             }
             h.count.store(0, Ordering::Relaxed);
-            self.wake_all();
+            self.wake_all(count);
         }
         h.broken.store(0, Ordering::Relaxed);
         h.broken_pid.store(0, Ordering::Relaxed);
@@ -443,10 +469,50 @@ impl Barrier {
         self.header().broken.load(Ordering::Relaxed) != 0
     }
 
-    fn wake_all(&self) {
+    /// Wakes every waiter: the threads asleep on `seq`, and the async occupants of
+    /// the first `n` slots (the cycle's), through their wake sockets.
+    fn wake_all(&self, n: usize) {
         let seq = &self.header().seq;
         seq.fetch_add(1, Ordering::Release);
         wait::wake(seq, u32::MAX);
+        for slot in &self.slots()[..n.min(self.parties as usize)] {
+            let w = slot.waker.load(Ordering::Acquire);
+            if w != 0 {
+                let _ = crate::aio::registry::signal(w);
+            }
+        }
+    }
+
+    /// An async occupant leaves its slot (after reading its outcome, or
+    /// cancelled): the next cycle's arrival there may be waiting for that.
+    #[cfg(feature = "tokio")]
+    fn leave_async_slot(&self, slot: &MutexSlot) {
+        slot.waker.store(0, Ordering::Release);
+        let seq = &self.header().seq;
+        seq.fetch_add(1, Ordering::Release);
+        wait::wake(seq, u32::MAX);
+    }
+
+    /// Waits until no async party of an earlier cycle occupies `slot` (it leaves
+    /// as soon as it has read its outcome), or its process is found dead. The
+    /// caller holds the state lock and the slot's mutex.
+    fn await_async_leaver(&self, slot: &MutexSlot) {
+        let seq = &self.header().seq;
+        loop {
+            let s = seq.load(Ordering::Acquire);
+            let w = slot.waker.load(Ordering::Acquire);
+            if w == 0 {
+                return;
+            }
+            // Also a nudge, should its wake-up have been lost.
+            if crate::aio::registry::signal(w) == Some(false) {
+                let _ = slot
+                    .waker
+                    .compare_exchange(w, 0, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            wait::sleep(seq, s, None, Some(Duration::from_millis(1)));
+        }
     }
 
     /// Breaks the barrier for the current cycle; the caller holds the state lock.
@@ -464,7 +530,7 @@ impl Barrier {
                     .compare_exchange(PENDING, state, Ordering::AcqRel, Ordering::Relaxed);
         }
         h.count.store(0, Ordering::Relaxed);
-        self.wake_all();
+        self.wake_all(count);
     }
 
     /// Handles an acquisition of the state lock: a dead previous holder breaks the
@@ -542,12 +608,13 @@ impl Barrier {
                 });
             }
         }
+        self.await_async_leaver(slot);
         slot.pid.store(cached_pid(), Ordering::Relaxed);
         slot.state.store(PENDING, Ordering::Relaxed);
         h.count.store(idx as u32 + 1, Ordering::Relaxed);
 
         if idx + 1 == self.parties as usize {
-            return self.release_last(guard, slot, idx);
+            return self.release_last(guard, slot, true, idx);
         }
 
         let s = h.seq.load(Ordering::Acquire);
@@ -557,18 +624,38 @@ impl Barrier {
         result.map(|()| idx)
     }
 
-    /// The last party: runs the action, then releases everyone.
+    /// The last party: runs the action, then releases everyone. `holds_mutex`:
+    /// whether the caller holds `slot`'s mutex (a thread does, an async party not).
     fn release_last(
         &self,
         guard: LockGuard<'_>,
         slot: &MutexSlot,
+        holds_mutex: bool,
         idx: usize,
     ) -> Result<usize, BrokenBarrierError> {
         let h = self.header();
+        let unlock = || {
+            if holds_mutex {
+                let _ = slot.mutex.unlock();
+            }
+        };
+        // A party of this cycle that was cancelled after arriving is not here:
+        // the cycle must not pass as if it were.
+        if self.slots()[..idx]
+            .iter()
+            .any(|s| s.state.load(Ordering::Acquire) == CANCELLED)
+        {
+            self.break_locked(BrokenReason::Cancelled, 0);
+            unlock();
+            drop(guard);
+            return Err(BrokenBarrierError {
+                reason: BrokenReason::Cancelled,
+            });
+        }
         if let Some(action) = self.action {
             let Some(f) = action.get() else {
                 self.break_locked(BrokenReason::Inconsistent, 0);
-                let _ = slot.mutex.unlock();
+                unlock();
                 drop(guard);
                 return Err(BrokenBarrierError {
                     reason: BrokenReason::Inconsistent,
@@ -576,7 +663,7 @@ impl Barrier {
             };
             if let Err(panic) = std::panic::catch_unwind(f) {
                 self.break_locked(BrokenReason::ActionPanicked, 0);
-                let _ = slot.mutex.unlock();
+                unlock();
                 drop(guard);
                 std::panic::resume_unwind(panic);
             }
@@ -586,8 +673,8 @@ impl Barrier {
         }
         slot.state.store(PASSED, Ordering::Relaxed);
         h.count.store(0, Ordering::Relaxed);
-        self.wake_all();
-        let _ = slot.mutex.unlock();
+        self.wake_all(idx + 1);
+        unlock();
         drop(guard);
         Ok(idx)
     }
@@ -627,9 +714,10 @@ impl Barrier {
         }
     }
 
-    /// Breaks the barrier if another party of this cycle died while waiting. Skips
-    /// the check when the state lock is busy (someone is arriving or running the
-    /// action; the next check will see).
+    /// Breaks the barrier if another party of this cycle died while waiting, or
+    /// was cancelled (an async party dropped after arriving). Skips the check when
+    /// the state lock is busy (someone is arriving or running the action; the next
+    /// check will see).
     fn check_parties(&self, own: usize) {
         let h = self.header();
         let outcome = h.lock.acquire(Wait::No);
@@ -640,6 +728,24 @@ impl Barrier {
             let count = (h.count.load(Ordering::Relaxed) as usize).min(self.parties as usize);
             for (j, other) in self.slots()[..count].iter().enumerate() {
                 if j == own {
+                    continue;
+                }
+                if other.state.load(Ordering::Acquire) == CANCELLED {
+                    self.break_locked(BrokenReason::Cancelled, 0);
+                    break;
+                }
+                // An async occupant: alive while its wake socket is.
+                let w = other.waker.load(Ordering::Acquire);
+                if w != 0 {
+                    if crate::aio::registry::signal(w) == Some(false) {
+                        let pid = w as u32;
+                        let _ =
+                            other
+                                .waker
+                                .compare_exchange(w, 0, Ordering::AcqRel, Ordering::Relaxed);
+                        self.break_locked(BrokenReason::PartyDied { pid: Some(pid) }, pid);
+                        break;
+                    }
                     continue;
                 }
                 match other.mutex.try_lock() {
@@ -659,6 +765,262 @@ impl Barrier {
             }
         }
         drop(guard);
+    }
+}
+
+/// What an async party's attempt to arrive came to.
+#[cfg(feature = "tokio")]
+enum Arrival {
+    /// It arrived at this index and waits.
+    Waiting(usize),
+    /// It arrived last: the cycle is decided.
+    Done(Result<usize, BrokenBarrierError>),
+    /// The state lock is busy, or the slot's previous occupant has not left yet.
+    Busy,
+}
+
+#[cfg(feature = "tokio")]
+impl Barrier {
+    /// Waits until all parties have called `wait` or `wait_async`, as
+    /// [`wait`](Barrier::wait) does (with the barrier's default timeout, if it has
+    /// one), without blocking the thread: the task sleeps on a wake socket that
+    /// the runtime's reactor watches, signalled by the release or break in
+    /// whichever process it happens. Threads and tasks, in any processes, can be
+    /// parties of the same barrier.
+    ///
+    /// When this party arrives last, the action runs in this call, on the runtime
+    /// thread (keep it short, as it holds the barrier's lock anyway).
+    ///
+    /// # Errors
+    ///
+    /// [`BrokenBarrierError`] as for `wait`: a timeout, an abort, a reset, a
+    /// panicking action, a party that died while waiting (within
+    /// [`CHECK_INTERVAL`], as for `wait`), or a party whose `wait_async` was
+    /// cancelled ([`BrokenReason::Cancelled`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Barrier::wait); and outside a tokio runtime with I/O and time
+    /// enabled (only when it has to wait).
+    ///
+    /// # Cancel safety
+    ///
+    /// **Not cancel-safe: dropping a pending `wait_async` breaks the barrier.** A
+    /// party that has arrived cannot un-arrive (the others' arrival indexes and
+    /// the count depend on it), and letting the cycle pass without it would tell
+    /// the others that everyone reached the barrier when one party gave up, which
+    /// is the one thing a barrier must not get wrong. So a party dropped while it
+    /// waits counts as a party that gave up, as a timeout does in Python: the
+    /// other parties of that cycle get [`BrokenReason::Cancelled`] (at once when
+    /// the barrier's lock is free; else from the next party to arrive or from a
+    /// waiter's next check, within [`CHECK_INTERVAL`]), and so does every later
+    /// wait until [`reset`](Barrier::reset). A cancellation that races with the
+    /// release of its cycle counts as passed (the party was there). A
+    /// `wait_async` dropped before it arrived (still waiting for the barrier's
+    /// lock, which is rare and short) changes nothing. Use the barrier's default
+    /// timeout (`Barrier::builder(n).timeout(..)`) rather than wrapping the call
+    /// in `tokio::time::timeout`: both break the barrier, the first with
+    /// [`BrokenReason::TimedOut`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    /// # rt.block_on(async {
+    /// use mproc::process::Process;
+    /// use mproc::sync::Barrier;
+    ///
+    /// let barrier = Barrier::new(2)?;
+    /// let child = Process::start(|b: Barrier| b.wait().unwrap(), barrier.clone())?;
+    /// let mine = barrier.wait_async().await?; // sleeps until the child arrives
+    /// let theirs = child.join_async().await?;
+    /// assert_eq!(mine + theirs, 1); // indexes 0 and 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub async fn wait_async(&self) -> Result<usize, BrokenBarrierError> {
+        use crate::aio::registry::{POLL, Parked};
+
+        let deadline = self.timeout.and_then(crate::deadline::after);
+        // A wake socket, which names this party while it waits (out of
+        // descriptors: look again now and then, without having arrived).
+        let parked = loop {
+            if let Some(p) = Parked::new() {
+                break p;
+            }
+            if wait::expired(deadline) {
+                return self.time_out_unarrived();
+            }
+            tokio::time::sleep(POLL).await;
+        };
+        let mut busy = 0u32;
+        let idx = loop {
+            match self.try_arrive(parked.id()) {
+                Arrival::Waiting(idx) => break idx,
+                Arrival::Done(result) => return result,
+                Arrival::Busy => {
+                    // Someone holds the state lock for a moment (an arrival, a
+                    // check), or the slot's previous occupant is on its way out.
+                    busy += 1;
+                    if busy < 8 {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
+        };
+        let slot = &self.slots()[idx];
+        let party = AsyncParty {
+            barrier: self,
+            slot,
+            idx,
+        };
+        let h = self.header();
+        let mut last_check = Instant::now();
+        loop {
+            parked.drain();
+            let st = slot.state.load(Ordering::Acquire);
+            if st != PENDING {
+                drop(party);
+                return outcome(st, h).map(|()| idx);
+            }
+            if wait::expired(deadline) {
+                if !self.break_if_pending(slot, BrokenReason::TimedOut) {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                continue;
+            }
+            let mut nap = CHECK_INTERVAL;
+            if let Some(d) = deadline {
+                nap = nap.min(d.saturating_duration_since(Instant::now()));
+            }
+            parked.sleep(nap).await;
+            if last_check.elapsed() >= CHECK_INTERVAL {
+                self.check_parties(idx);
+                last_check = Instant::now();
+            }
+        }
+    }
+
+    /// An async party's attempt to arrive: synchronous, never blocks (the state
+    /// lock is only tried).
+    fn try_arrive(&self, waker: u64) -> Arrival {
+        let h = self.header();
+        let Some(guard) = self.state_acquired(h.lock.acquire(Wait::No)) else {
+            return Arrival::Busy;
+        };
+        let broken = h.broken.load(Ordering::Relaxed);
+        if broken != 0 {
+            return Arrival::Done(Err(BrokenBarrierError {
+                reason: BrokenReason::from_code(broken, h.broken_pid.load(Ordering::Relaxed)),
+            }));
+        }
+        let idx = h.count.load(Ordering::Relaxed) as usize;
+        let inconsistent = || {
+            self.break_locked(BrokenReason::Inconsistent, 0);
+            Arrival::Done(Err(BrokenBarrierError {
+                reason: BrokenReason::Inconsistent,
+            }))
+        };
+        let Some(slot) = self.slots().get(idx) else {
+            return inconsistent();
+        };
+        // The slot's previous occupant must have left: an async one clears the
+        // waker word, a thread unlocks the mutex (which this party then leaves
+        // free: it cannot hold a thread's mutex across awaits).
+        let w = slot.waker.load(Ordering::Acquire);
+        if w != 0 {
+            if crate::aio::registry::signal(w) != Some(false) {
+                return Arrival::Busy;
+            }
+            // It died on its way out: no news.
+            slot.waker.store(0, Ordering::Relaxed);
+        }
+        match slot.mutex.try_lock() {
+            Ok(Acquire::Locked) => {
+                let _ = slot.mutex.unlock();
+            }
+            Ok(Acquire::OwnerDied) => {
+                let _ = slot.mutex.make_consistent();
+                let _ = slot.mutex.unlock();
+            }
+            Ok(Acquire::WouldBlock) => return Arrival::Busy,
+            _ => return inconsistent(),
+        }
+        slot.pid.store(cached_pid(), Ordering::Relaxed);
+        slot.state.store(PENDING, Ordering::Relaxed);
+        h.count.store(idx as u32 + 1, Ordering::Relaxed);
+        if idx + 1 == self.parties as usize {
+            return Arrival::Done(self.release_last(guard, slot, false, idx));
+        }
+        slot.waker.store(waker, Ordering::Release);
+        drop(guard);
+        Arrival::Waiting(idx)
+    }
+
+    /// Breaks the barrier with `reason` if `slot` is still pending, when the state
+    /// lock is free now; returns whether it was (the caller looks again).
+    fn break_if_pending(&self, slot: &MutexSlot, reason: BrokenReason) -> bool {
+        let outcome = self.header().lock.acquire(Wait::No);
+        let Some(guard) = self.state_acquired(outcome) else {
+            return false;
+        };
+        if slot.state.load(Ordering::Acquire) == PENDING {
+            self.break_locked(reason, 0);
+        }
+        drop(guard);
+        true
+    }
+
+    /// A `wait_async` whose deadline passed before it could arrive: a timeout
+    /// breaks the barrier, as for an arrived party.
+    fn time_out_unarrived(&self) -> Result<usize, BrokenBarrierError> {
+        let h = self.header();
+        if let Some(guard) = self.state_acquired(h.lock.acquire(Wait::No)) {
+            self.break_locked(BrokenReason::TimedOut, 0);
+            drop(guard);
+        }
+        Err(BrokenBarrierError {
+            reason: BrokenReason::TimedOut,
+        })
+    }
+}
+
+/// An async party in its slot: leaves it when dropped, and when dropped before
+/// its cycle was decided (cancelled), marks the slot [`CANCELLED`] and breaks the
+/// barrier if it can do so without waiting.
+#[cfg(feature = "tokio")]
+struct AsyncParty<'a> {
+    barrier: &'a Barrier,
+    slot: &'a MutexSlot,
+    idx: usize,
+}
+
+#[cfg(feature = "tokio")]
+impl Drop for AsyncParty<'_> {
+    fn drop(&mut self) {
+        let (b, slot) = (self.barrier, self.slot);
+        if slot
+            .state
+            .compare_exchange(PENDING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let h = b.header();
+            if let Some(guard) = b.state_acquired(h.lock.acquire(Wait::No)) {
+                // Still this cycle's (the slot cannot be reused before `leave`),
+                // and not decided meanwhile.
+                if slot.state.load(Ordering::Acquire) == CANCELLED
+                    && self.idx < h.count.load(Ordering::Relaxed) as usize
+                    && h.broken.load(Ordering::Relaxed) == 0
+                {
+                    b.break_locked(BrokenReason::Cancelled, 0);
+                }
+                drop(guard);
+            }
+        }
+        b.leave_async_slot(slot);
     }
 }
 

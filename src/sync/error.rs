@@ -305,6 +305,9 @@ pub enum BrokenReason {
     },
     /// The barrier's shared state was found corrupted.
     Inconsistent,
+    /// A party's `Barrier::wait_async` (feature `tokio`) was dropped after
+    /// the party had arrived (cancelled, e.g. by a `select!` or a timeout).
+    Cancelled,
 }
 
 impl BrokenReason {
@@ -316,6 +319,7 @@ impl BrokenReason {
             BrokenReason::ActionPanicked => 4,
             BrokenReason::PartyDied { .. } => 5,
             BrokenReason::Inconsistent => 6,
+            BrokenReason::Cancelled => 7,
         }
     }
 
@@ -328,6 +332,7 @@ impl BrokenReason {
             5 => BrokenReason::PartyDied {
                 pid: (pid != 0).then_some(pid),
             },
+            7 => BrokenReason::Cancelled,
             _ => BrokenReason::Inconsistent,
         }
     }
@@ -345,6 +350,9 @@ impl fmt::Display for BrokenReason {
             }
             BrokenReason::PartyDied { pid: None } => f.write_str("a party died at the barrier"),
             BrokenReason::Inconsistent => f.write_str("its shared state is corrupted"),
+            BrokenReason::Cancelled => {
+                f.write_str("a party's wait_async was cancelled after it arrived")
+            }
         }
     }
 }

@@ -5,7 +5,12 @@
 //!
 //! Waiters are counted under the lock, and a condition variable is signalled only
 //! when someone waits on it: an uncontended put or get takes the lock once and makes
-//! no system call (std's `Condvar::notify_one` always enters the kernel).
+//! no system call (std's `Condvar::notify_one` always enters the kernel). Nor is a
+//! waiter signalled twice: the signals sent and not yet taken up are counted too,
+//! and a put (get) signals only while more getters (putters) sleep than were
+//! signalled. A consumer that takes item after item from a full queue while the
+//! producer it woke has not run yet (a loaded machine) then makes one system call,
+//! not one per item.
 //!
 //! A get that finds the queue empty (or a put that finds it full) first spins
 //! briefly outside the lock, watching a relaxed copy of the length, before it
@@ -58,6 +63,35 @@ struct State<O> {
     getters: usize,
     putters: usize,
     joiners: usize,
+    /// Signals sent to sleeping getters (putters) that no getter (putter) has
+    /// woken up for yet; never more than `getters` (`putters`).
+    getters_signalled: usize,
+    putters_signalled: usize,
+}
+
+impl<O> State<O> {
+    /// Whether a sleeping getter needs a signal (one that no earlier signal
+    /// already covers); if so, counts the signal the caller sends.
+    #[inline]
+    fn signal_getter(&mut self) -> bool {
+        if self.getters > self.getters_signalled {
+            self.getters_signalled += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// As [`signal_getter`](Self::signal_getter), for putters.
+    #[inline]
+    fn signal_putter(&mut self) -> bool {
+        if self.putters > self.putters_signalled {
+            self.putters_signalled += 1;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 pub(crate) struct Core<O> {
@@ -83,6 +117,8 @@ impl<O: Order> Core<O> {
                 getters: 0,
                 putters: 0,
                 joiners: 0,
+                getters_signalled: 0,
+                putters_signalled: 0,
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -111,7 +147,7 @@ impl<O: Order> Core<O> {
         cv: &Condvar,
         mut st: MutexGuard<'a, State<O>>,
         wait: Wait,
-        who: fn(&mut State<O>) -> &mut usize,
+        who: fn(&mut State<O>) -> (&mut usize, Option<&mut usize>),
         spun: &mut bool,
         ready: fn(&Self) -> bool,
     ) -> Option<MutexGuard<'a, State<O>>> {
@@ -126,17 +162,28 @@ impl<O: Order> Core<O> {
             crate::sync::wait::spin_until(deadline, || ready(self));
             return Some(self.lock());
         }
-        *who(&mut st) += 1;
+        // Leaving the sleepers: one fewer, and one signal fewer pending (this
+        // waiter may have been woken by one; if it was not, e.g. a time-out or a
+        // spurious wake-up, the next op sends a new signal, as the pending ones
+        // are never more than the sleepers).
+        fn leave(counts: (&mut usize, Option<&mut usize>)) {
+            let (waiting, signalled) = counts;
+            *waiting -= 1;
+            if let Some(signalled) = signalled {
+                *signalled = signalled.saturating_sub(1).min(*waiting);
+            }
+        }
+        *who(&mut st).0 += 1;
         let mut st = match wait {
             Wait::Never => {
-                *who(&mut st) -= 1;
+                *who(&mut st).0 -= 1;
                 return None;
             }
             Wait::Forever => cv.wait(st).unwrap_or_else(PoisonError::into_inner),
             Wait::Until(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    *who(&mut st) -= 1;
+                    *who(&mut st).0 -= 1;
                     return None;
                 }
                 cv.wait_timeout(st, deadline - now)
@@ -144,7 +191,7 @@ impl<O: Order> Core<O> {
                     .0
             }
         };
-        *who(&mut st) -= 1;
+        leave(who(&mut st));
         Some(st)
     }
 
@@ -187,7 +234,7 @@ impl<O: Order> Core<O> {
                 &self.not_full,
                 st,
                 wait,
-                |s| &mut s.putters,
+                |s| (&mut s.putters, Some(&mut s.putters_signalled)),
                 &mut spun,
                 Self::may_put,
             ) {
@@ -200,7 +247,7 @@ impl<O: Order> Core<O> {
         st.unfinished += 1;
         st.items.push(item);
         self.len_hint.store(st.items.len(), Ordering::Relaxed);
-        let wake = st.getters > 0;
+        let wake = st.signal_getter();
         drop(st);
         if wake {
             self.not_empty.notify_one();
@@ -214,7 +261,7 @@ impl<O: Order> Core<O> {
         loop {
             if let Some(item) = st.items.pop() {
                 self.len_hint.store(st.items.len(), Ordering::Relaxed);
-                let wake = st.putters > 0;
+                let wake = st.signal_putter();
                 drop(st);
                 if wake {
                     self.not_full.notify_one();
@@ -228,7 +275,7 @@ impl<O: Order> Core<O> {
                 &self.not_empty,
                 st,
                 wait,
-                |s| &mut s.getters,
+                |s| (&mut s.getters, Some(&mut s.getters_signalled)),
                 &mut spun,
                 Self::may_get,
             ) {
@@ -263,7 +310,7 @@ impl<O: Order> Core<O> {
                 &self.all_done,
                 st,
                 wait,
-                |s| &mut s.joiners,
+                |s| (&mut s.joiners, None),
                 &mut spun,
                 Self::no_spin,
             ) {
@@ -291,6 +338,9 @@ impl<O: Order> Core<O> {
             self.len_hint.store(0, Ordering::Relaxed);
         }
         let (getters, putters, joiners) = (st.getters, st.putters, st.joiners);
+        // Every sleeper is signalled now.
+        st.getters_signalled = getters;
+        st.putters_signalled = putters;
         drop(st);
         // Every blocked waiter wakes and sees the shutdown: getters (of an empty
         // queue) and putters fail, joiners recheck the count.

@@ -6,6 +6,7 @@
 //! Every test arms a watchdog (`tests/common`), and every wait is bounded.
 #![cfg(not(miri))]
 
+mod barrier;
 mod pipe;
 mod pool;
 mod process;

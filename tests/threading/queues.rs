@@ -522,3 +522,71 @@ fn error_messages_say_what_happened() {
     );
     assert_eq!(format!("{:?}", q.put(4).unwrap_err()), "ShutDown(..)");
 }
+
+/// Many putters and getters on a queue of one slot, some of them giving up after a
+/// short time-out, others waiting for good: every item that a put reports as put is
+/// got exactly once, and no waiter that waits for good is left asleep. (A sleeper
+/// is signalled once, not once per op; a waiter that leaves on its time-out must
+/// not take a signal meant for another with it.)
+#[test]
+fn waiters_with_and_without_time_outs_lose_no_wake_up() {
+    let _w = watchdog("wake-up stress", Duration::from_secs(120));
+    const PER: u64 = 2_000;
+    let q = Arc::new(Queue::<u64>::with_maxsize(1));
+    let got_sum = Arc::new(AtomicU64::new(0));
+    let got_n = Arc::new(AtomicU64::new(0));
+    let mut putters = Vec::new();
+    for p in 0..4u64 {
+        let q = Arc::clone(&q);
+        putters.push(std::thread::spawn(move || {
+            let mut sum = 0u64;
+            for i in 0..PER {
+                let x = p * PER + i + 1;
+                if p % 2 == 0 {
+                    // Gives up now and then; then the item was not put.
+                    if q.put_timeout(x, Duration::from_micros(50)).is_ok() {
+                        sum += x;
+                    }
+                } else {
+                    q.put(x).unwrap();
+                    sum += x;
+                }
+            }
+            sum
+        }));
+    }
+    let mut getters = Vec::new();
+    for g in 0..4u64 {
+        let (q, got_sum, got_n) = (Arc::clone(&q), Arc::clone(&got_sum), Arc::clone(&got_n));
+        getters.push(std::thread::spawn(move || {
+            loop {
+                let x = if g % 2 == 0 {
+                    match q.get_timeout(Duration::from_micros(50)) {
+                        Ok(x) => x,
+                        Err(e) if e.is_timeout() => continue,
+                        Err(_) => return,
+                    }
+                } else {
+                    match q.get() {
+                        Ok(x) => x,
+                        Err(_) => return,
+                    }
+                };
+                got_sum.fetch_add(x, Ordering::Relaxed);
+                got_n.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let put_sum: u64 = putters.into_iter().map(|t| t.join().unwrap()).sum();
+    // Everything put is got, then the getters are released by the shutdown.
+    assert!(
+        crate::common::eventually(Duration::from_secs(60), || q.is_empty()),
+        "items left in the queue: the getters stopped being woken"
+    );
+    q.shutdown(false);
+    for g in getters {
+        g.join().unwrap();
+    }
+    assert_eq!(got_sum.load(Ordering::Relaxed), put_sum);
+    assert!(got_n.load(Ordering::Relaxed) >= 2 * PER);
+}
