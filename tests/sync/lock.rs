@@ -163,8 +163,8 @@ fn forgotten_guard_keeps_lock_held_and_mapping_alive() {
     drop(lock);
     // The clone still works; the lock is still held by this thread.
     assert!(other.is_locked());
-    drop(other); // the mapping is leaked, not unmapped under glibc's robust list
-    // Locking and unlocking other robust mutexes still works (the robust list is intact).
+    drop(other);
+    // Other locks are unaffected.
     let fresh = Lock::new().unwrap();
     drop(fresh.lock().unwrap());
 }
