@@ -212,9 +212,7 @@ impl<K: LockKind> RobustLock<K> {
     /// The table of async waiters in the tail (`lock_async`).
     #[inline]
     pub(crate) fn async_waiters(&self) -> Option<&AsyncWaiters> {
-        self.shared
-            .tail_slots::<AsyncWaiters>(1)
-            .and_then(|s| s.first())
+        async_waiters(&self.shared)
     }
 
     /// A guard for this lock, acquired by the calling thread: its drop also wakes
@@ -222,8 +220,20 @@ impl<K: LockKind> RobustLock<K> {
     #[inline]
     pub(crate) fn guard(&self) -> RobustLockGuard<'_, K> {
         let mut g = RobustLockGuard::new(self.state());
-        g.waiters = self.async_waiters();
+        g.region = Some(&self.shared);
         g
+    }
+
+    /// `lock` when the lock was not simply taken.
+    #[cold]
+    #[inline(never)]
+    fn lock_not_taken(&self, outcome: Outcome) -> LockResult<RobustLockGuard<'_, K>> {
+        match outcome {
+            Outcome::Locked => Ok(self.guard()),
+            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid)),
+            Outcome::Deadlock => relock_panic(),
+            Outcome::WouldBlock | Outcome::TimedOut => unreachable!("waited without deadline"),
+        }
     }
 
     /// One attempt of `lock_async`: the guard when the lock could be taken (see
@@ -275,12 +285,9 @@ impl<K: LockKind> RobustLock<K> {
     #[doc(alias = "acquire")]
     #[inline]
     pub fn lock(&self) -> LockResult<RobustLockGuard<'_, K>> {
-        let state = self.state();
-        match state.acquire(Wait::Until(None)) {
+        match self.state().acquire(Wait::Until(None)) {
             Outcome::Locked => Ok(self.guard()),
-            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid)),
-            Outcome::Deadlock => relock_panic(),
-            Outcome::WouldBlock | Outcome::TimedOut => unreachable!("waited without deadline"),
+            other => self.lock_not_taken(other),
         }
     }
 
@@ -463,6 +470,12 @@ impl<'de, K: LockKind> Deserialize<'de> for RobustLock<K> {
 /// The tail of a lock's region: its table of async waiters.
 const TAIL: usize = size_of::<AsyncWaiters>();
 
+/// The table of async waiters in a lock's region.
+#[inline]
+fn async_waiters(shared: &Shared<LockHeader>) -> Option<&AsyncWaiters> {
+    shared.tail_slots::<AsyncWaiters>(1).and_then(|s| s.first())
+}
+
 /// Holds a [`Lock`]; releases it when dropped. Not `Send`: the thread that
 /// acquired the lock releases it.
 pub type LockGuard<'a> = RobustLockGuard<'a, NonReentrant>;
@@ -476,9 +489,10 @@ pub type RLockGuard<'a> = RobustLockGuard<'a, Reentrant>;
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RobustLockGuard<'a, K: LockKind> {
     state: &'a LockState,
-    /// The lock's table of async waiters, signalled after the release (guards of
-    /// the locks inside conditions and barriers have none).
-    waiters: Option<&'a AsyncWaiters>,
+    /// The lock's region, whose table of async waiters a release signals when
+    /// a waiter announced itself (guards of the locks inside conditions and
+    /// barriers have none).
+    region: Option<&'a Shared<LockHeader>>,
     _kind: PhantomData<fn() -> K>,
     _not_send: PhantomData<*const ()>,
 }
@@ -488,7 +502,7 @@ impl<'a, K: LockKind> RobustLockGuard<'a, K> {
     pub(crate) fn new(state: &'a LockState) -> Self {
         RobustLockGuard {
             state,
-            waiters: None,
+            region: None,
             _kind: PhantomData,
             _not_send: PhantomData,
         }
@@ -528,10 +542,17 @@ impl<K: LockKind> Drop for RobustLockGuard<'_, K> {
         // The release's swap says whether a waiter announced itself; an async one
         // registered in the table before it did.
         if self.state.unlock() {
-            if let Some(w) = self.waiters {
-                w.table().wake(0);
-            }
+            wake_async(self.region);
         }
+    }
+}
+
+/// Signals the async waiters of a lock whose release found a waiter announced.
+#[cold]
+#[inline(never)]
+fn wake_async(region: Option<&Shared<LockHeader>>) {
+    if let Some(w) = region.and_then(async_waiters) {
+        w.table().wake(0);
     }
 }
 

@@ -37,10 +37,10 @@
 //! release that sees the bit signals the table too.
 
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::wait;
+use super::wait::{self, FutexWord};
 use crate::shm::raw::{Fresh, LockState};
 use crate::sys::pthread::{MutexKind, cached_pid};
 use crate::sys::thread_mark::{self, Liveness};
@@ -93,11 +93,16 @@ pub(crate) enum Wait {
 
 /// The bit of [`LockState::owner`] that says a waiter may sleep (thread marks have
 /// a thread id below 2^31 in their high half, so it is never part of a mark).
-const WAITERS: u64 = 1 << 63;
+pub(crate) const WAITERS: u64 = 1 << 63;
 
 /// How long a waiter watches one holder before it asks whether the holder still
 /// runs (and its longest sleep meanwhile); doubled after each answer "alive".
-const HOLDER_CHECK: Duration = Duration::from_millis(10);
+const HOLDER_CHECK: Duration = if cfg!(loom) {
+    // The models have no clock: a holder is asked about at its second sighting.
+    Duration::ZERO
+} else {
+    Duration::from_millis(10)
+};
 /// The longest interval between two such questions.
 const HOLDER_CHECK_MAX: Duration = Duration::from_millis(160);
 
@@ -118,7 +123,7 @@ impl HolderWatch {
             self.holder = holder;
             self.every = HOLDER_CHECK;
             self.next = Some(now + HOLDER_CHECK);
-            return false;
+            return HOLDER_CHECK.is_zero();
         }
         self.next.is_some_and(|at| now >= at)
     }
@@ -141,6 +146,132 @@ impl HolderWatch {
 fn our_namespace() -> u64 {
     static NS: OnceLock<u64> = OnceLock::new();
     *NS.get_or_init(thread_mark::pid_namespace)
+}
+
+/// The owner word of a lock: an `AtomicU64` in shared memory, a loom atomic in the
+/// models (`tests/loom_lock.rs`).
+pub(crate) trait OwnerWord {
+    fn load(&self, order: Ordering) -> u64;
+    fn swap(&self, value: u64, order: Ordering) -> u64;
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64>;
+}
+
+impl OwnerWord for AtomicU64 {
+    #[inline]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    #[inline]
+    fn swap(&self, value: u64, order: Ordering) -> u64 {
+        AtomicU64::swap(self, value, order)
+    }
+    #[inline]
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        AtomicU64::compare_exchange(self, current, new, success, failure)
+    }
+}
+
+/// What a contended acquisition came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Contended {
+    /// Taken from a live holder's release.
+    Taken,
+    /// Taken over from a holder that `dead` said had died.
+    TakenFromDead,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// The contended acquisition (see the module docs): take the word when free (with
+/// [`WAITERS`] once this waiter has slept), else set [`WAITERS`] and sleep on `seq`
+/// (read before `owner`), asking `dead` about a holder that `watch` says has held
+/// on for a while. `sleep(seq, s, nap)` sleeps while `seq` holds `s`, at most `nap`.
+pub(crate) fn acquire_contended<O: OwnerWord + ?Sized, S: FutexWord + ?Sized>(
+    owner: &O,
+    seq: &S,
+    me: u64,
+    deadline: Option<Instant>,
+    watch: &mut HolderWatch,
+    dead: impl Fn(u64) -> bool,
+    sleep: impl Fn(&S, u32, Duration),
+) -> Contended {
+    let take = |from: u64, to: u64| {
+        owner
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    };
+    // WAITERS once this waiter has slept: the release that woke it woke one
+    // sleeper only, and others may still sleep.
+    let mut slept = 0;
+    loop {
+        // `seq` before `owner`: a release after this read bumps it (when it sees
+        // WAITERS) and the sleep below returns at once.
+        let s = seq.load(Ordering::Acquire);
+        let cur = owner.load(Ordering::Acquire);
+        if cur & !WAITERS == 0 {
+            if take(cur, me | slept) {
+                return Contended::Taken;
+            }
+            continue;
+        }
+        let now = Instant::now();
+        if watch.due(cur & !WAITERS, now) {
+            if dead(cur) {
+                // Its exact mark, so that only one survivor takes over; WAITERS
+                // kept, for the dead holder's other waiters.
+                if take(cur, me | (cur & WAITERS)) {
+                    return Contended::TakenFromDead;
+                }
+                continue;
+            }
+            watch.alive(now);
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            return Contended::TimedOut;
+        }
+        if cur & WAITERS == 0
+            && owner
+                .compare_exchange(cur, cur | WAITERS, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        sleep(seq, s, watch.nap(now));
+        slept = WAITERS;
+    }
+}
+
+/// The release: one swap of the owner word to 0; when it held [`WAITERS`], bumps
+/// `seq` and wakes one sleeper, and returns `true` (async waiters are then
+/// signalled by the caller).
+#[inline]
+pub(crate) fn release<O: OwnerWord + ?Sized, S: FutexWord + ?Sized>(owner: &O, seq: &S) -> bool {
+    let old = owner.swap(0, Ordering::AcqRel);
+    if old & WAITERS != 0 {
+        wake_one(seq);
+        true
+    } else {
+        false
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wake_one<S: FutexWord + ?Sized>(seq: &S) {
+    seq.fetch_add(1, Ordering::Release);
+    seq.wake(1);
 }
 
 impl LockState {
@@ -279,42 +410,20 @@ impl LockState {
             return self.took();
         }
         let mut watch = HolderWatch::default();
-        // Whether this waiter has slept: then it takes the lock with WAITERS set.
-        let mut slept = 0;
-        loop {
-            // `seq` before `owner`: a release after this read bumps it (when it
-            // sees WAITERS) and the sleep below returns at once.
-            let s = self.seq.load(Ordering::Acquire);
-            let cur = self.owner.load(Ordering::Acquire);
-            if cur & !WAITERS == 0 {
-                if self.take(cur, me | slept) {
-                    return self.took();
-                }
-                continue;
-            }
-            let now = Instant::now();
-            if watch.due(cur & !WAITERS, now) {
-                if self.holder_dead(cur) {
-                    match self.take_from_dead(cur, me) {
-                        Some(outcome) => return outcome,
-                        None => continue,
-                    }
-                }
-                watch.alive(now);
-            }
-            if deadline.is_some_and(|d| now >= d) {
-                return Outcome::TimedOut;
-            }
-            if cur & WAITERS == 0
-                && self
-                    .owner
-                    .compare_exchange(cur, cur | WAITERS, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let _ = wait::sleep(&self.seq, s, deadline, Some(watch.nap(now)));
-            slept = WAITERS;
+        match acquire_contended(
+            &self.owner,
+            &self.seq,
+            me,
+            deadline,
+            &mut watch,
+            |owner| self.holder_dead(owner),
+            |seq, s, nap| {
+                let _ = wait::sleep(seq, s, deadline, Some(nap));
+            },
+        ) {
+            Contended::Taken => self.took(),
+            Contended::TakenFromDead => self.took_from_dead(),
+            Contended::TimedOut => Outcome::TimedOut,
         }
     }
 
@@ -370,25 +479,12 @@ impl LockState {
             self.depth.store(depth - 1, Ordering::Relaxed);
             return false;
         }
-        let old = self.owner.swap(0, Ordering::AcqRel);
         debug_assert_eq!(
-            old & !WAITERS,
+            self.owner.load(Ordering::Relaxed) & !WAITERS,
             thread_mark::current(),
             "a lock released by a thread that does not hold it"
         );
-        if old & WAITERS != 0 {
-            self.wake_one();
-            true
-        } else {
-            false
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn wake_one(&self) {
-        self.seq.fetch_add(1, Ordering::Release);
-        wait::wake(&self.seq, 1);
+        release(&self.owner, &self.seq)
     }
 
     /// Clears the owner-died state (the caller holds the lock).
