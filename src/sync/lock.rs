@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::{CreateError, LockResult, LockTimeoutError, OwnerDied, TryLockError};
-use super::raw::{HolderWatch, Outcome, RawLock, Wait};
+use super::raw::{Outcome, RawLock, Wait};
 use crate::shm::handle::{RegionIn, RegionOut};
 use crate::shm::raw::{AsyncWaiters, LockHeader, LockState, Shared};
 use crate::sys::pthread::MutexKind;
@@ -210,6 +210,7 @@ impl<K: LockKind> RobustLock<K> {
     }
 
     /// The table of async waiters in the tail (`lock_async`).
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn async_waiters(&self) -> Option<&AsyncWaiters> {
         async_waiters(&self.shared)
@@ -240,9 +241,10 @@ impl<K: LockKind> RobustLock<K> {
     /// `LockState::acquire_or_announce`), `None` when the task must sleep until a
     /// release signals the lock's table of async waiters (it is registered there
     /// already). `watch` is kept across the attempts of one wait.
+    #[cfg(feature = "tokio")]
     pub(crate) fn lock_or_announce(
         &self,
-        watch: &mut HolderWatch,
+        watch: &mut super::raw::HolderWatch,
     ) -> Option<LockResult<RobustLockGuard<'_, K>>> {
         match self.state().acquire_or_announce(watch) {
             Outcome::Locked => Some(Ok(self.guard())),

@@ -432,6 +432,7 @@ impl LockState {
     /// holder); otherwise sets [`WAITERS`], so that the release signals the table,
     /// and returns [`Outcome::WouldBlock`]. A [`Lock`](super::Lock) held by the
     /// calling thread (another task) is waited for, not refused.
+    #[cfg(feature = "tokio")]
     pub(crate) fn acquire_or_announce(&self, watch: &mut HolderWatch) -> Outcome {
         let me = thread_mark::current();
         loop {
