@@ -39,7 +39,6 @@ use std::sync::atomic::{
     AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicIsize, AtomicU8, AtomicU16, AtomicU32,
     AtomicU64, AtomicUsize, Ordering,
 };
-use std::time::Duration;
 
 use crate::sys::memory::{self, Mapping};
 use crate::sys::pthread::{Acquire, MutexKind, RobustMutex};
@@ -194,12 +193,6 @@ impl ShmMutex {
         unsafe { self.0.try_lock() }
     }
 
-    /// See `RobustMutex::lock_timeout`.
-    pub(crate) fn lock_timeout(&self, timeout: Duration) -> io::Result<Acquire> {
-        // SAFETY: as in `lock`.
-        unsafe { self.0.lock_timeout(timeout) }
-    }
-
     /// See `RobustMutex::make_consistent`.
     pub(crate) fn make_consistent(&self) -> io::Result<()> {
         self.0.make_consistent()
@@ -209,12 +202,6 @@ impl ShmMutex {
     #[inline]
     pub(crate) fn unlock(&self) -> io::Result<()> {
         self.0.unlock()
-    }
-
-    /// Whether some thread holds the mutex now (a snapshot).
-    #[inline]
-    pub(crate) fn is_locked(&self) -> bool {
-        self.0.holder_tid().is_some()
     }
 
     fn held_by_this_process(&self) -> bool {
@@ -690,13 +677,22 @@ pub(crate) struct AtomicHeader<A> {
 // the std atomic integer types: interior-mutable and valid for every bit pattern.
 unsafe impl<A: super::atomic::AtomicPrimitive> ShmHeader for AtomicHeader<A> {}
 
-/// The state of one robust lock (in a `Lock`, `RLock` or a barrier).
+/// The state of one robust lock (in a `Lock`, `RLock` or a barrier); the protocol
+/// is in `sync::raw`.
 #[repr(C)]
 pub(crate) struct LockState {
-    /// The robust, process-shared pthread mutex.
-    pub(crate) mutex: ShmMutex,
-    /// The pid of the process that last acquired the mutex (written by the holder).
+    /// 0 when free; else the holder's thread mark (`sys::thread_mark`), with the top
+    /// bit set while a waiter may sleep.
+    pub(crate) owner: AtomicU64,
+    /// The futex word waiters sleep on; bumped by a release that found the top bit.
+    pub(crate) seq: AtomicU32,
+    /// The pid of the process that last acquired the lock (written by the holder).
     pub(crate) holder_pid: AtomicU32,
+    /// How many times the holder holds it (more than 1 for a re-entered `RLock`);
+    /// written by the holder only.
+    pub(crate) depth: AtomicU32,
+    /// 1 for a re-entrant lock.
+    pub(crate) reentrant: AtomicU32,
     /// 1 from the moment an acquirer finds the holder died until a guard marks the
     /// state consistent again.
     pub(crate) owner_died: AtomicU32,
@@ -705,14 +701,13 @@ pub(crate) struct LockState {
     /// A number that tells this lock apart from others, even when one process maps
     /// it twice (at two addresses).
     pub(crate) id: AtomicU64,
+    /// The creator's PID namespace (`sys::thread_mark::pid_namespace`): holders are
+    /// named by thread id, which only means the same thread within one namespace.
+    pub(crate) namespace: AtomicU64,
 }
 
-// SAFETY: `repr(C)`: a `ShmMutex` and atomics.
-unsafe impl ShmHeader for LockState {
-    fn for_each_mutex(&self, f: &mut dyn FnMut(&ShmMutex)) {
-        f(&self.mutex);
-    }
-}
+// SAFETY: `repr(C)`, atomics only.
+unsafe impl ShmHeader for LockState {}
 
 /// The header of a `Lock` or `RLock`.
 #[repr(C)]

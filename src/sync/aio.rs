@@ -6,7 +6,7 @@
 //! waiters bit is set, signals the table's wake sockets in the same case; a lock
 //! guard's drop signals them when the table counts a waiter.
 
-use std::sync::atomic::{Ordering, fence};
+use std::sync::atomic::Ordering;
 
 use super::error::{LockResult, TryLockError};
 use super::event::{Event, GEN_MASK, SET, WAITERS};
@@ -84,7 +84,7 @@ impl Event {
 
 impl<K: LockKind> RobustLock<K> {
     /// Acquires the lock, as [`lock`](RobustLock::lock) does, without blocking the
-    /// thread: a free lock is taken at once (one `pthread_mutex_trylock`);
+    /// thread: a free lock is taken at once (one compare-and-swap);
     /// otherwise the task sleeps until a release, in any process, wakes it through
     /// the runtime's reactor, and tries again.
     ///
@@ -156,11 +156,12 @@ impl<K: LockKind> RobustLock<K> {
         };
         let table = waiters.table();
         let reg = crate::aio::registry::Registration::new(&table, 0);
+        let mut watch = Default::default();
         loop {
             reg.drain();
-            // Pairs with the guard's fence after its release.
-            fence(Ordering::SeqCst);
-            if let Some(r) = attempt() {
+            // Takes the lock, or announces this registered waiter in the lock word
+            // so that the release signals the table.
+            if let Some(r) = self.lock_or_announce(&mut watch) {
                 return r;
             }
             reg.sleep().await;

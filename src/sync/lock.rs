@@ -1,10 +1,10 @@
 //! `Lock` and `RLock`: robust, process-shared mutual exclusion.
 //!
 //! Both are one generic type, [`RobustLock`], over the raw robust lock
-//! ([`LockState`](crate::shm::raw::LockState), see `raw.rs`), in the manner of
-//! `lock_api`: the kind ([`NonReentrant`] or [`Reentrant`]) picks the pthread mutex
-//! type and the wire tag, and everything else (handle, guard, error shapes, docs)
-//! is written once.
+//! ([`LockState`](crate::shm::raw::LockState), see `raw.rs` for its protocol), in
+//! the manner of `lock_api`: the kind ([`NonReentrant`] or [`Reentrant`]) picks
+//! whether the holder may re-enter and the wire tag, and everything else (handle,
+//! guard, error shapes, docs) is written once.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -52,7 +52,7 @@ pub enum Reentrant {}
 
 impl sealed::Kind for NonReentrant {
     const REENTRANT: bool = false;
-    const MAGIC: u64 = u64::from_le_bytes(*b"mprocLK\x01");
+    const MAGIC: u64 = u64::from_le_bytes(*b"mprocLK\x02");
     const WHAT: &'static str = "lock";
     const NAME: &'static str = "Lock";
     const GUARD: &'static str = "LockGuard";
@@ -61,7 +61,7 @@ impl LockKind for NonReentrant {}
 
 impl sealed::Kind for Reentrant {
     const REENTRANT: bool = true;
-    const MAGIC: u64 = u64::from_le_bytes(*b"mprocRL\x01");
+    const MAGIC: u64 = u64::from_le_bytes(*b"mprocRL\x02");
     const WHAT: &'static str = "re-entrant lock";
     const NAME: &'static str = "RLock";
     const GUARD: &'static str = "RLockGuard";
@@ -89,8 +89,16 @@ fn relock_panic() -> ! {
 /// acquirer gets the lock with an [`OwnerDied`] error around the guard, instead of
 /// waiting forever as Python's lock does. See [`OwnerDied`] for how to recover.
 ///
-/// Uncontended, [`lock`](Lock::lock) and the guard's drop make no system call.
-/// Contended, a waiter spins briefly and then sleeps in the kernel.
+/// Uncontended, [`lock`](Lock::lock) is one compare-and-swap and the guard's drop
+/// one swap, with no system call. Contended, a waiter spins briefly (not at all
+/// when the machine has more runnable threads than CPUs) and then sleeps in the
+/// kernel; a release wakes one sleeper. A dead holder is noticed by its waiters
+/// within a fraction of a second (they look at it every 10 to 160 ms), and at once
+/// by [`try_lock`](RobustLock::try_lock).
+///
+/// Holders are named by thread id: every process that uses a lock must be in the
+/// PID namespace of its creator for a dead holder to be recognised (in another
+/// namespace, the lock still excludes, but a dead holder is waited for forever).
 ///
 /// A handle: clone it, or pass it to a child as a task argument; every copy is the
 /// same lock.
@@ -202,11 +210,10 @@ impl<K: LockKind> RobustLock<K> {
     }
 
     /// The table of async waiters in the tail (`lock_async`).
+    #[cfg(feature = "tokio")]
     #[inline]
     pub(crate) fn async_waiters(&self) -> Option<&AsyncWaiters> {
-        self.shared
-            .tail_slots::<AsyncWaiters>(1)
-            .and_then(|s| s.first())
+        async_waiters(&self.shared)
     }
 
     /// A guard for this lock, acquired by the calling thread: its drop also wakes
@@ -214,8 +221,36 @@ impl<K: LockKind> RobustLock<K> {
     #[inline]
     pub(crate) fn guard(&self) -> RobustLockGuard<'_, K> {
         let mut g = RobustLockGuard::new(self.state());
-        g.waiters = self.async_waiters();
+        g.region = Some(&self.shared);
         g
+    }
+
+    /// `lock` when the lock was not simply taken.
+    #[cold]
+    #[inline(never)]
+    fn lock_not_taken(&self, outcome: Outcome) -> LockResult<RobustLockGuard<'_, K>> {
+        match outcome {
+            Outcome::Locked => Ok(self.guard()),
+            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid)),
+            Outcome::Deadlock => relock_panic(),
+            Outcome::WouldBlock | Outcome::TimedOut => unreachable!("waited without deadline"),
+        }
+    }
+
+    /// One attempt of `lock_async`: the guard when the lock could be taken (see
+    /// `LockState::acquire_or_announce`), `None` when the task must sleep until a
+    /// release signals the lock's table of async waiters (it is registered there
+    /// already). `watch` is kept across the attempts of one wait.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn lock_or_announce(
+        &self,
+        watch: &mut super::raw::HolderWatch,
+    ) -> Option<LockResult<RobustLockGuard<'_, K>>> {
+        match self.state().acquire_or_announce(watch) {
+            Outcome::Locked => Some(Ok(self.guard())),
+            Outcome::OwnerDied(pid) => Some(Err(OwnerDied::new(self.guard(), pid))),
+            Outcome::WouldBlock | Outcome::TimedOut | Outcome::Deadlock => None,
+        }
     }
 
     /// Acquires the lock, waiting as long as it takes (Python's `acquire()`). The
@@ -252,12 +287,9 @@ impl<K: LockKind> RobustLock<K> {
     #[doc(alias = "acquire")]
     #[inline]
     pub fn lock(&self) -> LockResult<RobustLockGuard<'_, K>> {
-        let state = self.state();
-        match state.acquire(Wait::Until(None)) {
+        match self.state().acquire(Wait::Until(None)) {
             Outcome::Locked => Ok(self.guard()),
-            Outcome::OwnerDied(pid) => Err(OwnerDied::new(self.guard(), pid)),
-            Outcome::Deadlock => relock_panic(),
-            Outcome::WouldBlock | Outcome::TimedOut => unreachable!("waited without deadline"),
+            other => self.lock_not_taken(other),
         }
     }
 
@@ -381,7 +413,7 @@ impl<K: LockKind> RobustLock<K> {
     /// ```
     #[doc(alias = "locked")]
     pub fn is_locked(&self) -> bool {
-        self.state().mutex.is_locked()
+        self.state().is_locked()
     }
 
     /// The process id of the current holder (a snapshot; `None` when free).
@@ -440,6 +472,12 @@ impl<'de, K: LockKind> Deserialize<'de> for RobustLock<K> {
 /// The tail of a lock's region: its table of async waiters.
 const TAIL: usize = size_of::<AsyncWaiters>();
 
+/// The table of async waiters in a lock's region.
+#[inline]
+fn async_waiters(shared: &Shared<LockHeader>) -> Option<&AsyncWaiters> {
+    shared.tail_slots::<AsyncWaiters>(1).and_then(|s| s.first())
+}
+
 /// Holds a [`Lock`]; releases it when dropped. Not `Send`: the thread that
 /// acquired the lock releases it.
 pub type LockGuard<'a> = RobustLockGuard<'a, NonReentrant>;
@@ -453,9 +491,10 @@ pub type RLockGuard<'a> = RobustLockGuard<'a, Reentrant>;
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RobustLockGuard<'a, K: LockKind> {
     state: &'a LockState,
-    /// The lock's table of async waiters, signalled after the release (guards of
-    /// the locks inside conditions and barriers have none).
-    waiters: Option<&'a AsyncWaiters>,
+    /// The lock's region, whose table of async waiters a release signals when
+    /// a waiter announced itself (guards of the locks inside conditions and
+    /// barriers have none).
+    region: Option<&'a Shared<LockHeader>>,
     _kind: PhantomData<fn() -> K>,
     _not_send: PhantomData<*const ()>,
 }
@@ -465,7 +504,7 @@ impl<'a, K: LockKind> RobustLockGuard<'a, K> {
     pub(crate) fn new(state: &'a LockState) -> Self {
         RobustLockGuard {
             state,
-            waiters: None,
+            region: None,
             _kind: PhantomData,
             _not_send: PhantomData,
         }
@@ -502,15 +541,20 @@ impl<'a, K: LockKind> RobustLockGuard<'a, K> {
 impl<K: LockKind> Drop for RobustLockGuard<'_, K> {
     #[inline]
     fn drop(&mut self) {
-        self.state.release();
-        if let Some(w) = self.waiters {
-            // Pairs with the fence of an async waiter between its registration and
-            // its attempt: either it finds the lock free or this sees it counted.
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if w.count.load(Ordering::Relaxed) != 0 {
-                w.table().wake(0);
-            }
+        // The release's swap says whether a waiter announced itself; an async one
+        // registered in the table before it did.
+        if self.state.unlock() {
+            wake_async(self.region);
         }
+    }
+}
+
+/// Signals the async waiters of a lock whose release found a waiter announced.
+#[cold]
+#[inline(never)]
+fn wake_async(region: Option<&Shared<LockHeader>>) {
+    if let Some(w) = region.and_then(async_waiters) {
+        w.table().wake(0);
     }
 }
 

@@ -24,10 +24,10 @@
 //! Python's `multiprocessing.Lock` is a POSIX semaphore that does not know its
 //! holder: when the holder is killed, everyone waiting for the lock hangs forever
 //! (cpython #88304). An mproc [`Lock`] or [`RLock`] (and so a [`Condition`]'s lock
-//! and the lock of a [`Value`](crate::shm::Value)) is a *robust* pthread mutex: it
-//! records its holder, and when that process dies, even by `SIGKILL`, the kernel
-//! marks the lock, and the next process to acquire it gets the lock **and** an
-//! [`OwnerDied`] error around the guard, like a poisoned `std::sync::Mutex`. The
+//! and the lock of a [`Value`](crate::shm::Value)) is *robust*: it records its
+//! holder thread, and when that thread dies, even by `SIGKILL` of its process, the
+//! next process to acquire the lock gets the lock **and** an [`OwnerDied`] error
+//! around the guard, like a poisoned `std::sync::Mutex`. The
 //! survivor repairs what the dead holder left half-done and calls
 //! [`LockGuard::mark_consistent`]; until then every acquisition reports it again.
 //!
@@ -51,16 +51,19 @@
 //! lost, and an [`Event`] that a killed process would have set stays unset. Wait
 //! for those with a timeout.
 //!
-//! # Why robust pthread mutexes
+//! # How the lock knows its holder
 //!
-//! Only the kernel sees a process die, and the one mechanism by which it tells
-//! other processes which locks the dead one held is the per-thread *robust list*,
-//! which glibc registers for every thread and maintains for robust mutexes. A
-//! home-made futex lock with the holder's id in it could detect a dead holder only
-//! by polling for its pid (which the kernel may have reused), or by sharing glibc's
-//! list through undocumented internals. So [`Lock`] and [`RLock`] are robust,
-//! process-shared pthread mutexes; their uncontended lock and unlock are a
-//! compare-and-swap each plus glibc's list bookkeeping, with no system call. The
+//! A [`Lock`] is one 64-bit word in shared memory holding its holder's *thread
+//! mark*: the thread id and the thread's start time, which a recycled thread id
+//! cannot impersonate. Uncontended, acquiring is one compare-and-swap and
+//! releasing one swap, whose result says whether a waiter sleeps (a bit that every
+//! sleeper, blocking or async, sets before it sleeps): no system call, no fence.
+//! A waiter that has waited on one holder for a while asks the kernel (`/proc`)
+//! whether that thread still runs, and takes a dead holder's lock over with one
+//! compare-and-swap of its exact mark. (Robust pthread mutexes, which the kernel
+//! marks at the holder's death, cost glibc's robust-list bookkeeping on every lock
+//! and unlock; the polling costs a waiter one look every 10 to 160 ms, and only
+//! while it waits.) The
 //! other primitives need no owner and are built directly on futex words in shared
 //! memory (non-private futexes, so that a waker in one process wakes a sleeper in
 //! another); their waiters spin briefly before they sleep, since waking a sleeping
@@ -70,9 +73,8 @@
 //!
 //! - **Drop.** Dropping a handle never releases anything but the handle; a guard
 //!   releases its lock when dropped. Memory is freed when the last handle in the
-//!   last process goes away. A guard leaked with `mem::forget` keeps its lock held;
-//!   the mapping is then kept (leaked) rather than unmapped under the lock, because
-//!   glibc's robust list still points into it.
+//!   last process goes away. A guard leaked with `mem::forget` keeps its lock held
+//!   (until its thread exits: the next acquirer then hears [`OwnerDied`]).
 //! - **Child crash.** Locks report [`OwnerDied`]; barriers break; semaphores lose
 //!   the dead process's permits; a dead [`Condition`] waiter may make one later
 //!   wait return as if notified (a spurious wake-up, which `wait_for` absorbs).
@@ -83,10 +85,14 @@
 //! - **Fork.** A forked child shares every primitive with its parent, but does not
 //!   hold the locks its parent held when it forked (the holder is a thread of the
 //!   parent).
-//! - **Trust.** Other processes are trusted not to scribble over a lock's memory:
-//!   a pthread mutex cannot be validated before use (that is true of every
-//!   process-shared pthread mutex). All other shared state is checked before use,
-//!   and bad values are reported, never undefined behaviour.
+//! - **Trust.** Other processes are trusted not to scribble over a lock's memory
+//!   (a scribbled lock word excludes wrongly, but is never undefined behaviour);
+//!   the slots of a [`Barrier`] are robust pthread mutexes, which cannot be
+//!   validated before use. All other shared state is checked before use, and bad
+//!   values are reported, never undefined behaviour.
+//! - **PID namespaces.** Lock holders are named by thread id: a dead holder is
+//!   recognised only by processes in the lock creator's PID namespace (elsewhere
+//!   the lock still excludes, but waits for a dead holder forever).
 //! - **Threads.** Lock guards are not `Send`: the thread that acquires a lock
 //!   releases it. An [`RLock`] is re-entrant per thread, not per process.
 

@@ -6,7 +6,7 @@ use mproc::process::Process;
 use mproc::shm::Value;
 use mproc::sync::{Event, Lock, LockTimeoutError, RLock, TryLockError};
 
-use crate::{LONG, watchdog};
+use crate::{LONG, eventually, watchdog};
 
 #[test]
 fn lock_excludes_threads() {
@@ -163,8 +163,87 @@ fn forgotten_guard_keeps_lock_held_and_mapping_alive() {
     drop(lock);
     // The clone still works; the lock is still held by this thread.
     assert!(other.is_locked());
-    drop(other); // the mapping is leaked, not unmapped under glibc's robust list
-    // Locking and unlocking other robust mutexes still works (the robust list is intact).
+    drop(other);
+    // Other locks are unaffected.
     let fresh = Lock::new().unwrap();
     drop(fresh.lock().unwrap());
+}
+
+/// A thread that exits holding the lock: a blocked waiter notices the dead holder
+/// (its thread mark no longer names a running thread) and takes over with
+/// `OwnerDied`; the lock is usable again once marked consistent.
+#[test]
+fn a_thread_that_exits_holding_the_lock_is_taken_over() {
+    let _w = watchdog(
+        "a_thread_that_exits_holding_the_lock_is_taken_over",
+        LONG * 2,
+    );
+    let lock = Lock::new().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| std::mem::forget(lock.lock().unwrap()));
+    });
+    let died = match lock.lock_timeout(LONG) {
+        Err(LockTimeoutError::OwnerDied(d)) => d,
+        other => panic!("expected OwnerDied, got {other:?}"),
+    };
+    assert_eq!(died.pid(), Some(std::process::id()));
+    let g = died.into_inner();
+    g.mark_consistent();
+    drop(g);
+    drop(lock.lock().expect("consistent again"));
+
+    // `try_lock` asks about the holder at once (after the kernel has let the
+    // thread's id go, a moment after `join`).
+    let rlock = RLock::new().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::mem::forget(rlock.lock().unwrap());
+            std::mem::forget(rlock.lock().unwrap());
+        });
+    });
+    assert!(eventually(LONG, || matches!(
+        rlock.try_lock(),
+        Err(TryLockError::OwnerDied(_))
+    )));
+    // Held once by nobody now: the taker released it on drop.
+    assert!(!rlock.is_locked());
+    assert!(rlock.is_owner_died());
+}
+
+/// Blocked waiters, threads of two processes, all get the lock in turn after the
+/// holder releases it, and the count under the lock is exact.
+fn lock_and_add((lock, counter, n): (Lock, Value<u64>, u32)) -> u32 {
+    for _ in 0..n {
+        let _g = lock.lock().unwrap();
+        counter.set(counter.get() + 1);
+    }
+    n
+}
+
+#[test]
+fn sleeping_waiters_of_several_processes_all_get_the_lock() {
+    let _w = watchdog(
+        "sleeping_waiters_of_several_processes_all_get_the_lock",
+        LONG * 2,
+    );
+    let lock = Lock::new().unwrap();
+    let counter = Value::new(0u64).unwrap();
+    let held = lock.lock().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| Process::start(lock_and_add, (lock.clone(), counter.clone(), 2_000)).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| lock_and_add((lock.clone(), counter.clone(), 2_000)));
+        }
+        // Let the waiters block on the held lock (they sleep once their spin ends).
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+    });
+    for c in children {
+        assert_eq!(c.join().unwrap(), 2_000);
+    }
+    assert_eq!(counter.get(), 12_000);
+    assert!(!lock.is_locked());
+    assert!(!lock.is_owner_died());
 }

@@ -84,6 +84,7 @@ fn errno_result(rc: libc::c_int) -> io::Result<()> {
 unsafe extern "C" {
     /// glibc >= 2.30: like `pthread_mutex_timedlock`, on a chosen clock.
     #[cfg(target_env = "gnu")]
+    #[cfg_attr(not(test), allow(dead_code))] // only the tests time out on a mutex now
     fn pthread_mutex_clocklock(
         mutex: *mut libc::pthread_mutex_t,
         clockid: libc::clockid_t,
@@ -183,6 +184,7 @@ impl RobustMutex {
     /// # Safety
     ///
     /// As for [`RobustMutex::lock`].
+    #[cfg_attr(not(test), allow(dead_code))] // only the tests time out on a mutex now
     pub(crate) unsafe fn lock_timeout(&self, timeout: Duration) -> io::Result<Acquire> {
         #[cfg(target_env = "gnu")]
         let clock = libc::CLOCK_MONOTONIC;
