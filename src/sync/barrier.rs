@@ -60,7 +60,7 @@ use crate::shm::raw::{BarrierHeader, MutexSlot, Shared};
 use crate::sys::code::FnRef;
 use crate::sys::pthread::{Acquire, MutexKind, cached_pid};
 
-const BARRIER_MAGIC: u64 = u64::from_le_bytes(*b"mprocBA\x01");
+const BARRIER_MAGIC: u64 = u64::from_le_bytes(*b"mprocBA\x02");
 
 /// The most parties a [`Barrier`] can have.
 pub const MAX_PARTIES: usize = 1024;
