@@ -18,12 +18,16 @@
 //! `crate::sync::wait::spin_until`): a hand-off between two running threads then
 //! costs no wake-up system call on either side.
 //!
+//! The mutex is parking_lot's: a contended lock spins briefly before it parks, so
+//! a producer and a consumer taking turns on it rarely sleep (std's parks at once).
+//!
 //! No user code runs under the lock except `Ord::cmp` in the priority order. A panic
 //! there leaves the heap valid and the counters consistent (the unfinished count is
-//! raised before the push), so a poisoned lock is taken over rather than propagated.
+//! raised before the push); parking_lot's lock does not poison, so the queue stays
+//! usable.
 
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use super::order::Order;
@@ -131,7 +135,7 @@ impl<O: Order> Core<O> {
 
     #[inline]
     fn lock(&self) -> MutexGuard<'_, State<O>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Sleeps once on `cv`, counted in the waiter count `who` picks, unless `wait`
@@ -179,16 +183,18 @@ impl<O: Order> Core<O> {
                 *who(&mut st).0 -= 1;
                 return None;
             }
-            Wait::Forever => cv.wait(st).unwrap_or_else(PoisonError::into_inner),
+            Wait::Forever => {
+                cv.wait(&mut st);
+                st
+            }
             Wait::Until(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
                     *who(&mut st).0 -= 1;
                     return None;
                 }
-                cv.wait_timeout(st, deadline - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0
+                cv.wait_until(&mut st, deadline);
+                st
             }
         };
         leave(who(&mut st));
