@@ -4,6 +4,9 @@
 //!
 //! The scenarios that hold for any executor run on both (`threads::` and
 //! `processes::`, from the `both!` list at the bottom).
+//!
+//! About 1,000 lines: one scenario after another, each naming its CPython source;
+//! kept in one file so that the `both!` list stays next to what it instantiates.
 
 use std::pin::pin;
 use std::sync::Arc;
