@@ -72,11 +72,13 @@
 //! - `tokio`: `*_async` methods to `.await` from async code without blocking the
 //!   runtime: `Process::join_async`, pipe `send_async`/`recv_async`, queue
 //!   `put_async`/`get_async`/`join_async`, `Event::wait_async`,
-//!   `Lock::lock_async`, `Semaphore::acquire_async`, each documenting its cancel
-//!   safety. They wait through tokio's reactor and
+//!   `Lock::lock_async`, `Semaphore::acquire_async`, `Barrier::wait_async`, each
+//!   documenting its cancel safety. They wait through tokio's reactor and
 //!   must run inside a tokio runtime with I/O enabled. (Pool results need no
 //!   feature: `AsyncResult` and `MapResult` can be awaited, and `imap` iterators
 //!   have `next_async`, in any runtime.)
+//! - `tracing`: `tracing` events of children reach the parent too (see
+//!   [`observe`](crate::observe)).
 //!
 //! # Supported platforms
 //!
