@@ -106,6 +106,32 @@ const HOLDER_CHECK: Duration = if cfg!(loom) {
 /// The longest interval between two such questions.
 const HOLDER_CHECK_MAX: Duration = Duration::from_millis(160);
 
+/// Whether a failed `try_lock` of this thread asks now whether holder `owner` still
+/// runs. The answer costs a read of `/proc`, so a thread that polls `try_lock` (or an
+/// async waiter that only ever tries) asks about one holder at most once per
+/// [`HOLDER_CHECK`]; its first failure against a holder always asks.
+fn try_may_ask(owner: u64) -> bool {
+    if cfg!(loom) {
+        return true;
+    }
+    thread_local! {
+        static ASKED: std::cell::Cell<(u64, Option<Instant>)> =
+            const { std::cell::Cell::new((0, None)) };
+    }
+    let mark = owner & !WAITERS;
+    let now = Instant::now();
+    ASKED
+        .try_with(|asked| {
+            let (last, at) = asked.get();
+            if last == mark && at.is_some_and(|t| now.duration_since(t) < HOLDER_CHECK) {
+                return false;
+            }
+            asked.set((mark, Some(now)));
+            true
+        })
+        .unwrap_or(true)
+}
+
 /// A waiter's view of the holder it waits for: which one, and when to ask next
 /// whether it still runs. Kept across the attempts of one wait.
 #[derive(Debug, Default)]
@@ -386,7 +412,7 @@ impl LockState {
             if cur & !WAITERS == me {
                 return self.relock();
             }
-            if self.holder_dead(cur) {
+            if try_may_ask(cur) && self.holder_dead(cur) {
                 match self.take_from_dead(cur, me) {
                     Some(outcome) => return outcome,
                     None => continue,
