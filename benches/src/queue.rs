@@ -96,8 +96,11 @@ impl QueueWorkload for Crossbeam {
                     (bytes, Instant::now())
                 }));
             }
-            go.wait();
+            // The clock starts as this thread releases the others: taken after the
+            // barrier, it could read later than a consumer that finished a tiny
+            // sample at once.
             let t0 = Instant::now();
+            go.wait();
             let mut bytes = 0;
             let mut last = t0;
             for h in handles {
@@ -312,7 +315,8 @@ mod tests {
 
     #[test]
     fn crossbeam_delivers_everything() {
-        assert!(Crossbeam.run(2, 2, 1000, 64).unwrap() > 0.0);
-        assert!(Crossbeam.run(1, 1, 4, 1 << 16).unwrap() > 0.0);
+        // `run` fails unless every byte arrived; its time is a duration.
+        assert!(Crossbeam.run(2, 2, 1000, 64).unwrap() >= 0.0);
+        assert!(Crossbeam.run(1, 1, 4, 1 << 16).unwrap() >= 0.0);
     }
 }
