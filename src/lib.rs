@@ -118,3 +118,4 @@ pub(crate) mod sys;
 pub(crate) mod task;
 pub mod threading;
 pub(crate) mod wire;
+pub(crate) mod word;

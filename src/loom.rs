@@ -100,3 +100,26 @@ impl FutexWord for Word {
         done()
     }
 }
+
+/// Loom's 64-bit atomic as the protocols' shared word (the queue ring's words, a
+/// lock's owner word).
+impl crate::word::AtomicWord for loom::sync::atomic::AtomicU64 {
+    fn load(&self, order: Ordering) -> u64 {
+        loom::sync::atomic::AtomicU64::load(self, order)
+    }
+    fn store(&self, value: u64, order: Ordering) {
+        loom::sync::atomic::AtomicU64::store(self, value, order);
+    }
+    fn swap(&self, value: u64, order: Ordering) -> u64 {
+        loom::sync::atomic::AtomicU64::swap(self, value, order)
+    }
+    fn compare_exchange(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u64, u64> {
+        loom::sync::atomic::AtomicU64::compare_exchange(self, current, new, success, failure)
+    }
+}

@@ -37,13 +37,14 @@
 //! release that sees the bit signals the table too.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::wait::{self, FutexWord};
 use crate::shm::raw::{Fresh, LockState};
 use crate::sys::pthread::{MutexKind, cached_pid};
 use crate::sys::thread_mark::{self, Liveness};
+use crate::word::AtomicWord;
 
 /// The raw operations of a primitive that is acquired and released: a robust lock
 /// (which reports a dead holder) or a semaphore (which takes and gives permits).
@@ -174,41 +175,6 @@ fn our_namespace() -> u64 {
     *NS.get_or_init(thread_mark::pid_namespace)
 }
 
-/// The owner word of a lock: an `AtomicU64` in shared memory, a loom atomic in the
-/// models (`tests/loom_lock.rs`).
-pub(crate) trait OwnerWord {
-    fn load(&self, order: Ordering) -> u64;
-    fn swap(&self, value: u64, order: Ordering) -> u64;
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64>;
-}
-
-impl OwnerWord for AtomicU64 {
-    #[inline]
-    fn load(&self, order: Ordering) -> u64 {
-        AtomicU64::load(self, order)
-    }
-    #[inline]
-    fn swap(&self, value: u64, order: Ordering) -> u64 {
-        AtomicU64::swap(self, value, order)
-    }
-    #[inline]
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        AtomicU64::compare_exchange(self, current, new, success, failure)
-    }
-}
-
 /// What a contended acquisition came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Contended {
@@ -224,7 +190,7 @@ pub(crate) enum Contended {
 /// [`WAITERS`] once this waiter has slept), else set [`WAITERS`] and sleep on `seq`
 /// (read before `owner`), asking `dead` about a holder that `watch` says has held
 /// on for a while. `sleep(seq, s, nap)` sleeps while `seq` holds `s`, at most `nap`.
-pub(crate) fn acquire_contended<O: OwnerWord + ?Sized, S: FutexWord + ?Sized>(
+pub(crate) fn acquire_contended<O: AtomicWord + ?Sized, S: FutexWord + ?Sized>(
     owner: &O,
     seq: &S,
     me: u64,
@@ -283,7 +249,7 @@ pub(crate) fn acquire_contended<O: OwnerWord + ?Sized, S: FutexWord + ?Sized>(
 /// `seq` and wakes one sleeper, and returns `true` (async waiters are then
 /// signalled by the caller).
 #[inline]
-pub(crate) fn release<O: OwnerWord + ?Sized, S: FutexWord + ?Sized>(owner: &O, seq: &S) -> bool {
+pub(crate) fn release<O: AtomicWord + ?Sized, S: FutexWord + ?Sized>(owner: &O, seq: &S) -> bool {
     let old = owner.swap(0, Ordering::AcqRel);
     if old & WAITERS != 0 {
         wake_one(seq);

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::layout::*;
 use super::{Ring, fault};
 use crate::queue::error::MessageError;
+use crate::word::AtomicWord;
 
 pub(super) fn align8(n: u64) -> u64 {
     (n + 7) & !7
@@ -24,48 +25,9 @@ pub(super) fn rec_size(n: u64) -> u64 {
     HDR + align8(n)
 }
 
-/// A shared 64-bit word as the protocol uses it.
-pub(super) trait Word {
-    fn load(&self, order: Ordering) -> u64;
-    fn store(&self, value: u64, order: Ordering);
-    fn swap(&self, value: u64, order: Ordering) -> u64;
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64>;
-}
-
-impl Word for AtomicU64 {
-    #[inline(always)]
-    fn load(&self, order: Ordering) -> u64 {
-        AtomicU64::load(self, order)
-    }
-    #[inline(always)]
-    fn store(&self, value: u64, order: Ordering) {
-        AtomicU64::store(self, value, order);
-    }
-    #[inline(always)]
-    fn swap(&self, value: u64, order: Ordering) -> u64 {
-        AtomicU64::swap(self, value, order)
-    }
-    #[inline(always)]
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        AtomicU64::compare_exchange(self, current, new, success, failure)
-    }
-}
-
 /// One ring's shared words and geometry; the provided methods are the protocol.
 pub(super) trait Protocol {
-    type Word: Word;
+    type Word: AtomicWord;
 
     /// The ring's size in bytes (a power of two).
     fn size(&self) -> u64;

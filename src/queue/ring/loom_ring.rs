@@ -32,7 +32,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::AtomicU64;
 use loom::thread;
 
-use super::algorithm::{Protocol, Word};
+use super::algorithm::Protocol;
 use crate::loom::Word as Futex;
 use crate::sync::FutexWord;
 
@@ -40,27 +40,6 @@ use crate::sync::FutexWord;
 const SIZE: u64 = 64;
 /// Every record's payload: one word.
 const PAYLOAD: u64 = 8;
-
-impl Word for AtomicU64 {
-    fn load(&self, order: Ordering) -> u64 {
-        AtomicU64::load(self, order)
-    }
-    fn store(&self, value: u64, order: Ordering) {
-        AtomicU64::store(self, value, order);
-    }
-    fn swap(&self, value: u64, order: Ordering) -> u64 {
-        AtomicU64::swap(self, value, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        AtomicU64::compare_exchange(self, current, new, success, failure)
-    }
-}
 
 loom::thread_local! {
     /// The step at which this model thread "dies" (0: never).

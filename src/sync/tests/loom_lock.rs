@@ -16,25 +16,7 @@ use loom::thread;
 
 use crate::loom::Word;
 use crate::sync::FutexWord;
-use crate::sync::raw::{Contended, HolderWatch, OwnerWord, WAITERS, acquire_contended, release};
-
-impl OwnerWord for AtomicU64 {
-    fn load(&self, order: Ordering) -> u64 {
-        AtomicU64::load(self, order)
-    }
-    fn swap(&self, value: u64, order: Ordering) -> u64 {
-        AtomicU64::swap(self, value, order)
-    }
-    fn compare_exchange(
-        &self,
-        current: u64,
-        new: u64,
-        success: Ordering,
-        failure: Ordering,
-    ) -> Result<u64, u64> {
-        AtomicU64::compare_exchange(self, current, new, success, failure)
-    }
-}
+use crate::sync::raw::{Contended, HolderWatch, WAITERS, acquire_contended, release};
 
 struct Lock {
     owner: AtomicU64,
