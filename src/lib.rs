@@ -79,6 +79,9 @@
 //!   have `next_async`, in any runtime.)
 //! - `tracing`: `tracing` events of children reach the parent too (see
 //!   [`observe`](crate::observe)).
+//! - `tls`: a [`manager`](crate::manager) served over TCP can use mutual TLS
+//!   (rustls, TLS 1.3) with certificates you already have, instead of the
+//!   key-derived Noise session (`manager::TlsConfig`).
 //!
 //! # Supported platforms
 //!

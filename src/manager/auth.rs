@@ -19,6 +19,10 @@
 //! challenges as prologue: every frame after that is encrypted and authenticated,
 //! with implicit nonces, so a modified, replayed, reordered or dropped frame ends the
 //! connection.
+//!
+//! Under mutual TLS (feature `tls`) the exchange runs inside the TLS session instead
+//! of before Noise, with 32 bytes of keying material exported from that session
+//! (the *binding*) after each label, so a proof is worthless in any other session.
 
 use std::io::{self, Read, Write};
 
@@ -56,9 +60,12 @@ pub(crate) struct Transcript {
     pub(crate) client: [u8; CHALLENGE],
 }
 
-fn mac(key: &[u8], label: &[u8], a: &[u8], b: &[u8]) -> [u8; MAC] {
+/// `HMAC(key, label ‖ binding ‖ a ‖ b)`. `binding` is empty over plain sockets
+/// and Noise, and 32 bytes of keying material exported from the session under TLS.
+fn mac(key: &[u8], label: &[u8], binding: &[u8], a: &[u8], b: &[u8]) -> [u8; MAC] {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(label);
+    m.update(binding);
     m.update(a);
     m.update(b);
     let out = m.finalize().into_bytes();
@@ -91,9 +98,11 @@ fn read_error(e: io::Error, what: &str) -> HandshakeError {
 }
 
 /// The server's side. The stream should have a read timeout (the handshake limit).
+/// `binding` ties the proofs to the session they travel in (empty: none).
 pub(crate) fn server(
     stream: &mut (impl Read + Write),
     key: &[u8],
+    binding: &[u8],
 ) -> Result<Transcript, HandshakeError> {
     let s: [u8; CHALLENGE] = random()?;
     let mut hello = [0u8; 8 + CHALLENGE];
@@ -103,7 +112,7 @@ pub(crate) fn server(
     let mut answer = [0u8; CHALLENGE + MAC];
     read_exact_or(stream, &mut answer, "client proof")?;
     let c: [u8; CHALLENGE] = answer[..CHALLENGE].try_into().expect("32 bytes");
-    let expected = mac(key, CLIENT_LABEL, &s, &c);
+    let expected = mac(key, CLIENT_LABEL, binding, &s, &c);
     if !bool::from(expected.ct_eq(&answer[CHALLENGE..])) {
         let _ = stream.write_all(&[0]);
         return Err(HandshakeError::Rejected(
@@ -112,7 +121,7 @@ pub(crate) fn server(
     }
     let mut ok = [0u8; 1 + MAC];
     ok[0] = 1;
-    ok[1..].copy_from_slice(&mac(key, SERVER_LABEL, &c, &s));
+    ok[1..].copy_from_slice(&mac(key, SERVER_LABEL, binding, &c, &s));
     stream.write_all(&ok)?;
     Ok(Transcript {
         server: s,
@@ -120,10 +129,11 @@ pub(crate) fn server(
     })
 }
 
-/// The client's side.
+/// The client's side, with the same `binding` as the server's.
 pub(crate) fn client(
     stream: &mut (impl Read + Write),
     key: &[u8],
+    binding: &[u8],
 ) -> Result<Transcript, HandshakeError> {
     let mut hello = [0u8; 8 + CHALLENGE];
     match stream.read_exact(&mut hello) {
@@ -132,7 +142,8 @@ pub(crate) fn client(
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             return Err(HandshakeError::Io(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
-                "the manager closed the connection before the handshake",
+                "the manager closed the connection before the handshake (it may be going \
+                 away, over its connection limit, or serving TLS: see Manager::connect_tls)",
             )));
         }
         Err(e) => return Err(read_error(e, "server hello")),
@@ -147,7 +158,7 @@ pub(crate) fn client(
     let c: [u8; CHALLENGE] = random()?;
     let mut answer = [0u8; CHALLENGE + MAC];
     answer[..CHALLENGE].copy_from_slice(&c);
-    answer[CHALLENGE..].copy_from_slice(&mac(key, CLIENT_LABEL, &s, &c));
+    answer[CHALLENGE..].copy_from_slice(&mac(key, CLIENT_LABEL, binding, &s, &c));
     stream.write_all(&answer)?;
     let mut verdict = [0u8; 1];
     read_exact_or(stream, &mut verdict, "server verdict")?;
@@ -158,7 +169,7 @@ pub(crate) fn client(
     }
     let mut proof = [0u8; MAC];
     read_exact_or(stream, &mut proof, "server proof")?;
-    let expected = mac(key, SERVER_LABEL, &c, &s);
+    let expected = mac(key, SERVER_LABEL, binding, &c, &s);
     if !bool::from(expected.ct_eq(&proof)) {
         return Err(HandshakeError::Rejected(
             "the server did not prove that it knows the key".into(),
@@ -200,8 +211,8 @@ mod tests {
     fn right_key_passes_wrong_key_fails_both_ways() {
         for (ck, sk, ok) in [(b"k1", b"k1", true), (b"k1", b"k2", false)] {
             let (mut a, mut b) = UnixStream::pair().unwrap();
-            let t = std::thread::spawn(move || server(&mut a, sk).map(|t| t.client));
-            let c = client(&mut b, ck);
+            let t = std::thread::spawn(move || server(&mut a, sk, &[]).map(|t| t.client));
+            let c = client(&mut b, ck, &[]);
             let s = t.join().unwrap();
             assert_eq!(c.is_ok(), ok);
             assert_eq!(s.is_ok(), ok);
@@ -214,8 +225,24 @@ mod tests {
     #[test]
     fn macs_differ_by_role() {
         assert_ne!(
-            mac(b"k", CLIENT_LABEL, b"a", b"b"),
-            mac(b"k", SERVER_LABEL, b"a", b"b")
+            mac(b"k", CLIENT_LABEL, &[], b"a", b"b"),
+            mac(b"k", SERVER_LABEL, &[], b"a", b"b")
         );
+    }
+
+    #[test]
+    fn proofs_bound_to_another_session_fail() {
+        // A relay between two TLS sessions passes each side's proof on unchanged:
+        // with different bindings on the two sides, neither accepts the other.
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || server(&mut a, b"k", &[1; 32]).is_ok());
+        let c = client(&mut b, b"k", &[2; 32]);
+        assert!(!t.join().unwrap());
+        assert!(matches!(c, Err(HandshakeError::Rejected(_))));
+        // The same binding on both sides passes.
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || server(&mut a, b"k", &[3; 32]).is_ok());
+        assert!(client(&mut b, b"k", &[3; 32]).is_ok());
+        assert!(t.join().unwrap());
     }
 }

@@ -42,7 +42,8 @@ pub enum Address {
     Local(String),
     /// A Unix socket at a path, for clients on this machine.
     Unix(PathBuf),
-    /// A TCP address; the session is encrypted and authenticated (Noise).
+    /// A TCP address; the session is encrypted and authenticated (Noise, or mutual
+    /// TLS when the manager has certificates: feature `tls`).
     Tcp(SocketAddr),
 }
 
@@ -282,6 +283,9 @@ pub(crate) struct Endpoint {
     pub(crate) address: Address,
     pub(crate) key: Arc<[u8]>,
     pub(crate) max_frame: usize,
+    /// Mutual TLS settings, for a manager that serves TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::ClientSide>,
     state: Mutex<EpState>,
 }
 
@@ -307,6 +311,22 @@ fn new_session() -> u64 {
 impl Endpoint {
     /// The endpoint for (`address`, `key`) in this process, shared by all proxies.
     pub(crate) fn intern(address: Address, key: &[u8], max_frame: usize) -> Arc<Endpoint> {
+        Endpoint::intern_with(
+            address,
+            key,
+            max_frame,
+            #[cfg(feature = "tls")]
+            None,
+        )
+    }
+
+    /// The endpoint for (`address`, `key`, TLS settings) in this process.
+    pub(crate) fn intern_with(
+        address: Address,
+        key: &[u8],
+        max_frame: usize,
+        #[cfg(feature = "tls")] tls: Option<super::tls::ClientSide>,
+    ) -> Arc<Endpoint> {
         let mut all = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
         all.retain(|w| w.strong_count() > 0);
         for w in all.iter() {
@@ -314,6 +334,10 @@ impl Endpoint {
                 && ep.address == address
                 && *ep.key == *key
             {
+                #[cfg(feature = "tls")]
+                if ep.tls.as_ref().map(|t| &t.material) != tls.as_ref().map(|t| &t.material) {
+                    continue;
+                }
                 return ep;
             }
         }
@@ -321,6 +345,8 @@ impl Endpoint {
             address,
             key: key.into(),
             max_frame,
+            #[cfg(feature = "tls")]
+            tls,
             state: Mutex::new(EpState {
                 pid: cached_pid(),
                 session: new_session(),
@@ -398,6 +424,13 @@ impl Endpoint {
 
     fn connect(&self, session: u64, pid: u32, shm: bool) -> Result<(Conn, bool), ManagerError> {
         let io_gone = |e: io::Error| self.gone(format!("cannot connect: {e}"));
+        let refused = |e| match e {
+            HandshakeError::Rejected(reason) => ManagerError::Authentication {
+                address: self.address.to_string(),
+                reason,
+            },
+            HandshakeError::Io(e) => self.gone(format!("the handshake failed: {e}")),
+        };
         let stream = match &self.address {
             Address::Local(name) => Stream::Unix(
                 crate::sys::abstract_socket::connect(name.as_bytes()).map_err(io_gone)?,
@@ -412,13 +445,15 @@ impl Endpoint {
         };
         let _ = stream.set_read_timeout(Some(CONNECT_TIMEOUT));
         let _ = stream.set_write_timeout(Some(CONNECT_TIMEOUT));
-        let chan = Channel::client(stream, &self.key, self.max_frame).map_err(|e| match e {
-            HandshakeError::Rejected(reason) => ManagerError::Authentication {
-                address: self.address.to_string(),
-                reason,
-            },
-            HandshakeError::Io(e) => self.gone(format!("the handshake failed: {e}")),
-        })?;
+        let chan = match (stream, &self.address) {
+            #[cfg(feature = "tls")]
+            (Stream::Tcp(tcp), Address::Tcp(peer)) if self.tls.is_some() => {
+                let tls = self.tls.as_ref().expect("checked");
+                Channel::client_tls(tcp, *peer, tls, &self.key, self.max_frame)
+            }
+            (stream, _) => Channel::client(stream, &self.key, self.max_frame),
+        }
+        .map_err(refused)?;
         let mut conn = Conn::new(chan);
         let hello = proto::encode(&Request::Hello { session, pid });
         let welcome = conn.call(hello, &self.address)?;
@@ -745,6 +780,8 @@ struct ProxyWire {
     key: Vec<u8>,
     max_frame: u64,
     id: ObjId,
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsConfig>,
 }
 
 impl Serialize for ObjRef {
@@ -757,6 +794,8 @@ impl Serialize for ObjRef {
             key: self.ep.key.to_vec(),
             max_frame: self.ep.max_frame as u64,
             id: self.id,
+            #[cfg(feature = "tls")]
+            tls: self.ep.tls.as_ref().map(|t| t.material.clone()),
         }
         .serialize(s)
     }
@@ -765,10 +804,17 @@ impl Serialize for ObjRef {
 impl<'de> Deserialize<'de> for ObjRef {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = ProxyWire::deserialize(d)?;
-        let ep = Endpoint::intern(
+        #[cfg(feature = "tls")]
+        let tls = match w.tls {
+            Some(t) => Some(t.client_side().map_err(serde::de::Error::custom)?),
+            None => None,
+        };
+        let ep = Endpoint::intern_with(
             w.address,
             &w.key,
             w.max_frame.min(usize::MAX as u64) as usize,
+            #[cfg(feature = "tls")]
+            tls,
         );
         // If the manager is gone, the proxy's calls will say so.
         let _ = ep.call(&Request::Adopt(w.id));

@@ -100,6 +100,10 @@ pub enum ManagerError {
         /// The limit.
         limit: usize,
     },
+    /// TLS certificates or keys that cannot be used (feature `tls`): unreadable,
+    /// not PEM, no certificate, a key that does not match, an invalid server name.
+    #[error("TLS settings: {0}")]
+    Tls(String),
     /// The protocol was broken (garbage, a bad frame, a failed decryption).
     #[error("protocol error: {0}")]
     Protocol(String),

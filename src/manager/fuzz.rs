@@ -72,7 +72,7 @@ impl Write for Scripted<'_> {
 /// Runs the server's side of the handshake against `bytes` from a client; whether
 /// the client was accepted (random bytes must never be).
 pub fn server_handshake(bytes: &[u8], key: &[u8]) -> bool {
-    super::auth::server(&mut Scripted { input: bytes }, key).is_ok()
+    super::auth::server(&mut Scripted { input: bytes }, key, &[]).is_ok()
 }
 
 /// Valid framed requests of many kinds, as seeds for mutation.

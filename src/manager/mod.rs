@@ -87,6 +87,10 @@
 //! authenticated (Noise, keyed from the authkey): a frame that was modified,
 //! replayed or reordered ends the connection. The wire carries data only.
 //!
+//! With feature `tls`, a manager can serve mutual TLS instead, for users who already
+//! have certificates: [`Builder::tls`] on the server, [`Manager::connect_tls`] on
+//! clients, with the key still proved inside the TLS session (see [`TlsConfig`]).
+//!
 //! # Caveats
 //!
 //! - **Drop**: dropping the [`Manager`] that started the server shuts it down (as
@@ -116,6 +120,8 @@ mod proto;
 mod queues;
 mod server;
 mod table;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 #[doc(hidden)]
@@ -137,6 +143,8 @@ pub use locks::{
     RLockGuard, Semaphore,
 };
 pub use queues::{JoinableQueue, Queue};
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 use crate::process::{Process, StartMethod};
 use crate::sys::code::EntryPoint;
@@ -335,6 +343,10 @@ pub struct Builder {
     idle_timeout: Option<Duration>,
     max_connections: usize,
     registrations: Vec<(String, EntryPoint)>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
+    #[cfg(feature = "tls")]
+    tls_client: Option<TlsConfig>,
 }
 
 impl Default for Builder {
@@ -348,6 +360,10 @@ impl Default for Builder {
             idle_timeout: None,
             max_connections: 1024,
             registrations: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            tls_client: None,
         }
     }
 }
@@ -410,13 +426,51 @@ impl Builder {
         self
     }
 
+    /// Serves mutual TLS instead of Noise (feature `tls`; the address must be TCP):
+    /// clients must present a certificate that chains to `server.ca`, and connect
+    /// with [`Manager::connect_tls`]. The authentication key is still proved by both
+    /// sides, inside the TLS session.
+    ///
+    /// The handle that [`start`](Self::start) returns talks to its server over TLS
+    /// too, as a client: with the material of [`tls_client`](Self::tls_client) if
+    /// given, else with `server`'s own (which works when the server's certificate is
+    /// also valid for client authentication under `server.ca`).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, server: TlsConfig) -> Self {
+        self.tls = Some(server);
+        self
+    }
+
+    /// The certificates the handle that starts a TLS server connects with (feature
+    /// `tls`; see [`tls`](Self::tls)).
+    #[cfg(feature = "tls")]
+    pub fn tls_client(mut self, client: TlsConfig) -> Self {
+        self.tls_client = Some(client);
+        self
+    }
+
     /// Starts the server process.
     ///
     /// # Errors
     ///
     /// [`ManagerError::Start`] when the address cannot be bound or the process
-    /// cannot be started.
+    /// cannot be started; [`ManagerError::Tls`] for TLS settings on an address that
+    /// is not TCP.
     pub fn start(self) -> Result<Manager, ManagerError> {
+        #[cfg(feature = "tls")]
+        let tls_client = match &self.tls {
+            None => None,
+            Some(server) => {
+                if !matches!(self.address, Some(Address::Tcp(_))) {
+                    return Err(ManagerError::Tls(
+                        "TLS is served on TCP addresses only: give the builder a TCP address"
+                            .into(),
+                    ));
+                }
+                server.server_side()?;
+                Some(self.tls_client.as_ref().unwrap_or(server).client_side()?)
+            }
+        };
         let key = match self.authkey {
             Some(k) => k,
             None => auth::random::<32>()
@@ -471,6 +525,8 @@ impl Builder {
                 idle_timeout: idle,
                 max_connections: self.max_connections,
                 functions: private,
+                #[cfg(feature = "tls")]
+                tls: self.tls,
             },
             instance,
             registrations: self.registrations,
@@ -484,7 +540,13 @@ impl Builder {
             .start(server::run, args)
             .map_err(|e| ManagerError::Start(e.to_string()))?;
         Ok(Manager {
-            ep: Endpoint::intern(address, &key, self.max_frame),
+            ep: Endpoint::intern_with(
+                address,
+                &key,
+                self.max_frame,
+                #[cfg(feature = "tls")]
+                tls_client,
+            ),
             server: Mutex::new(Some(process)),
         })
     }
@@ -553,6 +615,35 @@ impl Manager {
         authkey: impl AsRef<[u8]>,
     ) -> Result<Manager, ManagerError> {
         let ep = Endpoint::intern(address.into(), authkey.as_ref(), DEFAULT_MAX_FRAME);
+        ep.functions()?;
+        Ok(Manager {
+            ep,
+            server: Mutex::new(None),
+        })
+    }
+
+    /// Connects to a manager serving mutual TLS at `address` (feature `tls`; see
+    /// [`Builder::tls`]), presenting `tls`'s certificate and proving `authkey`
+    /// inside the TLS session. Proxies made through this handle carry `tls` (and the
+    /// key) to the processes they are sent to.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::Authentication`] when either side's certificate is not
+    /// trusted by the other, or the key is wrong; `Disconnected` when nothing
+    /// answers; [`ManagerError::Tls`] for unusable TLS material.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        address: impl Into<Address>,
+        authkey: impl AsRef<[u8]>,
+        tls: TlsConfig,
+    ) -> Result<Manager, ManagerError> {
+        let ep = Endpoint::intern_with(
+            address.into(),
+            authkey.as_ref(),
+            DEFAULT_MAX_FRAME,
+            Some(tls.client_side()?),
+        );
         ep.functions()?;
         Ok(Manager {
             ep,

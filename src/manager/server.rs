@@ -66,6 +66,9 @@ pub(crate) struct ServerConfig {
     /// Whether this listener's clients may send functions by address (only for
     /// the private listener of a manager started by this executable).
     pub(crate) functions: bool,
+    /// Mutual TLS instead of Noise over TCP (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<super::tls::TlsConfig>,
 }
 
 /// Everything the server process starts from.
@@ -143,6 +146,21 @@ pub(crate) fn run(args: ServerArgs) {
     }
     let server = Arc::new(Server::new(args.instance));
     let key: Arc<[u8]> = args.key.into();
+    #[cfg(feature = "tls")]
+    let tls = match args
+        .config
+        .tls
+        .as_ref()
+        .map(|t| t.server_side())
+        .transpose()
+    {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => {
+            // The builder checked the material before it started this process.
+            log::error!("manager: {e}");
+            return;
+        }
+    };
     let config = Arc::new(args.config);
     let listener = args.listener.0;
     let shutdown_fd = crate::sys::socket::dup(listener.as_fd()).ok();
@@ -172,9 +190,16 @@ pub(crate) fn run(args: ServerArgs) {
         }
         let (server, key, config, stop) =
             (server.clone(), key.clone(), config.clone(), stop.clone());
+        #[cfg(feature = "tls")]
+        let tls = tls.clone();
         let spawned = std::thread::Builder::new()
             .name("mproc-manager-conn".into())
             .spawn(move || {
+                #[cfg(feature = "tls")]
+                let stream = match (stream, tls) {
+                    (Stream::Tcp(tcp), Some(tls)) => Accepted::Tls(tcp, tls),
+                    (stream, _) => Accepted::Plain(stream),
+                };
                 serve_connection(&server, stream, &key, &config, &*stop);
                 *server.connections.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
             });
@@ -210,16 +235,67 @@ pub(crate) fn run(args: ServerArgs) {
 
 use super::client::peer_gone;
 
+/// A connection as accepted: a stream, or (feature `tls`) a TCP connection that
+/// must first complete the TLS handshake.
+#[cfg(feature = "tls")]
+enum Accepted {
+    Plain(Stream),
+    Tls(std::net::TcpStream, Arc<super::tls::ServerSide>),
+}
+
+#[cfg(feature = "tls")]
+impl Accepted {
+    fn set_timeouts(&self, t: Duration) {
+        let _ = match self {
+            Accepted::Plain(s) => s
+                .set_read_timeout(Some(t))
+                .and_then(|()| s.set_write_timeout(Some(t))),
+            Accepted::Tls(s, _) => s
+                .set_read_timeout(Some(t))
+                .and_then(|()| s.set_write_timeout(Some(t))),
+        };
+    }
+
+    fn handshake(
+        self,
+        key: &[u8],
+        max_frame: usize,
+    ) -> Result<Channel, super::auth::HandshakeError> {
+        match self {
+            Accepted::Plain(s) => Channel::server(s, key, max_frame),
+            Accepted::Tls(tcp, tls) => Channel::server_tls(tcp, &tls, key, max_frame),
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+type Accepted = Stream;
+
+#[cfg(not(feature = "tls"))]
+impl Stream {
+    fn set_timeouts(&self, t: Duration) {
+        let _ = self.set_read_timeout(Some(t));
+        let _ = self.set_write_timeout(Some(t));
+    }
+
+    fn handshake(
+        self,
+        key: &[u8],
+        max_frame: usize,
+    ) -> Result<Channel, super::auth::HandshakeError> {
+        Channel::server(self, key, max_frame)
+    }
+}
+
 fn serve_connection(
     server: &Server,
-    stream: Stream,
+    stream: Accepted,
     key: &[u8],
     config: &ServerConfig,
     stop: &dyn Fn(),
 ) {
-    let _ = stream.set_read_timeout(Some(config.handshake_timeout));
-    let _ = stream.set_write_timeout(Some(config.handshake_timeout));
-    let mut chan = match Channel::server(stream, key, config.max_frame) {
+    stream.set_timeouts(config.handshake_timeout);
+    let mut chan = match stream.handshake(key, config.max_frame) {
         Ok(c) => c,
         Err(e) => {
             log::info!("manager: handshake failed: {e:?}");

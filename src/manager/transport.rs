@@ -1,4 +1,5 @@
-//! Streams (Unix or TCP) carrying frames, encrypted with Noise over TCP.
+//! Streams (Unix or TCP) carrying frames, encrypted with Noise over TCP, or with
+//! mutual TLS over TCP when the manager was given certificates (feature `tls`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -8,12 +9,17 @@ use std::time::Duration;
 
 use super::auth::{self, HandshakeError, Transcript};
 use super::proto::{self, FrameDecoder};
+#[cfg(feature = "tls")]
+use super::tls::{self, ClientSide, ServerSide, TlsStream};
 
 /// A connected stream socket.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    /// TCP carrying mutual TLS (feature `tls`).
+    #[cfg(feature = "tls")]
+    Tls(TlsStream),
 }
 
 impl Stream {
@@ -21,6 +27,8 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_read_timeout(t),
             Stream::Tcp(s) => s.set_read_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().set_read_timeout(t),
         }
     }
 
@@ -28,6 +36,8 @@ impl Stream {
         match self {
             Stream::Unix(s) => s.set_write_timeout(t),
             Stream::Tcp(s) => s.set_write_timeout(t),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().set_write_timeout(t),
         }
     }
 
@@ -35,9 +45,12 @@ impl Stream {
         let _ = match self {
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().shutdown(std::net::Shutdown::Both),
         };
     }
 
+    /// Whether this is plain TCP (the session is then Noise's).
     pub(crate) fn is_tcp(&self) -> bool {
         matches!(self, Stream::Tcp(_))
     }
@@ -48,6 +61,8 @@ impl AsFd for Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().as_fd(),
         }
     }
 }
@@ -57,6 +72,8 @@ impl Read for Stream {
         match self {
             Stream::Unix(s) => s.read(buf),
             Stream::Tcp(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -66,6 +83,8 @@ impl Write for Stream {
         match self {
             Stream::Unix(s) => s.write(buf),
             Stream::Tcp(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -130,7 +149,7 @@ impl Channel {
         key: &[u8],
         max_frame: usize,
     ) -> Result<Channel, HandshakeError> {
-        let t = auth::client(&mut stream, key)?;
+        let t = auth::client(&mut stream, key, &[])?;
         let noise = if stream.is_tcp() {
             Some(noise_initiator(&mut stream, key, &t)?)
         } else {
@@ -145,7 +164,7 @@ impl Channel {
         key: &[u8],
         max_frame: usize,
     ) -> Result<Channel, HandshakeError> {
-        let t = auth::server(&mut stream, key)?;
+        let t = auth::server(&mut stream, key, &[])?;
         let noise = if stream.is_tcp() {
             Some(noise_responder(&mut stream, key, &t)?)
         } else {
@@ -154,8 +173,42 @@ impl Channel {
         Ok(Channel::new(stream, noise, max_frame))
     }
 
-    /// Whether the session is encrypted.
+    /// The client's side of a mutual-TLS connection: the TLS handshake, then the
+    /// key's proof inside it, bound to the TLS session.
+    #[cfg(feature = "tls")]
+    pub(crate) fn client_tls(
+        tcp: TcpStream,
+        peer: std::net::SocketAddr,
+        tls: &ClientSide,
+        key: &[u8],
+        max_frame: usize,
+    ) -> Result<Channel, HandshakeError> {
+        let mut stream = tls.connect(tcp, peer)?;
+        let binding = stream.binding()?;
+        auth::client(&mut stream, key, &binding).map_err(tls::inner_error)?;
+        Ok(Channel::new(Stream::Tls(stream), None, max_frame))
+    }
+
+    /// The server's side of a mutual-TLS connection.
+    #[cfg(feature = "tls")]
+    pub(crate) fn server_tls(
+        tcp: TcpStream,
+        tls: &ServerSide,
+        key: &[u8],
+        max_frame: usize,
+    ) -> Result<Channel, HandshakeError> {
+        let mut stream = tls.accept(tcp)?;
+        let binding = stream.binding()?;
+        auth::server(&mut stream, key, &binding).map_err(tls::inner_error)?;
+        Ok(Channel::new(Stream::Tls(stream), None, max_frame))
+    }
+
+    /// Whether the session is encrypted (Noise or TLS).
     pub(crate) fn is_encrypted(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(_) = self.stream {
+            return true;
+        }
         self.noise.is_some()
     }
 
@@ -292,6 +345,10 @@ impl Channel {
     /// looks) for up to [`POLL_BUDGET`] before a blocking read: a reply usually comes within
     /// microseconds, and sleeping in the kernel costs tens of them to wake.
     fn read_some(&mut self) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Stream::Tls(s) = &mut self.stream {
+            return s.read(&mut self.rbuf);
+        }
         let fd = self.stream.as_fd();
         let mut fds = Vec::new();
         if self.stream.is_tcp() {

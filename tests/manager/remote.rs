@@ -4,7 +4,7 @@
 //! serving the others.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -13,8 +13,8 @@ use mproc::manager::{Address, Manager, ManagerError};
 use mproc::process::Process;
 use sha2::Sha256;
 
-use crate::LONG;
 use crate::common::watchdog;
+use crate::{LONG, man_in_the_middle};
 
 const KEY: &[u8] = b"correct horse battery staple";
 
@@ -192,54 +192,39 @@ fn random_bytes_are_refused() {
 /// A man in the middle between a client and the server that damages the first
 /// frame after the handshake: flips a bit, or sends it twice.
 fn tamper_proxy(server: SocketAddr, replay: bool) -> SocketAddr {
-    let l = TcpListener::bind(any_port()).unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for client in l.incoming() {
-            let Ok(mut client) = client else { return };
-            let mut upstream = TcpStream::connect(server).unwrap();
-            let mut down_c = client.try_clone().unwrap();
-            let mut down_u = upstream.try_clone().unwrap();
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut down_u, &mut down_c);
-                let _ = down_c.shutdown(std::net::Shutdown::Both);
-            });
-            std::thread::spawn(move || {
-                // The HMAC answer, then the Noise handshake frame, as they are.
-                let mut answer = [0u8; 64];
-                if client.read_exact(&mut answer).is_err() {
-                    return;
-                }
-                upstream.write_all(&answer).unwrap();
-                let mut frame_no = 0;
-                loop {
-                    let mut h = [0u8; 4];
-                    if client.read_exact(&mut h).is_err() {
-                        let _ = upstream.shutdown(std::net::Shutdown::Both);
-                        return;
-                    }
-                    let mut body = vec![0u8; u32::from_le_bytes(h) as usize];
-                    if client.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    frame_no += 1;
-                    if frame_no == 2 {
-                        if replay {
-                            let _ = upstream.write_all(&h);
-                            let _ = upstream.write_all(&body);
-                        } else {
-                            let last = body.len() - 1;
-                            body[last] ^= 1;
-                        }
-                    }
-                    if upstream.write_all(&h).is_err() || upstream.write_all(&body).is_err() {
-                        return;
-                    }
-                }
-            });
+    man_in_the_middle(server, move |mut client, mut upstream| {
+        // The HMAC answer, then the Noise handshake frame, as they are.
+        let mut answer = [0u8; 64];
+        if client.read_exact(&mut answer).is_err() {
+            return;
         }
-    });
-    addr
+        upstream.write_all(&answer).unwrap();
+        let mut frame_no = 0;
+        loop {
+            let mut h = [0u8; 4];
+            if client.read_exact(&mut h).is_err() {
+                let _ = upstream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            let mut body = vec![0u8; u32::from_le_bytes(h) as usize];
+            if client.read_exact(&mut body).is_err() {
+                return;
+            }
+            frame_no += 1;
+            if frame_no == 2 {
+                if replay {
+                    let _ = upstream.write_all(&h);
+                    let _ = upstream.write_all(&body);
+                } else {
+                    let last = body.len() - 1;
+                    body[last] ^= 1;
+                }
+            }
+            if upstream.write_all(&h).is_err() || upstream.write_all(&body).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 #[test]
