@@ -20,6 +20,7 @@
 mod common;
 
 mod futures;
+mod manager;
 mod pipe;
 mod pool;
 mod process;
