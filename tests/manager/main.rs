@@ -25,6 +25,38 @@ use std::time::Duration;
 /// A generous bound for waits that should end quickly (noisy 2-CPU VM).
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// `n` pseudo-random bytes (xorshift64 from `seed`, which it advances).
+pub fn junk(seed: &mut u64, n: usize) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed as u8
+        })
+        .collect()
+}
+
+/// Sends a message (`header` then `body`) upstream as it is, or, when `damage`,
+/// damaged: twice (`replay`) or with the last bit of its body flipped.
+pub fn pass_on(
+    upstream: &mut TcpStream,
+    header: &[u8],
+    body: &mut [u8],
+    damage: bool,
+    replay: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    if damage && replay {
+        upstream.write_all(header)?;
+        upstream.write_all(body)?;
+    } else if damage && let Some(last) = body.last_mut() {
+        *last ^= 1;
+    }
+    upstream.write_all(header)?;
+    upstream.write_all(body)
+}
+
 /// A man in the middle on 127.0.0.1 in front of `server`: what the server sends
 /// reaches the client as it is; what the client sends goes through `forward`
 /// (reading from the client, writing upstream), one thread per connection. Its

@@ -14,7 +14,7 @@ use mproc::process::Process;
 use sha2::Sha256;
 
 use crate::common::watchdog;
-use crate::{LONG, man_in_the_middle};
+use crate::{LONG, junk, man_in_the_middle, pass_on};
 
 const KEY: &[u8] = b"correct horse battery staple";
 
@@ -171,15 +171,7 @@ fn random_bytes_are_refused() {
     for _ in 0..20 {
         let mut s = TcpStream::connect(tcp(&m)).unwrap();
         s.set_read_timeout(Some(LONG)).unwrap();
-        let junk: Vec<u8> = (0..300)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect();
-        let _ = s.write_all(&junk);
+        let _ = s.write_all(&junk(&mut seed, 300));
         let mut hello = [0u8; 40];
         s.read_exact(&mut hello).unwrap();
         let mut verdict = [0u8; 1];
@@ -211,16 +203,7 @@ fn tamper_proxy(server: SocketAddr, replay: bool) -> SocketAddr {
                 return;
             }
             frame_no += 1;
-            if frame_no == 2 {
-                if replay {
-                    let _ = upstream.write_all(&h);
-                    let _ = upstream.write_all(&body);
-                } else {
-                    let last = body.len() - 1;
-                    body[last] ^= 1;
-                }
-            }
-            if upstream.write_all(&h).is_err() || upstream.write_all(&body).is_err() {
+            if pass_on(&mut upstream, &h, &mut body, frame_no == 2, replay).is_err() {
                 return;
             }
         }

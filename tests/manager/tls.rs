@@ -14,7 +14,7 @@ use mproc::manager::{Address, Dict, Manager, ManagerError, TlsConfig};
 use mproc::process::Process;
 
 use crate::common::watchdog;
-use crate::{LONG, man_in_the_middle};
+use crate::{LONG, junk, man_in_the_middle, pass_on};
 
 const KEY: &[u8] = b"tls test key";
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/manager/tls");
@@ -221,14 +221,7 @@ fn plaintext_and_random_bytes_at_a_tls_server_are_dropped() {
     for i in 0..10 {
         let mut s = TcpStream::connect(tcp(&m)).unwrap();
         s.set_read_timeout(Some(LONG)).unwrap();
-        let junk: Vec<u8> = (0..300)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect();
+        let junk = junk(&mut seed, 300);
         if i % 2 == 0 {
             let _ = s.write_all(&junk);
         } else {
@@ -263,17 +256,9 @@ fn tamper_proxy(server: SocketAddr, nth: usize, replay: bool) -> SocketAddr {
             }
             if h[0] == 23 {
                 encrypted += 1;
-                if encrypted == nth {
-                    if replay {
-                        let _ = upstream.write_all(&h);
-                        let _ = upstream.write_all(&body);
-                    } else {
-                        let last = body.len() - 1;
-                        body[last] ^= 1;
-                    }
-                }
             }
-            if upstream.write_all(&h).is_err() || upstream.write_all(&body).is_err() {
+            let damage = h[0] == 23 && encrypted == nth;
+            if pass_on(&mut upstream, &h, &mut body, damage, replay).is_err() {
                 return;
             }
         }
