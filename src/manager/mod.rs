@@ -631,15 +631,22 @@ impl Manager {
     ///
     /// [`ManagerError::Authentication`] when either side's certificate is not
     /// trusted by the other, or the key is wrong; `Disconnected` when nothing
-    /// answers; [`ManagerError::Tls`] for unusable TLS material.
+    /// answers; [`ManagerError::Tls`] for unusable TLS material or an address that
+    /// is not TCP.
     #[cfg(feature = "tls")]
     pub fn connect_tls(
         address: impl Into<Address>,
         authkey: impl AsRef<[u8]>,
         tls: TlsConfig,
     ) -> Result<Manager, ManagerError> {
+        let address = address.into();
+        if !matches!(address, Address::Tcp(_)) {
+            return Err(ManagerError::Tls(format!(
+                "TLS is served on TCP addresses only, not at {address}"
+            )));
+        }
         let ep = Endpoint::intern_with(
-            address.into(),
+            address,
             authkey.as_ref(),
             DEFAULT_MAX_FRAME,
             Some(tls.client_side()?),

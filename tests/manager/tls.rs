@@ -315,7 +315,10 @@ fn unusable_material_is_a_clear_error() {
     )
     .unwrap_err();
     assert!(matches!(err, ManagerError::Tls(_)), "{err}");
-    // TLS is for TCP addresses.
+    // TLS is for TCP addresses, on both sides.
+    let err =
+        Manager::connect_tls(Address::unix("/nonexistent/m.sock"), KEY, client_tls()).unwrap_err();
+    assert!(matches!(err, ManagerError::Tls(_)), "{err}");
     let err = Manager::builder()
         .address(Address::unix(
             std::env::temp_dir().join(format!("mproc-tls-{}.sock", std::process::id())),
