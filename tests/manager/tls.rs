@@ -331,3 +331,52 @@ fn unusable_material_is_a_clear_error() {
     let shown = format!("{:?}", client_tls());
     assert!(!shown.contains("PRIVATE KEY"), "{shown}");
 }
+
+#[test]
+fn the_manager_killed_mid_request_is_disconnected_over_tls() {
+    let _w = watchdog("tls_manager_killed", LONG);
+    let m = serve();
+    let c = Manager::connect_tls(m.address().clone(), KEY, client_tls()).unwrap();
+    let q = c.named_queue::<u8>("never").unwrap();
+    let lock = c.named_lock("held").unwrap();
+    let owner_lock = m.named_lock("held").unwrap();
+    let _held = owner_lock.lock().unwrap();
+    let started = [c.event().unwrap(), c.event().unwrap()];
+    let (q2, lock2) = (q.clone(), lock.clone());
+    let (s0, s1) = (started[0].clone(), started[1].clone());
+    let waiters = [
+        std::thread::spawn(move || {
+            s0.set().unwrap();
+            q2.get_timeout(Duration::from_secs(60))
+                .unwrap_err()
+                .is_disconnected()
+        }),
+        std::thread::spawn(move || {
+            s1.set().unwrap();
+            let e = lock2.lock_timeout(Duration::from_secs(60)).map(drop);
+            e.unwrap_err()
+                .manager_error()
+                .is_some_and(|e| e.is_disconnected())
+        }),
+    ];
+    // Each thread is at its blocking call (or in it) when the manager dies;
+    // either way the call must end with `Disconnected`.
+    for e in &started {
+        assert!(e.wait_timeout(LONG).unwrap());
+    }
+    let pid = m.pid().unwrap();
+    let killed_at = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    for w in waiters {
+        assert!(
+            w.join().unwrap(),
+            "a waiter got another error than Disconnected"
+        );
+    }
+    assert!(killed_at.elapsed() < Duration::from_secs(10));
+    assert!(q.len().unwrap_err().is_disconnected());
+}
