@@ -110,6 +110,7 @@
 //!   handler runs while the manager's table is locked: keep it short.
 
 mod auth;
+mod budget;
 mod client;
 mod collections;
 mod custom;

@@ -13,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ManagerError;
 use super::auth::HandshakeError;
+use super::budget::{Budget, Timed};
 
 /// The label of the keying material both sides export to bind the key's proof to
 /// this TLS session (RFC 5705 / RFC 8446 §7.5).
@@ -323,6 +325,7 @@ impl ClientSide {
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
+        until: Option<Instant>,
     ) -> Result<TlsStream, HandshakeError> {
         let name = match &self.server_name {
             Some(n) => n.clone(),
@@ -331,21 +334,27 @@ impl ClientSide {
         let conn = ClientConnection::new(self.config.clone(), name)
             .map_err(|e| HandshakeError::Rejected(format!("TLS: {e}")))?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
+        let mut sock = Budget::until(&mut s.sock, until);
         while s.conn.is_handshaking() {
-            s.conn.complete_io(&mut s.sock).map_err(handshake_error)?;
+            s.conn.complete_io(&mut sock).map_err(handshake_error)?;
         }
         Ok(TlsStream::Client(Box::new(s)))
     }
 }
 
 impl ServerSide {
-    /// Runs the TLS handshake as a server over `tcp`.
-    pub(crate) fn accept(&self, tcp: TcpStream) -> Result<TlsStream, HandshakeError> {
+    /// Runs the TLS handshake as a server over `tcp`, by `until`.
+    pub(crate) fn accept(
+        &self,
+        tcp: TcpStream,
+        until: Option<Instant>,
+    ) -> Result<TlsStream, HandshakeError> {
         let conn = ServerConnection::new(self.0.clone())
             .map_err(|e| HandshakeError::Rejected(format!("TLS: {e}")))?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
+        let mut sock = Budget::until(&mut s.sock, until);
         while s.conn.is_handshaking() {
-            s.conn.complete_io(&mut s.sock).map_err(handshake_error)?;
+            s.conn.complete_io(&mut sock).map_err(handshake_error)?;
         }
         Ok(TlsStream::Server(Box::new(s)))
     }
@@ -411,6 +420,16 @@ fn write_plain<S: rustls::SideData>(
         conn.write_tls(sock)?;
     }
     Ok(n)
+}
+
+impl Timed for TlsStream {
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.tcp().read_timeout()
+    }
+
+    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_timeouts(t)
+    }
 }
 
 impl Read for TlsStream {

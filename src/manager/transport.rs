@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use super::auth::{self, HandshakeError, Transcript};
+use super::budget::Budget;
 use super::proto::{self, FrameDecoder};
 #[cfg(feature = "tls")]
 use super::tls::{self, ClientSide, ServerSide, TlsStream};
@@ -29,6 +30,15 @@ impl Stream {
             Stream::Tcp(s) => s.set_read_timeout(t),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.tcp().set_read_timeout(t),
+        }
+    }
+
+    pub(crate) fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        match self {
+            Stream::Unix(s) => s.read_timeout(),
+            Stream::Tcp(s) => s.read_timeout(),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.tcp().read_timeout(),
         }
     }
 
@@ -143,30 +153,35 @@ impl Channel {
         }
     }
 
-    /// The client's side of connection set-up: HMAC, then Noise over TCP.
+    /// The client's side of connection set-up: HMAC, then Noise over TCP, all
+    /// within the stream's read timeout (the whole exchange, not each read).
     pub(crate) fn client(
         mut stream: Stream,
         key: &[u8],
         max_frame: usize,
     ) -> Result<Channel, HandshakeError> {
-        let t = auth::client(&mut stream, key, &[])?;
-        let noise = if stream.is_tcp() {
-            Some(noise_initiator(&mut stream, key, &t)?)
+        let tcp = stream.is_tcp();
+        let mut b = Budget::from_timeout(&mut stream)?;
+        let t = auth::client(&mut b, key, &[])?;
+        let noise = if tcp {
+            Some(noise_initiator(&mut b, key, &t)?)
         } else {
             None
         };
         Ok(Channel::new(stream, noise, max_frame))
     }
 
-    /// The server's side of connection set-up.
+    /// The server's side of connection set-up, within the stream's read timeout.
     pub(crate) fn server(
         mut stream: Stream,
         key: &[u8],
         max_frame: usize,
     ) -> Result<Channel, HandshakeError> {
-        let t = auth::server(&mut stream, key, &[])?;
-        let noise = if stream.is_tcp() {
-            Some(noise_responder(&mut stream, key, &t)?)
+        let tcp = stream.is_tcp();
+        let mut b = Budget::from_timeout(&mut stream)?;
+        let t = auth::server(&mut b, key, &[])?;
+        let noise = if tcp {
+            Some(noise_responder(&mut b, key, &t)?)
         } else {
             None
         };
@@ -183,9 +198,11 @@ impl Channel {
         key: &[u8],
         max_frame: usize,
     ) -> Result<Channel, HandshakeError> {
-        let mut stream = tls.connect(tcp, peer)?;
+        let until = super::budget::deadline_of(&tcp)?;
+        let mut stream = tls.connect(tcp, peer, until)?;
         let binding = stream.binding()?;
-        auth::client(&mut stream, key, &binding).map_err(tls::inner_error)?;
+        auth::client(&mut Budget::until(&mut stream, until), key, &binding)
+            .map_err(tls::inner_error)?;
         Ok(Channel::new(Stream::Tls(stream), None, max_frame))
     }
 
@@ -197,9 +214,11 @@ impl Channel {
         key: &[u8],
         max_frame: usize,
     ) -> Result<Channel, HandshakeError> {
-        let mut stream = tls.accept(tcp)?;
+        let until = super::budget::deadline_of(&tcp)?;
+        let mut stream = tls.accept(tcp, until)?;
         let binding = stream.binding()?;
-        auth::server(&mut stream, key, &binding).map_err(tls::inner_error)?;
+        auth::server(&mut Budget::until(&mut stream, until), key, &binding)
+            .map_err(tls::inner_error)?;
         Ok(Channel::new(Stream::Tls(stream), None, max_frame))
     }
 
@@ -414,12 +433,12 @@ fn noise_err(e: snow::Error) -> HandshakeError {
     HandshakeError::Rejected(format!("the encrypted session could not be set up: {e}"))
 }
 
-fn write_small(stream: &mut Stream, msg: &[u8]) -> Result<(), HandshakeError> {
+fn write_small(stream: &mut impl Write, msg: &[u8]) -> Result<(), HandshakeError> {
     stream.write_all(&proto::frame(msg))?;
     Ok(())
 }
 
-fn read_small(stream: &mut Stream) -> Result<Vec<u8>, HandshakeError> {
+fn read_small(stream: &mut impl Read) -> Result<Vec<u8>, HandshakeError> {
     let mut h = [0u8; 4];
     stream.read_exact(&mut h).map_err(eof_rejected)?;
     let len = u32::from_le_bytes(h) as usize;
@@ -455,7 +474,7 @@ fn builder<'a>(psk: &'a [u8; 32], prologue: &'a [u8]) -> Result<snow::Builder<'a
 }
 
 fn noise_initiator(
-    stream: &mut Stream,
+    stream: &mut (impl Read + Write),
     key: &[u8],
     t: &Transcript,
 ) -> Result<snow::TransportState, HandshakeError> {
@@ -473,7 +492,7 @@ fn noise_initiator(
 }
 
 fn noise_responder(
-    stream: &mut Stream,
+    stream: &mut (impl Read + Write),
     key: &[u8],
     t: &Transcript,
 ) -> Result<snow::TransportState, HandshakeError> {

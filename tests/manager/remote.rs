@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use mproc::manager::{Address, Manager, ManagerError};
@@ -161,6 +161,49 @@ fn truncated_replayed_and_silent_handshakes() {
         "a silent connection was not timed out"
     );
     still_serves(&m);
+}
+
+#[test]
+fn a_trickled_handshake_is_cut_at_the_handshake_limit() {
+    let _w = watchdog("trickled_handshake", LONG);
+    let m = serve(); // handshake limit 500 ms
+    let mut s = TcpStream::connect(tcp(&m)).unwrap();
+    let mut hello = [0u8; 40];
+    s.read_exact(&mut hello).unwrap();
+    // One byte of the 64-byte answer every 100 ms: each read alone is in time,
+    // the whole answer (6.4 s) is not.
+    let started = Instant::now();
+    let mut cut = false;
+    for _ in 0..64 {
+        if s.write_all(&[0]).is_err() || closed_now(&s) {
+            cut = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        cut,
+        "the server kept a trickled handshake for the whole answer"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    still_serves(&m);
+}
+
+/// Whether the server closed `s` (a read that does not wait sees the end).
+fn closed_now(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 16];
+    let r = (&*s).read(&mut b);
+    s.set_nonblocking(false).unwrap();
+    match r {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    }
 }
 
 #[test]
