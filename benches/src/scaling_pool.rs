@@ -5,6 +5,13 @@
 //! tasks), tasks/s; and the CPU time idle workers burn. Contenders: mproc `Pool` (default
 //! start method, a fresh pool per sample, warmed up outside the clock) and Python's
 //! `multiprocessing.Pool` (`benches/py/py_scaling_pool.py`).
+//!
+//! The flatness rows divide a 8- or 16-worker figure by the 2-worker one. One
+//! chunksize-1 map takes about 60 ms here, short enough that a burst of other work on
+//! the machine moves one sample by a third; taken minutes apart, the three figures
+//! drifted apart with the machine's load. So their samples are taken together
+//! ([`Interleaved`]): [`PASSES`] passes over 2, 8 and 16 workers, back to back, the
+//! order rotated at each pass, and each figure is the median of its passes.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +42,44 @@ fn pool(workers: usize) -> Result<Pool> {
         .chunksize(1)
         .map(square, 0..(workers as u64 * 50))?;
     Ok(p)
+}
+
+/// Worker counts whose chunksize-1 samples are taken interleaved (see [`Interleaved`]).
+pub const INTERLEAVED: [usize; 3] = [2, 8, 16];
+/// Passes over [`INTERLEAVED`] per sample.
+pub const PASSES: usize = 5;
+
+/// The chunksize-1 samples of [`INTERLEAVED`], taken together: the first of their
+/// figures asked for in a repeat runs [`PASSES`] passes over all three worker counts
+/// (the order rotated at each pass, so that no count always runs first after a pool
+/// start or last before the next figure) and keeps the medians; the others take theirs.
+#[derive(Default)]
+pub struct Interleaved {
+    ready: std::collections::HashMap<usize, f64>,
+}
+
+impl Interleaved {
+    /// The chunksize-1 rate of `workers` (one of [`INTERLEAVED`]), tasks/s.
+    pub fn rate(&mut self, workers: usize) -> Result<f64> {
+        if let Some(v) = self.ready.remove(&workers) {
+            return Ok(v);
+        }
+        let mut samples = vec![Vec::with_capacity(PASSES); INTERLEAVED.len()];
+        for pass in 0..PASSES {
+            for k in 0..INTERLEAVED.len() {
+                let i = (pass + k) % INTERLEAVED.len();
+                samples[i].push(timed_map(INTERLEAVED[i], CHUNK1_TASKS, true)?);
+            }
+        }
+        self.ready = INTERLEAVED
+            .iter()
+            .zip(&samples)
+            .map(|(&w, s)| (w, crate::median(s)))
+            .collect();
+        self.ready
+            .remove(&workers)
+            .ok_or_else(|| format!("{workers} workers are not among {INTERLEAVED:?}").into())
+    }
 }
 
 fn timed_map(workers: usize, tasks: u64, chunk1: bool) -> Result<f64> {
@@ -86,12 +131,20 @@ pub fn idle_cpu_percent() -> Result<f64> {
 pub fn area(_cfg: &Config) -> Result<Area> {
     let mut mproc = Local::new("mproc Pool", Role::Mproc);
     let mut comparisons = Vec::new();
+    let interleaved = std::rc::Rc::new(std::cell::RefCell::new(Interleaved::default()));
     for w in WORKERS {
+        let together = interleaved.clone();
         mproc = mproc
             .measure(
                 format!("mproc_pool{w}_map_chunksize1"),
                 "tasks/s",
-                move || timed_map(w, CHUNK1_TASKS, true),
+                move || {
+                    if INTERLEAVED.contains(&w) {
+                        together.borrow_mut().rate(w)
+                    } else {
+                        timed_map(w, CHUNK1_TASKS, true)
+                    }
+                },
             )
             .measure(format!("mproc_pool{w}_map_auto"), "tasks/s", move || {
                 timed_map(w, AUTO_TASKS, false)
@@ -130,7 +183,8 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              (`benches/py/py_scaling_pool.py`, 5,000 tasks at chunksize 1 and 100,000 with automatic chunking: fewer, as it is slower; the figure is a rate). `mproc_pool{IDLE_WORKERS}_idle_cpu`: \
              CPU used by the {IDLE_WORKERS} idle workers of a warm pool over {} s, percent of one CPU \
              (`/proc/<pid>/schedstat`; issue 16: under 1%). A row against `mproc_pool2_*` is the curve's \
-             flatness.",
+             flatness; for chunksize 1, the 2-, 8- and 16-worker samples are taken together, {PASSES} passes \
+             back to back in rotated order, each sample the median of its passes.",
             IDLE_WATCH.as_secs()
         ),
         mproc_pending: None,
