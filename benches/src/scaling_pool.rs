@@ -53,14 +53,31 @@ pub const PASSES: usize = 5;
 /// figures asked for in a repeat runs [`PASSES`] passes over all three worker counts
 /// (the order rotated at each pass, so that no count always runs first after a pool
 /// start or last before the next figure) and keeps the medians; the others take theirs.
-#[derive(Default)]
 pub struct Interleaved {
+    tasks: u64,
     ready: std::collections::HashMap<usize, f64>,
 }
 
+impl Default for Interleaved {
+    fn default() -> Self {
+        Interleaved::with_tasks(CHUNK1_TASKS)
+    }
+}
+
 impl Interleaved {
+    /// Samples of `tasks` tasks each ([`CHUNK1_TASKS`] by default).
+    pub fn with_tasks(tasks: u64) -> Interleaved {
+        Interleaved {
+            tasks,
+            ready: Default::default(),
+        }
+    }
+
     /// The chunksize-1 rate of `workers` (one of [`INTERLEAVED`]), tasks/s.
     pub fn rate(&mut self, workers: usize) -> Result<f64> {
+        if !INTERLEAVED.contains(&workers) {
+            return Err(format!("{workers} workers are not among {INTERLEAVED:?}").into());
+        }
         if let Some(v) = self.ready.remove(&workers) {
             return Ok(v);
         }
@@ -68,7 +85,7 @@ impl Interleaved {
         for pass in 0..PASSES {
             for k in 0..INTERLEAVED.len() {
                 let i = (pass + k) % INTERLEAVED.len();
-                samples[i].push(timed_map(INTERLEAVED[i], CHUNK1_TASKS, true)?);
+                samples[i].push(timed_map(INTERLEAVED[i], self.tasks, true)?);
             }
         }
         self.ready = INTERLEAVED
@@ -76,9 +93,10 @@ impl Interleaved {
             .zip(&samples)
             .map(|(&w, s)| (w, crate::median(s)))
             .collect();
-        self.ready
+        Ok(self
+            .ready
             .remove(&workers)
-            .ok_or_else(|| format!("{workers} workers are not among {INTERLEAVED:?}").into())
+            .expect("every count of INTERLEAVED was just sampled"))
     }
 }
 
@@ -194,4 +212,24 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         ],
         comparisons,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaved_samples_serve_every_worker_count_once_per_run() {
+        let mut together = Interleaved::with_tasks(500);
+        // Asked in any order, each count is served from one run of the passes.
+        for w in [8, 2, 16] {
+            let rate = together.rate(w).unwrap();
+            assert!(rate.is_finite() && rate > 0.0, "{w} workers: {rate}");
+        }
+        assert!(together.ready.is_empty(), "left over: {:?}", together.ready);
+        // The next ask starts a new run.
+        assert!(together.rate(2).unwrap() > 0.0);
+        assert_eq!(together.ready.len(), 2);
+        assert!(together.rate(3).is_err(), "3 workers are not interleaved");
+    }
 }
