@@ -67,7 +67,7 @@
 //! # Feature flags
 //!
 //! - `progress` (default): progress bars on pool maps, with `indicatif`.
-//! - `distributed`: [`distributed`](crate::distributed) (many machines through BullMQ
+//! - `distributed`: `mproc::distributed` (many machines through BullMQ
 //!   queues in Redis), with `bullmq-official`, `redis` and an internal tokio runtime.
 //! - `tokio`: `*_async` methods to `.await` from async code without blocking the
 //!   runtime: `Process::join_async`, pipe `send_async`/`recv_async`, queue
@@ -78,8 +78,8 @@
 //!   feature: `AsyncResult` and `MapResult` can be awaited, and `imap` iterators
 //!   have `next_async`, in any runtime.)
 //! - `tracing`: `tracing` events of children reach the parent too (see
-//!   [`observe`](crate::observe)).
-//! - `tls`: a [`manager`](crate::manager) served over TCP can use mutual TLS
+//!   [`observe`]).
+//! - `tls`: a [`manager`] served over TCP can use mutual TLS
 //!   (rustls, TLS 1.3) with certificates you already have, instead of the
 //!   key-derived Noise session (`manager::TlsConfig`).
 //!

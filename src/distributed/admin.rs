@@ -31,7 +31,8 @@ pub struct QueueInfo {
     pub name: String,
     /// Whether the queue is paused.
     pub paused: bool,
-    /// Jobs per state, in [`STATES`] order (a JSON object).
+    /// Jobs per state: `waiting`, `active`, `delayed`, `prioritized`, `completed`,
+    /// `failed`, `paused`, in that order (a JSON object).
     #[serde(serialize_with = "as_map")]
     pub counts: Vec<(String, u64)>,
     /// The connected workers' names (one per BullMQ worker connection).
@@ -261,7 +262,8 @@ impl Admin {
         })
     }
 
-    /// The jobs in `state` (one of [`STATES`], or `all`), newest first, from
+    /// The jobs in `state` (one of the states of [`QueueInfo::counts`], or `all`),
+    /// newest first, from
     /// position `start` to `end` inclusive.
     ///
     /// # Errors

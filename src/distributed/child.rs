@@ -78,7 +78,7 @@ pub enum ProgressError {
 
 /// Reports the running job's progress (a number such as a percentage, or any
 /// JSON value): BullMQ stores it on the job and emits a `progress` event, which
-/// producers see through [`BullExecutor::progress`](super::BullExecutor::progress),
+/// producers see through [`JobHandle::progress`](super::JobHandle::progress),
 /// `QueueEvents` in any BullMQ client, and `mproc jobs show`.
 ///
 /// Call it from inside a task function; it is cheap (one datagram to the worker

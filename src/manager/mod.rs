@@ -88,8 +88,8 @@
 //! replayed or reordered ends the connection. The wire carries data only.
 //!
 //! With feature `tls`, a manager can serve mutual TLS instead, for users who already
-//! have certificates: [`Builder::tls`] on the server, [`Manager::connect_tls`] on
-//! clients, with the key still proved inside the TLS session (see [`TlsConfig`]).
+//! have certificates: `Builder::tls` on the server, `Manager::connect_tls` on
+//! clients, with the key still proved inside the TLS session (see `TlsConfig`).
 //!
 //! # Caveats
 //!

@@ -132,7 +132,7 @@ impl Builder {
     }
 
     /// The default timeout of every task (none by default). A task running longer
-    /// has its worker killed and fails with [`TaskError::is_timeout`].
+    /// has its worker killed and fails with [`TaskError::is_timeout`](crate::pool::TaskError::is_timeout).
     ///
     /// # Examples
     ///

@@ -100,7 +100,7 @@ impl Builder {
         self
     }
 
-    /// The start method. Default: the one in force ([`get_start_method`]).
+    /// The start method. Default: the one in force ([`get_start_method`](super::get_start_method)).
     pub fn start_method(&mut self, method: StartMethod) -> &mut Self {
         self.method = method;
         self
@@ -168,7 +168,7 @@ impl Builder {
     }
 
     /// How long a child may take to confirm that it started (default 30 s). A child
-    /// that does not is killed and reported as [`JoinError::HandshakeTimeout`].
+    /// that does not is killed and reported as [`JoinError::HandshakeTimeout`](super::JoinError::HandshakeTimeout).
     pub fn handshake_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.handshake_timeout = timeout;
         self
@@ -231,7 +231,7 @@ impl Builder {
 
     /// A hard limit on the memory the child may allocate, in bytes (none by
     /// default). An allocation beyond it fails, the child aborts, and `join`
-    /// reports [`JoinError::OutOfMemory`] instead of driving the machine into
+    /// reports [`JoinError::OutOfMemory`](super::JoinError::OutOfMemory) instead of driving the machine into
     /// swap or the kernel's OOM killer.
     ///
     /// The limit is the child's data segment (`RLIMIT_DATA`: its heap and private

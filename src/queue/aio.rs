@@ -118,7 +118,7 @@ impl<T: Serialize + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     ///
-    /// As for [`put`](Self::put).
+    /// As for [`put`](Queue::put).
     ///
     /// # Panics
     ///
@@ -141,7 +141,7 @@ impl<T: DeserializeOwned + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     ///
-    /// As for [`get`](Self::get).
+    /// As for [`get`](Queue::get).
     ///
     /// # Panics
     ///

@@ -92,7 +92,7 @@ impl<K: LockKind> RobustLock<K> {
     /// the guard is not `Send`: drop it on that thread, without an `.await` in
     /// between on a multi-threaded runtime (use it from a current-thread runtime,
     /// or keep the critical section free of awaits). Another task holding this
-    /// [`Lock`] on the same thread makes this one wait, not fail.
+    /// [`Lock`](super::Lock) on the same thread makes this one wait, not fail.
     ///
     /// # Errors
     ///
