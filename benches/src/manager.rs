@@ -111,7 +111,11 @@ pub fn dict_child(m: &Manager, pipelined: bool) -> Result<f64> {
 
 /// One sample over TCP with authentication.
 pub fn dict_child_tcp(m: &Manager, key: &[u8], pipelined: bool) -> Result<f64> {
-    let kind = if pipelined { SET_PIPELINED_GET } else { SET_GET };
+    let kind = if pipelined {
+        SET_PIPELINED_GET
+    } else {
+        SET_GET
+    };
     let child = Process::start(remote_child, (m.address().clone(), key.to_vec(), kind))
         .map_err(|e| format!("start: {e}"))?;
     Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
@@ -161,9 +165,11 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             let tcp = tcp.clone();
             move || dict_child_tcp(&tcp, KEY, true)
         })
-        .measure("mproc_manager_dict_get_child_tcp", "roundtrips/s", move || {
-            dict_gets_child_tcp(&tcp, KEY)
-        })
+        .measure(
+            "mproc_manager_dict_get_child_tcp",
+            "roundtrips/s",
+            move || dict_gets_child_tcp(&tcp, KEY),
+        )
         .measure("mproc_manager_start_shutdown", "ms", || {
             start_shutdown(CYCLES)
         });
@@ -213,7 +219,10 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 "issue 12: ≥ 5× Python's BaseManager over TCP (sets pipelined)",
             ),
             Compare::new("mproc_manager_dict_get_child_tcp", "os_tcp_pingpong_64B"),
-            Compare::new("mproc_manager_dict_get_child_tcp", "os_tcp_pingpong_64B_spin"),
+            Compare::new(
+                "mproc_manager_dict_get_child_tcp",
+                "os_tcp_pingpong_64B_spin",
+            ),
             Compare::new("mproc_manager_start_shutdown", "py_manager_start_shutdown")
                 .at_most(0.2, "issue 12: ≤ 1/5 of Python"),
         ],
