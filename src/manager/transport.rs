@@ -288,16 +288,18 @@ impl Channel {
         }
     }
 
-    /// Reads what is there; on a Unix socket, polling (yielding the CPU between
-    /// looks) for up to [`POLL_BUDGET`] before a blocking read: a reply usually comes within
+    /// Reads what is there, polling (yielding the CPU between looks) for up to
+    /// [`POLL_BUDGET`] on a Unix socket, [`TCP_POLL_BUDGET`] over TCP (see
+    /// [`poll_tcp`]), before a blocking read: a reply usually comes within
     /// microseconds, and sleeping in the kernel costs tens of them to wake.
     fn read_some(&mut self) -> io::Result<usize> {
         let fd = self.stream.as_fd();
         let mut fds = Vec::new();
         if self.stream.is_tcp() {
-            // Over TCP loopback, polling measured slower than sleeping (the data
-            // arrives through the network stack's deferred work, which the
-            // polling starves on a busy machine).
+            if let Some(n) = poll_tcp(fd, &mut self.rbuf)? {
+                return Ok(n);
+            }
+            // Blocking, within the socket's read timeout.
             return crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, false);
         }
         let start = std::time::Instant::now();
@@ -350,6 +352,46 @@ impl Channel {
         } else {
             Ok(Some(std::mem::take(&mut self.partial)))
         }
+    }
+}
+
+/// How long a TCP reader polls the socket before it sleeps in `recv`.
+///
+/// Over loopback a reply (or a client's next request) usually comes within a few
+/// microseconds, while waking a reader asleep on the other CPU costs tens of them
+/// on these machines (`benches/c/os_tcp_pingpong.c` measures both: a ping-pong
+/// whose sides block in `read`, and one whose sides poll). The budget is about
+/// twice a wake-up, so a reader that waits longer wastes at most about twice what
+/// sleeping at once would have cost.
+const TCP_POLL_BUDGET: Duration = Duration::from_micros(50);
+
+/// Reads what arrives on TCP socket `fd` within [`TCP_POLL_BUDGET`], without
+/// sleeping; `None` when nothing did.
+///
+/// It does not poll on one CPU, nor while the machine has more runnable threads
+/// than CPUs ([`oversubscribed`](crate::sync::wait::oversubscribed)): the peer, or
+/// the kernel's network work that delivers its bytes, may be waiting for this CPU
+/// (measured on a loaded 2-CPU machine: the polling TCP ping-pong of
+/// `os_tcp_pingpong.c` falls from about 100,000 round trips a second to under
+/// 10,000). Between looks it yields the CPU, for the same reason.
+fn poll_tcp(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    static MULTI_CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let start = std::time::Instant::now();
+    if !*MULTI_CPU.get_or_init(|| crate::sys::process::cpu_count() > 1)
+        || crate::sync::wait::oversubscribed(start)
+    {
+        return Ok(None);
+    }
+    loop {
+        match rustix::net::recv(fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Ok(Some(n)),
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if start.elapsed() >= TCP_POLL_BUDGET {
+            return Ok(None);
+        }
+        std::thread::yield_now();
     }
 }
 
