@@ -382,13 +382,24 @@ fn poll_tcp(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
     {
         return Ok(None);
     }
+    poll_for(fd, buf, start, TCP_POLL_BUDGET)
+}
+
+/// Looks for bytes on `fd` (yielding the CPU between looks) until `budget` after
+/// `start`: `Some(0)` at the end of the stream, `None` when nothing came.
+fn poll_for(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    start: std::time::Instant,
+    budget: Duration,
+) -> io::Result<Option<usize>> {
     loop {
         match rustix::net::recv(fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
             Ok((n, _)) => return Ok(Some(n)),
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-        if start.elapsed() >= TCP_POLL_BUDGET {
+        if start.elapsed() >= budget {
             return Ok(None);
         }
         std::thread::yield_now();
@@ -473,4 +484,59 @@ fn noise_responder(
     let n = hs.write_message(&[], &mut buf).map_err(noise_err)?;
     write_small(stream, &buf[..n])?;
     hs.into_transport_mode().map_err(noise_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    use super::*;
+
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, b)
+    }
+
+    /// The polling read (whatever the machine's load, which decides whether it
+    /// runs): bytes that are there, the end of the stream, a reset, and giving up.
+    #[test]
+    fn polling_a_tcp_socket_returns_bytes_the_end_or_errors_and_gives_up_when_idle() {
+        let (mut a, b) = tcp_pair();
+        let mut buf = [0u8; 64];
+        let t0 = Instant::now();
+        let budget = Duration::from_millis(2);
+        assert_eq!(poll_for(b.as_fd(), &mut buf, t0, budget).unwrap(), None);
+        assert!(t0.elapsed() >= budget, "gave up before its budget");
+        a.write_all(b"hello").unwrap();
+        // Over loopback the bytes are there once `write` returns; a generous
+        // budget covers a machine that is slow to run the network work.
+        let long = Duration::from_secs(10);
+        assert_eq!(
+            poll_for(b.as_fd(), &mut buf, Instant::now(), long).unwrap(),
+            Some(5)
+        );
+        assert_eq!(&buf[..5], b"hello");
+        drop(a);
+        assert_eq!(
+            poll_for(b.as_fd(), &mut buf, Instant::now(), long).unwrap(),
+            Some(0),
+            "the end of the stream"
+        );
+
+        // A peer that closes with bytes unread resets the connection: an error,
+        // not a hang or a false end of stream.
+        let (a, b) = tcp_pair();
+        (&a).write_all(b"unread").unwrap();
+        b.set_read_timeout(Some(long)).unwrap();
+        assert_eq!(b.peek(&mut buf).unwrap(), 6);
+        drop(b);
+        let r = poll_for(a.as_fd(), &mut buf, Instant::now(), long);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "{r:?}"
+        );
+    }
 }
