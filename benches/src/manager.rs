@@ -7,12 +7,14 @@
 //! (20,000 ops a sample). mproc is measured twice: with `set` (which waits for the
 //! manager, as Python's does) and with `set_pipelined` (which does not; the get
 //! that follows still sees the value). Start+shutdown: `Manager::start()` then `shutdown()`, ms.
+//! Over TCP, a child also does 10,000 gets alone (one round trip each), read against
+//! the OS floor: a 64-byte TCP ping-pong over 127.0.0.1 (`c/os_tcp_pingpong.c`).
 //!
 //! Contenders: mproc [`Manager`] (default private socket: requests through
 //! shared-memory queues; and `Manager::serve` on 127.0.0.1 with an authkey: HMAC
 //! handshake, then a Noise-encrypted session), Python's `Manager().dict()`
 //! (`py_manager.py`) and `BaseManager` over TCP with an authkey
-//! (`benches/py/py_manager.py`).
+//! (`benches/py/py_manager.py`), and the TCP loopback floor (`c/os_tcp_pingpong.c`).
 
 use std::rc::Rc;
 use std::time::Instant;
@@ -20,7 +22,7 @@ use std::time::Instant;
 use mproc::manager::{Address, Dict, Manager};
 use mproc::process::Process;
 
-use crate::anchors::PyAnchor;
+use crate::anchors::{CAnchor, PyAnchor};
 use crate::{Area, Compare, Config, Local, Result, Role};
 
 /// Set+get iterations per sample (as `py_manager.py`).
@@ -60,13 +62,34 @@ fn child_loop_pipelined(d: Dict<String, u32>) -> f64 {
     dt
 }
 
-fn remote_child((addr, key, pipelined): (Address, Vec<u8>, bool)) -> f64 {
+/// Gets alone: one round trip each, to read against the TCP ping-pong floor.
+fn child_loop_gets(d: Dict<String, u32>) -> f64 {
+    d.set("k".into(), 7).expect("set");
+    let _ = d.get("k").expect("warm-up get");
+    let t0 = Instant::now();
+    let mut x = 0;
+    for _ in 0..ITERS {
+        x = d.get("k").expect("get").expect("present");
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    assert_eq!(x, 7);
+    dt
+}
+
+/// What a child over TCP runs: [`child_loop`].
+const SET_GET: u8 = 0;
+/// [`child_loop_pipelined`].
+const SET_PIPELINED_GET: u8 = 1;
+/// [`child_loop_gets`].
+const GETS: u8 = 2;
+
+fn remote_child((addr, key, kind): (Address, Vec<u8>, u8)) -> f64 {
     let m = Manager::connect(addr, key).expect("connect");
     let d = m.named_dict("bench").expect("named dict");
-    if pipelined {
-        child_loop_pipelined(d)
-    } else {
-        child_loop(d)
+    match kind {
+        SET_GET => child_loop(d),
+        SET_PIPELINED_GET => child_loop_pipelined(d),
+        _ => child_loop_gets(d),
     }
 }
 
@@ -88,9 +111,21 @@ pub fn dict_child(m: &Manager, pipelined: bool) -> Result<f64> {
 
 /// One sample over TCP with authentication.
 pub fn dict_child_tcp(m: &Manager, key: &[u8], pipelined: bool) -> Result<f64> {
-    let child = Process::start(remote_child, (m.address().clone(), key.to_vec(), pipelined))
+    let kind = if pipelined {
+        SET_PIPELINED_GET
+    } else {
+        SET_GET
+    };
+    let child = Process::start(remote_child, (m.address().clone(), key.to_vec(), kind))
         .map_err(|e| format!("start: {e}"))?;
     Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
+}
+
+/// One sample of gets alone over TCP with authentication: round trips per second.
+pub fn dict_gets_child_tcp(m: &Manager, key: &[u8]) -> Result<f64> {
+    let child = Process::start(remote_child, (m.address().clone(), key.to_vec(), GETS))
+        .map_err(|e| format!("start: {e}"))?;
+    Ok(ITERS as f64 / child.join().map_err(|e| format!("join: {e}"))?)
 }
 
 /// Start+shutdown, ms per cycle.
@@ -126,10 +161,14 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             let tcp = tcp.clone();
             move || dict_child_tcp(&tcp, KEY, false)
         })
+        .measure("mproc_manager_dict_set_pipelined_get_child_tcp", "ops/s", {
+            let tcp = tcp.clone();
+            move || dict_child_tcp(&tcp, KEY, true)
+        })
         .measure(
-            "mproc_manager_dict_set_pipelined_get_child_tcp",
-            "ops/s",
-            move || dict_child_tcp(&tcp, KEY, true),
+            "mproc_manager_dict_get_child_tcp",
+            "roundtrips/s",
+            move || dict_gets_child_tcp(&tcp, KEY),
         )
         .measure("mproc_manager_start_shutdown", "ms", || {
             start_shutdown(CYCLES)
@@ -144,10 +183,17 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              Python's `Manager().dict()` (`py_manager.py`). TCP: `Manager::serve` on 127.0.0.1 with an \
              authkey (HMAC-SHA256 handshake, Noise-encrypted session; the child connects with \
              `Manager::connect`) against Python's `BaseManager` on 127.0.0.1 with an authkey \
-             (`benches/py/py_manager.py`). Start+shutdown: {CYCLES} cycles a sample, ms each."
+             (`benches/py/py_manager.py`). Gets alone over TCP ({ITERS} a sample, one round trip \
+             each) against the OS floor: a 64-byte request and reply between two processes over \
+             127.0.0.1 with TCP_NODELAY (`c/os_tcp_pingpong.c`), both sides blocking in read, and \
+             both sides polling (never asleep). Start+shutdown: {CYCLES} cycles a sample, ms each."
         ),
         mproc_pending: None,
-        contenders: vec![Box::new(mproc), Box::new(PyAnchor::new("py_manager.py"))],
+        contenders: vec![
+            Box::new(mproc),
+            Box::new(PyAnchor::new("py_manager.py")),
+            Box::new(CAnchor::new("os_tcp_pingpong")),
+        ],
         comparisons: vec![
             Compare::new(
                 "mproc_manager_dict_set_get_child",
@@ -171,6 +217,11 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             .at_least(
                 5.0,
                 "issue 12: ≥ 5× Python's BaseManager over TCP (sets pipelined)",
+            ),
+            Compare::new("mproc_manager_dict_get_child_tcp", "os_tcp_pingpong_64B"),
+            Compare::new(
+                "mproc_manager_dict_get_child_tcp",
+                "os_tcp_pingpong_64B_spin",
             ),
             Compare::new("mproc_manager_start_shutdown", "py_manager_start_shutdown")
                 .at_most(0.2, "issue 12: ≤ 1/5 of Python"),

@@ -360,8 +360,9 @@ impl Channel {
         }
     }
 
-    /// Reads what is there; on a Unix socket, polling (yielding the CPU between
-    /// looks) for up to [`POLL_BUDGET`] before a blocking read: a reply usually comes within
+    /// Reads what is there, polling (yielding the CPU between looks) for up to
+    /// [`POLL_BUDGET`] on a Unix socket, [`TCP_POLL_BUDGET`] over TCP (see
+    /// [`poll_tcp`]), before a blocking read: a reply usually comes within
     /// microseconds, and sleeping in the kernel costs tens of them to wake.
     fn read_some(&mut self) -> io::Result<usize> {
         #[cfg(feature = "tls")]
@@ -371,9 +372,10 @@ impl Channel {
         let fd = self.stream.as_fd();
         let mut fds = Vec::new();
         if self.stream.is_tcp() {
-            // Over TCP loopback, polling measured slower than sleeping (the data
-            // arrives through the network stack's deferred work, which the
-            // polling starves on a busy machine).
+            if let Some(n) = poll_tcp(fd, &mut self.rbuf)? {
+                return Ok(n);
+            }
+            // Blocking, within the socket's read timeout.
             return crate::sys::stream::recv(fd, &mut self.rbuf, &mut fds, false);
         }
         let start = std::time::Instant::now();
@@ -426,6 +428,57 @@ impl Channel {
         } else {
             Ok(Some(std::mem::take(&mut self.partial)))
         }
+    }
+}
+
+/// How long a TCP reader polls the socket before it sleeps in `recv`.
+///
+/// Over loopback a reply (or a client's next request) usually comes within a few
+/// microseconds, while waking a reader asleep on the other CPU costs tens of them
+/// on these machines (`benches/c/os_tcp_pingpong.c` measures both: a ping-pong
+/// whose sides block in `read`, and one whose sides poll). The budget is about
+/// twice a wake-up, so a reader that waits longer wastes at most about twice what
+/// sleeping at once would have cost.
+const TCP_POLL_BUDGET: Duration = Duration::from_micros(50);
+
+/// Reads what arrives on TCP socket `fd` within [`TCP_POLL_BUDGET`], without
+/// sleeping; `None` when nothing did.
+///
+/// It does not poll on one CPU, nor while the machine has more runnable threads
+/// than CPUs ([`oversubscribed`](crate::sync::wait::oversubscribed)): the peer, or
+/// the kernel's network work that delivers its bytes, may be waiting for this CPU
+/// (measured on a loaded 2-CPU machine: the polling TCP ping-pong of
+/// `os_tcp_pingpong.c` falls from about 100,000 round trips a second to under
+/// 10,000). Between looks it yields the CPU, for the same reason.
+fn poll_tcp(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    static MULTI_CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let start = std::time::Instant::now();
+    if !*MULTI_CPU.get_or_init(|| crate::sys::process::cpu_count() > 1)
+        || crate::sync::wait::oversubscribed(start)
+    {
+        return Ok(None);
+    }
+    poll_for(fd, buf, start, TCP_POLL_BUDGET)
+}
+
+/// Looks for bytes on `fd` (yielding the CPU between looks) until `budget` after
+/// `start`: `Some(0)` at the end of the stream, `None` when nothing came.
+fn poll_for(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    start: std::time::Instant,
+    budget: Duration,
+) -> io::Result<Option<usize>> {
+    loop {
+        match rustix::net::recv(fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((n, _)) => return Ok(Some(n)),
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if start.elapsed() >= budget {
+            return Ok(None);
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -507,4 +560,59 @@ fn noise_responder(
     let n = hs.write_message(&[], &mut buf).map_err(noise_err)?;
     write_small(stream, &buf[..n])?;
     hs.into_transport_mode().map_err(noise_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Instant;
+
+    use super::*;
+
+    fn tcp_pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        (a, b)
+    }
+
+    /// The polling read (whatever the machine's load, which decides whether it
+    /// runs): bytes that are there, the end of the stream, a reset, and giving up.
+    #[test]
+    fn polling_a_tcp_socket_returns_bytes_the_end_or_errors_and_gives_up_when_idle() {
+        let (mut a, b) = tcp_pair();
+        let mut buf = [0u8; 64];
+        let t0 = Instant::now();
+        let budget = Duration::from_millis(2);
+        assert_eq!(poll_for(b.as_fd(), &mut buf, t0, budget).unwrap(), None);
+        assert!(t0.elapsed() >= budget, "gave up before its budget");
+        a.write_all(b"hello").unwrap();
+        // Over loopback the bytes are there once `write` returns; a generous
+        // budget covers a machine that is slow to run the network work.
+        let long = Duration::from_secs(10);
+        assert_eq!(
+            poll_for(b.as_fd(), &mut buf, Instant::now(), long).unwrap(),
+            Some(5)
+        );
+        assert_eq!(&buf[..5], b"hello");
+        drop(a);
+        assert_eq!(
+            poll_for(b.as_fd(), &mut buf, Instant::now(), long).unwrap(),
+            Some(0),
+            "the end of the stream"
+        );
+
+        // A peer that closes with bytes unread resets the connection: an error,
+        // not a hang or a false end of stream.
+        let (a, b) = tcp_pair();
+        (&a).write_all(b"unread").unwrap();
+        b.set_read_timeout(Some(long)).unwrap();
+        assert_eq!(b.peek(&mut buf).unwrap(), 6);
+        drop(b);
+        let r = poll_for(a.as_fd(), &mut buf, Instant::now(), long);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "{r:?}"
+        );
+    }
 }
