@@ -19,7 +19,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use mproc::manager::{Address, Dict, Manager};
+use mproc::manager::{Address, Dict, Manager, TlsConfig};
 use mproc::process::Process;
 
 use crate::anchors::{CAnchor, PyAnchor};
@@ -109,6 +109,38 @@ pub fn dict_child(m: &Manager, pipelined: bool) -> Result<f64> {
     Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
 }
 
+fn tls_child((addr, key, kind, tls): (Address, Vec<u8>, u8, TlsConfig)) -> f64 {
+    let m = Manager::connect_tls(addr, key, tls).expect("connect over TLS");
+    let d = m.named_dict("bench").expect("named dict");
+    match kind {
+        SET_GET => child_loop(d),
+        _ => child_loop_pipelined(d),
+    }
+}
+
+/// The repository's test certificates (`tests/manager/tls`): `who` is "server" or
+/// "client", both from the test CA.
+fn test_tls(who: &str) -> Result<TlsConfig> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/manager/tls");
+    Ok(TlsConfig::from_pem_files(
+        format!("{dir}/ca.pem"),
+        format!("{dir}/{who}.pem"),
+        format!("{dir}/{who}.key"),
+    )?)
+}
+
+/// One sample over mutual TLS (with the key proved inside it).
+pub fn dict_child_tls(m: &Manager, key: &[u8], pipelined: bool) -> Result<f64> {
+    let kind = if pipelined {
+        SET_PIPELINED_GET
+    } else {
+        SET_GET
+    };
+    let args = (m.address().clone(), key.to_vec(), kind, test_tls("client")?);
+    let child = Process::start(tls_child, args).map_err(|e| format!("start: {e}"))?;
+    Ok(ops_per_sec(child.join().map_err(|e| format!("join: {e}"))?))
+}
+
 /// One sample over TCP with authentication.
 pub fn dict_child_tcp(m: &Manager, key: &[u8], pipelined: bool) -> Result<f64> {
     let kind = if pipelined {
@@ -146,6 +178,15 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         Manager::serve("127.0.0.1:0".parse::<std::net::SocketAddr>()?, KEY)
             .map_err(|e| format!("serve: {e}"))?,
     );
+    let tls = Rc::new(
+        Manager::builder()
+            .address("127.0.0.1:0".parse::<std::net::SocketAddr>()?)
+            .authkey(KEY)
+            .tls(test_tls("server")?)
+            .tls_client(test_tls("client")?)
+            .start()
+            .map_err(|e| format!("serve TLS: {e}"))?,
+    );
     let mproc = Local::new("mproc Manager", Role::Mproc)
         .warmup(|| start_shutdown(3).map(drop))
         .measure("mproc_manager_dict_set_get_child", "ops/s", {
@@ -170,6 +211,15 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             "roundtrips/s",
             move || dict_gets_child_tcp(&tcp, KEY),
         )
+        .measure("mproc_manager_dict_set_get_child_tls", "ops/s", {
+            let tls = tls.clone();
+            move || dict_child_tls(&tls, KEY, false)
+        })
+        .measure(
+            "mproc_manager_dict_set_pipelined_get_child_tls",
+            "ops/s",
+            move || dict_child_tls(&tls, KEY, true),
+        )
         .measure("mproc_manager_start_shutdown", "ms", || {
             start_shutdown(CYCLES)
         });
@@ -186,7 +236,9 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              (`benches/py/py_manager.py`). Gets alone over TCP ({ITERS} a sample, one round trip \
              each) against the OS floor: a 64-byte request and reply between two processes over \
              127.0.0.1 with TCP_NODELAY (`c/os_tcp_pingpong.c`), both sides blocking in read, and \
-             both sides polling (never asleep). Start+shutdown: {CYCLES} cycles a sample, ms each."
+             both sides polling (never asleep). TLS: the same loop against a manager serving mutual \
+             TLS (feature `tls`, the repository's test certificates), for its cost against Noise; \
+             no target. Start+shutdown: {CYCLES} cycles a sample, ms each."
         ),
         mproc_pending: None,
         contenders: vec![
@@ -217,6 +269,14 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             .at_least(
                 5.0,
                 "issue 12: ≥ 5× Python's BaseManager over TCP (sets pipelined)",
+            ),
+            Compare::new(
+                "mproc_manager_dict_set_get_child_tls",
+                "py_basemanager_dict_set_get_child_tcp",
+            ),
+            Compare::new(
+                "mproc_manager_dict_set_pipelined_get_child_tls",
+                "py_basemanager_dict_set_get_child_tcp",
             ),
             Compare::new("mproc_manager_dict_get_child_tcp", "os_tcp_pingpong_64B"),
             Compare::new(

@@ -367,12 +367,16 @@ impl Channel {
     fn read_some(&mut self) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Stream::Tls(s) = &mut self.stream {
+            // Wait for the next record as a plain TCP reader does (without taking
+            // its bytes: rustls reads them), then read, blocking if none came.
+            let mut one = [0u8; 1];
+            poll_tcp(s.tcp().as_fd(), &mut one, rustix::net::RecvFlags::PEEK)?;
             return s.read(&mut self.rbuf);
         }
         let fd = self.stream.as_fd();
         let mut fds = Vec::new();
         if self.stream.is_tcp() {
-            if let Some(n) = poll_tcp(fd, &mut self.rbuf)? {
+            if let Some(n) = poll_tcp(fd, &mut self.rbuf, rustix::net::RecvFlags::empty())? {
                 return Ok(n);
             }
             // Blocking, within the socket's read timeout.
@@ -450,7 +454,12 @@ const TCP_POLL_BUDGET: Duration = Duration::from_micros(50);
 /// (measured on a loaded 2-CPU machine: the polling TCP ping-pong of
 /// `os_tcp_pingpong.c` falls from about 100,000 round trips a second to under
 /// 10,000). Between looks it yields the CPU, for the same reason.
-fn poll_tcp(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+/// `flags` are added to the receive's (`PEEK` looks without taking the bytes).
+fn poll_tcp(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: rustix::net::RecvFlags,
+) -> io::Result<Option<usize>> {
     static MULTI_CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let start = std::time::Instant::now();
     if !*MULTI_CPU.get_or_init(|| crate::sys::process::cpu_count() > 1)
@@ -458,7 +467,7 @@ fn poll_tcp(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
     {
         return Ok(None);
     }
-    poll_for(fd, buf, start, TCP_POLL_BUDGET)
+    poll_for(fd, buf, flags, start, TCP_POLL_BUDGET)
 }
 
 /// Looks for bytes on `fd` (yielding the CPU between looks) until `budget` after
@@ -466,11 +475,12 @@ fn poll_tcp(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
 fn poll_for(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
+    flags: rustix::net::RecvFlags,
     start: std::time::Instant,
     budget: Duration,
 ) -> io::Result<Option<usize>> {
     loop {
-        match rustix::net::recv(fd, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+        match rustix::net::recv(fd, &mut *buf, flags | rustix::net::RecvFlags::DONTWAIT) {
             Ok((n, _)) => return Ok(Some(n)),
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
@@ -568,6 +578,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
+    use rustix::net::RecvFlags;
 
     fn tcp_pair() -> (TcpStream, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -584,20 +595,37 @@ mod tests {
         let mut buf = [0u8; 64];
         let t0 = Instant::now();
         let budget = Duration::from_millis(2);
-        assert_eq!(poll_for(b.as_fd(), &mut buf, t0, budget).unwrap(), None);
+        assert_eq!(
+            poll_for(b.as_fd(), &mut buf, RecvFlags::empty(), t0, budget).unwrap(),
+            None
+        );
         assert!(t0.elapsed() >= budget, "gave up before its budget");
         a.write_all(b"hello").unwrap();
         // Over loopback the bytes are there once `write` returns; a generous
         // budget covers a machine that is slow to run the network work.
         let long = Duration::from_secs(10);
         assert_eq!(
-            poll_for(b.as_fd(), &mut buf, Instant::now(), long).unwrap(),
+            poll_for(
+                b.as_fd(),
+                &mut buf,
+                RecvFlags::empty(),
+                Instant::now(),
+                long
+            )
+            .unwrap(),
             Some(5)
         );
         assert_eq!(&buf[..5], b"hello");
         drop(a);
         assert_eq!(
-            poll_for(b.as_fd(), &mut buf, Instant::now(), long).unwrap(),
+            poll_for(
+                b.as_fd(),
+                &mut buf,
+                RecvFlags::empty(),
+                Instant::now(),
+                long
+            )
+            .unwrap(),
             Some(0),
             "the end of the stream"
         );
@@ -609,7 +637,13 @@ mod tests {
         b.set_read_timeout(Some(long)).unwrap();
         assert_eq!(b.peek(&mut buf).unwrap(), 6);
         drop(b);
-        let r = poll_for(a.as_fd(), &mut buf, Instant::now(), long);
+        let r = poll_for(
+            a.as_fd(),
+            &mut buf,
+            RecvFlags::empty(),
+            Instant::now(),
+            long,
+        );
         assert!(
             matches!(&r, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
             "{r:?}"
