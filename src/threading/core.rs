@@ -60,7 +60,8 @@
 //!
 //! No user code runs under a lock except `Ord::cmp`, when a getter merges the
 //! staged items into the heap or pops. A panic there propagates to that get (or
-//! immediate shutdown) and leaves the heap valid, the counts consistent and the
+//! immediate shutdown, or a put that found [`MERGE_AT`] items staged and merged
+//! them) and leaves the heap valid, the counts consistent and the
 //! items not yet merged in the main side's batch, merged by the next get;
 //! parking_lot's locks do not poison, so the queue stays usable.
 
@@ -72,6 +73,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::order::Order;
+
+/// A put that leaves this many items in the staging buffer merges them into the
+/// ordered items itself, if the main lock is free: with nobody getting (one thread
+/// that puts a lot before it gets) the buffer stays small enough for the caches.
+/// Between threads a get takes the buffer over long before.
+const MERGE_AT: usize = 256;
 
 /// How long a waiter backs off (spins, then yields) before it sleeps.
 const BACKOFF_BUDGET: Duration = Duration::from_micros(50);
@@ -228,8 +235,9 @@ pub(crate) struct Core<O: Order> {
 
 /// How a put went on the fast path.
 enum Staged<T> {
-    /// Put; `true`: a getter sleeps and may need a signal.
-    Done(bool),
+    /// Put; `true`: a getter sleeps and may need a signal; then whether the
+    /// staging buffer reached [`MERGE_AT`] items.
+    Done(bool, bool),
     /// Full as far as the published count tells.
     Full(T),
     ShutDown(T),
@@ -306,6 +314,15 @@ impl<O: Order> Core<O> {
     /// stay in `st.batch` for the next call.
     #[inline]
     fn take_over(&self, st: &mut State<O>) {
+        if st.batch.is_empty() && self.staging.put.load(Ordering::Acquire) == st.taken_over {
+            return;
+        }
+        self.merge(st);
+    }
+
+    /// [`take_over`](Self::take_over) when there is something to take over.
+    #[inline(never)]
+    fn merge(&self, st: &mut State<O>) {
         // What a panicking `Ord` left over was put before anything staged now.
         while let Some(item) = st.batch.pop_front() {
             st.items.push(item);
@@ -319,6 +336,15 @@ impl<O: Order> Core<O> {
         st.taken_over += st.batch.len();
         while let Some(item) = st.batch.pop_front() {
             st.items.push(item);
+        }
+    }
+
+    /// A put's merge of a long staging buffer, unless a get holds the main lock
+    /// (and so is at it).
+    #[cold]
+    fn help_merge(&self) {
+        if let Some(mut st) = self.state.try_lock() {
+            self.take_over(&mut st);
         }
     }
 
@@ -389,7 +415,7 @@ impl<O: Order> Core<O> {
         self.staging.put.store(staging.put, Ordering::Release);
         // Read under the staging lock: see the module docs on lost wake-ups.
         let asleep = self.announced.getters_asleep.load(Ordering::Relaxed) > 0;
-        Staged::Done(asleep)
+        Staged::Done(asleep, staging.items.len() >= MERGE_AT)
     }
 
     /// Signals a sleeping getter, if one still needs it.
@@ -417,9 +443,12 @@ impl<O: Order> Core<O> {
         let mut backed_off = false;
         loop {
             match self.stage(item) {
-                Staged::Done(asleep) => {
+                Staged::Done(asleep, long) => {
                     if asleep {
                         self.wake_getter();
+                    } else if long {
+                        // Nobody gets, it seems.
+                        self.help_merge();
                     }
                     return Ok(());
                 }

@@ -76,9 +76,10 @@
 //!   it. A thread blocked in `get` holds a handle, so it keeps the queue alive:
 //!   [`shutdown`](Queue::shutdown) is the way to release it.
 //! - **Panics**: a panic inside `Ord::cmp` (the only user code that runs under the
-//!   queue's locks) propagates to the operation that compared: a `get` (puts only
-//!   append to a staging buffer, and the next `get` orders what was put), or an
-//!   immediate `shutdown`. The queue stays usable, its counts stay right and no
+//!   queue's locks) propagates to the operation that compared: a `get` (puts
+//!   append to a staging buffer, and the next `get` orders what was put), an
+//!   immediate `shutdown`, or a put that found a long staging buffer and ordered
+//!   it. The queue stays usable, its counts stay right and no
 //!   item is lost.
 //! - **Fork**: a child forked while another thread holds a queue's lock would find
 //!   it locked; these queues are for threads of one process.
