@@ -12,6 +12,8 @@ pub(crate) trait Order: Default {
     fn push(&mut self, item: Self::Item);
     /// Takes the next item in this discipline's order.
     fn pop(&mut self) -> Option<Self::Item>;
+    /// How many items wait.
+    fn len(&self) -> usize;
 }
 
 /// First in, first out (Python's `queue.Queue`).
@@ -58,6 +60,10 @@ impl<T> Order for Fifo<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop_front()
     }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 impl<T> Order for Lifo<T> {
@@ -69,6 +75,10 @@ impl<T> Order for Lifo<T> {
     #[inline]
     fn pop(&mut self) -> Option<T> {
         self.0.pop()
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -84,6 +94,10 @@ impl<T: Ord> Order for Priority<T> {
     #[inline]
     fn pop(&mut self) -> Option<T> {
         self.heap.pop().map(|e| e.item)
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.heap.len()
     }
 }
 

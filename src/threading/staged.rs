@@ -1,5 +1,6 @@
-//! The one queue core behind [`Queue`](super::Queue), [`LifoQueue`](super::LifoQueue)
-//! and [`PriorityQueue`](super::PriorityQueue).
+//! The queue core behind [`PriorityQueue`](super::PriorityQueue) (the FIFO and
+//! LIFO queues use [`locked`](super::locked), one lock, faster for them: see
+//! there).
 //!
 //! # Two sides, two locks
 //!
