@@ -187,8 +187,8 @@ fn get_sees_returned_puts<K: Kind>() {
     } else {
         20_000
     };
-    // Background putters: items that come after the marker in every order (the
-    // getter puts them back aside), keeping the staging buffer busy.
+    // Background putters of noise (larger than every marker), keeping the staging
+    // buffer busy while the markers go through it.
     let stop = Arc::new(AtomicBool::new(false));
     let noise: Vec<_> = (0..2)
         .map(|_| {
