@@ -8,7 +8,11 @@
 //!   `maxsize` [`MAXSIZE`] (items/s, from the start signal to the last get).
 //!
 //! Contenders: [`mproc::threading::PriorityQueue`]; Python's `queue.PriorityQueue`
-//! (`benches/py/py_threading_pq.py`); in-process references: a bare
+//! (`benches/py/py_threading_pq.py`). The FIFO [`mproc::threading::Queue`] and
+//! [`mproc::threading::LifoQueue`] share the queue core: they run the same 1 → 1 and
+//! 2 → 2 workloads against Python's `queue.Queue` and `queue.LifoQueue` (each
+//! consumer gets its share of the items, as a sentinel cannot stop a LIFO consumer).
+//! In-process references: a bare
 //! `Mutex<BinaryHeap>` on one thread (the floor of any locked heap) and
 //! `crossbeam-channel` bounded between threads (a FIFO channel, no priority: the
 //! ceiling for a hand-off between threads).
@@ -19,7 +23,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mproc::threading::PriorityQueue;
+use mproc::threading::{LifoQueue, PriorityQueue, Queue};
 
 use crate::anchors::PyAnchor;
 use crate::{Area, Compare, Config, Local, Result, Role, Watchdog};
@@ -159,6 +163,93 @@ pub fn run_threads(
     Ok(dt.as_secs_f64())
 }
 
+/// The threaded workload with each consumer stopping after its share of the items
+/// (`n / consumers`): it needs no sentinel, so it suits every order. Checks the
+/// count and sum; returns the seconds from the start signal to the last get.
+pub fn run_threads_shares(
+    producers: usize,
+    consumers: usize,
+    n: usize,
+    what: &str,
+    put: impl Fn(u64) + Sync,
+    get: impl Fn() -> u64 + Sync,
+) -> Result<f64> {
+    let per = n / producers;
+    let total = per * producers;
+    let share = total / consumers;
+    if share * consumers != total {
+        return Err(
+            format!("{what}: {total} items do not split among {consumers} consumers").into(),
+        );
+    }
+    let go = Barrier::new(producers + consumers + 1);
+    let _dog = Watchdog::arm(Duration::from_secs(120), what);
+    let (dt, sum) = thread::scope(|s| {
+        let (put, get, go) = (&put, &get, &go);
+        let puts: Vec<_> = (0..producers)
+            .map(|p| {
+                s.spawn(move || {
+                    go.wait();
+                    for x in items(per, 1 + p as u64) {
+                        put(x);
+                    }
+                })
+            })
+            .collect();
+        let gets: Vec<_> = (0..consumers)
+            .map(|_| {
+                s.spawn(move || {
+                    go.wait();
+                    (0..share).fold(0u64, |sum, _| sum.wrapping_add(get()))
+                })
+            })
+            .collect();
+        go.wait();
+        let t0 = Instant::now();
+        for p in puts {
+            p.join().expect("producer");
+        }
+        let sum = gets
+            .into_iter()
+            .map(|g| g.join().expect("consumer"))
+            .fold(0u64, u64::wrapping_add);
+        (t0.elapsed(), sum)
+    });
+    let want: u64 = (0..producers)
+        .flat_map(|p| items(per, 1 + p as u64))
+        .fold(0, u64::wrapping_add);
+    if sum != want {
+        return Err(format!("{what}: received items summing to {sum}, expected {want}").into());
+    }
+    Ok(dt.as_secs_f64())
+}
+
+/// [`mproc::threading::Queue`] (FIFO) between threads, `maxsize` [`MAXSIZE`].
+pub fn fifo_threads(producers: usize, consumers: usize, n: usize) -> Result<f64> {
+    let q = Queue::with_maxsize(MAXSIZE);
+    run_threads_shares(
+        producers,
+        consumers,
+        n,
+        "mproc Queue",
+        |x| q.put(x).expect("not shut down"),
+        || q.get().expect("not shut down"),
+    )
+}
+
+/// [`mproc::threading::LifoQueue`] between threads, `maxsize` [`MAXSIZE`].
+pub fn lifo_threads(producers: usize, consumers: usize, n: usize) -> Result<f64> {
+    let q = LifoQueue::with_maxsize(MAXSIZE);
+    run_threads_shares(
+        producers,
+        consumers,
+        n,
+        "mproc LifoQueue",
+        |x| q.put(x).expect("not shut down"),
+        || q.get().expect("not shut down"),
+    )
+}
+
 /// `Mutex<BinaryHeap>` on one thread: the floor of a locked heap (no waiting, no
 /// condition variables, no task count).
 pub struct BareHeap;
@@ -212,6 +303,18 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         })
         .measure("mproc_pq_threads_2to2", "items/s", move || {
             Ok(n as f64 / Mproc.threads(2, 2, n)?)
+        })
+        .measure("mproc_fifo_threads_1to1", "items/s", move || {
+            Ok(n as f64 / fifo_threads(1, 1, n)?)
+        })
+        .measure("mproc_fifo_threads_2to2", "items/s", move || {
+            Ok(n as f64 / fifo_threads(2, 2, n)?)
+        })
+        .measure("mproc_lifo_threads_1to1", "items/s", move || {
+            Ok(n as f64 / lifo_threads(1, 1, n)?)
+        })
+        .measure("mproc_lifo_threads_2to2", "items/s", move || {
+            Ok(n as f64 / lifo_threads(2, 2, n)?)
         });
     let bare = Local::new("Mutex<BinaryHeap>", Role::InProcess).measure(
         "bare_heap_1thread",
@@ -233,7 +336,9 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              (`benches/py/py_threading_pq.py`), {n} pseudo-random integers a sample (the same sequence in \
              both). One thread: put all, then get all (items/s, a put and a get per item). Between \
              threads: 1 producer → 1 consumer and 2 → 2 through `maxsize={MAXSIZE}`, from the start \
-             signal to the last get (items/s). References: a bare `Mutex<BinaryHeap>` on one thread, \
+             signal to the last get (items/s). The FIFO `Queue` and the `LifoQueue` (same core) run 1 → 1 and \
+             2 → 2 against Python's `queue.Queue` and `queue.LifoQueue`, each consumer getting its share of \
+             the items. References: a bare `Mutex<BinaryHeap>` on one thread, \
              `crossbeam-channel` bounded({MAXSIZE}) between threads (FIFO, no priority)."
         ),
         mproc_pending: None,
@@ -250,6 +355,10 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 .at_least(20.0, "issue 14: ≥ 20× Python"),
             Compare::new("mproc_pq_threads_2to2", "py_pq_threads_2to2")
                 .at_least(20.0, "issue 14: ≥ 20× Python"),
+            Compare::new("mproc_fifo_threads_1to1", "py_fifo_threads_1to1"),
+            Compare::new("mproc_fifo_threads_2to2", "py_fifo_threads_2to2"),
+            Compare::new("mproc_lifo_threads_1to1", "py_lifo_threads_1to1"),
+            Compare::new("mproc_lifo_threads_2to2", "py_lifo_threads_2to2"),
             Compare::new("mproc_pq_1thread", "bare_heap_1thread"),
             Compare::new("mproc_pq_threads_1to1", "crossbeam_threads_1to1"),
             Compare::new("mproc_pq_threads_2to2", "crossbeam_threads_2to2"),
@@ -267,6 +376,9 @@ mod tests {
         assert!(Mproc.threads(2, 2, 1000).unwrap() > 0.0);
         assert!(BareHeap.single(1000).unwrap() > 0.0);
         assert!(crossbeam_threads(2, 2, 1000).unwrap() > 0.0);
+        assert!(fifo_threads(2, 2, 1000).unwrap() > 0.0);
+        assert!(lifo_threads(1, 1, 1000).unwrap() > 0.0);
+        assert!(lifo_threads(2, 2, 1000).unwrap() > 0.0);
     }
 
     #[test]

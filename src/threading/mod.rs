@@ -76,15 +76,19 @@
 //!   it. A thread blocked in `get` holds a handle, so it keeps the queue alive:
 //!   [`shutdown`](Queue::shutdown) is the way to release it.
 //! - **Panics**: a panic inside `Ord::cmp` (the only user code that runs under the
-//!   queue's lock) propagates to the `put` or `get` that compared; the queue stays
-//!   usable and its counts stay right.
+//!   queue's locks) propagates to the operation that compared: in a
+//!   [`PriorityQueue`], a `get` (puts append to a staging buffer, and the next
+//!   `get` orders what was put), an immediate `shutdown`, or a put that found a
+//!   long staging buffer and ordered it. The queue stays usable, its counts stay right and no
+//!   item is lost.
 //! - **Fork**: a child forked while another thread holds a queue's lock would find
 //!   it locked; these queues are for threads of one process.
 
-mod core;
 mod error;
+mod locked;
 mod order;
 mod prioritized;
+mod staged;
 mod timer;
 
 use std::fmt;
@@ -98,7 +102,7 @@ pub use error::{
 pub use prioritized::Prioritized;
 pub use timer::Timer;
 
-use self::core::{Core, Fail, Wait};
+use self::staged::{Fail, Wait};
 use order::{Fifo, Lifo, Priority};
 
 /// Declares one public queue type over the shared core: the same methods and
@@ -106,11 +110,11 @@ use order::{Fifo, Lifo, Priority};
 macro_rules! thread_queue {
     (
         $(#[$meta:meta])*
-        $name:ident, $order:ident, [$($bound:tt)*]
+        $name:ident, $core:ident, $order:ident, [$($bound:tt)*]
     ) => {
         $(#[$meta])*
         pub struct $name<T $($bound)*> {
-            core: Arc<Core<$order<T>>>,
+            core: Arc<$core::Core<$order<T>>>,
         }
 
         impl<T $($bound)*> $name<T> {
@@ -146,7 +150,7 @@ macro_rules! thread_queue {
             /// ```
             pub fn with_maxsize(maxsize: usize) -> Self {
                 $name {
-                    core: Arc::new(Core::new(maxsize)),
+                    core: Arc::new($core::Core::new(maxsize)),
                 }
             }
 
@@ -635,7 +639,7 @@ thread_queue! {
     /// let got: Vec<_> = std::iter::from_fn(|| q.try_get().ok()).collect();
     /// assert_eq!(got, [111, 333, 222]);
     /// ```
-    Queue, Fifo, []
+    Queue, locked, Fifo, []
 }
 
 thread_queue! {
@@ -657,7 +661,7 @@ thread_queue! {
     /// let got: Vec<_> = std::iter::from_fn(|| q.try_get().ok()).collect();
     /// assert_eq!(got, [222, 333, 111]);
     /// ```
-    LifoQueue, Lifo, []
+    LifoQueue, locked, Lifo, []
 }
 
 thread_queue! {
@@ -684,5 +688,5 @@ thread_queue! {
     /// assert_eq!(q.get().unwrap(), (2, "answer mail")); // a tuple compares its item too
     /// assert_eq!(q.get().unwrap(), (2, "write report"));
     /// ```
-    PriorityQueue, Priority, [: Ord]
+    PriorityQueue, staged, Priority, [: Ord]
 }

@@ -181,4 +181,45 @@ mod tests {
         let tags: Vec<_> = drain(p).into_iter().map(|k| k.1).collect();
         assert_eq!(tags, ["b", "d", "a", "c", "e"]);
     }
+    /// Orders by the key only; the second field is the put index.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Tagged(u8, u32);
+    impl Ord for Tagged {
+        fn cmp(&self, o: &Self) -> Ordering {
+            self.0.cmp(&o.0)
+        }
+    }
+    impl PartialOrd for Tagged {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+
+    /// Pushes and pops interleaved at random against a sorted model: the heap
+    /// always hands out the smallest key, equal keys in put order, at every size.
+    #[test]
+    fn priority_matches_a_sorted_model() {
+        let mut p = Priority::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut x = 0x853c_49e6_748f_ea9bu64;
+        for i in 0..50_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // More pushes than pops at first, then more pops: sizes 0 to thousands.
+            let push_odds = if i < 25_000 { 3 } else { 1 };
+            if x % 4 < push_odds {
+                let key = (x >> 8) as u8 % 32;
+                p.push(Tagged(key, i));
+                model.insert((key, i));
+            } else {
+                let want = model.pop_first();
+                assert_eq!(p.pop().map(|t| (t.0, t.1)), want, "step {i}");
+            }
+        }
+        while let Some(want) = model.pop_first() {
+            assert_eq!(p.pop().map(|t| (t.0, t.1)), Some(want));
+        }
+        assert!(p.pop().is_none());
+    }
 }

@@ -9,6 +9,7 @@
 //! time limit.
 #![cfg(not(miri))]
 
+mod batched;
 #[path = "../common/mod.rs"]
 mod common;
 mod queues;

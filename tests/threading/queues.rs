@@ -452,8 +452,9 @@ fn priority_smallest_first_with_duplicates() {
     assert_eq!(q.get().unwrap().0, 7, "Reverse gives largest first");
 }
 
-/// A panicking `Ord` fails the put that compared, and the queue goes on working
-/// with its counts intact.
+/// A panicking `Ord` fails the operation that compared (here the get that merged
+/// the staged item into the heap), and the queue goes on working with its counts
+/// intact and no item lost.
 #[test]
 fn a_panicking_ord_leaves_the_queue_usable() {
     // Panics at the first comparison that involves 13, then behaves.
@@ -475,17 +476,21 @@ fn a_panicking_ord_leaves_the_queue_usable() {
     }
     let q = PriorityQueue::new();
     q.put(Touchy(2)).unwrap();
+    q.put(Touchy(13)).unwrap();
+    q.put(Touchy(7)).unwrap();
     let q2 = q.clone();
-    let r = std::thread::spawn(move || q2.put(Touchy(13))).join();
+    let r = std::thread::spawn(move || q2.try_get().map(|t| t.0)).join();
     assert!(r.is_err(), "the comparison panicked");
-    // The item stayed in the heap and is counted; the lock is usable.
-    assert_eq!(q.len(), 2);
-    assert_eq!(q.unfinished(), 2);
+    // Nothing was taken; every item is still counted; the locks are usable.
+    assert_eq!(q.len(), 3);
+    assert_eq!(q.unfinished(), 3);
     q.put(Touchy(1))
         .unwrap_or_else(|_| panic!("put after a panic"));
-    assert_eq!(q.len(), 3);
+    assert_eq!(q.len(), 4);
+    assert_eq!(q.try_get().map(|t| t.0), Ok(1));
     let removed: Vec<u32> = q.shutdown(true).into_iter().map(|t| t.0).collect();
-    assert_eq!(removed, [1, 2, 13]);
+    assert_eq!(removed, [2, 7, 13], "no item lost, still in order");
+    q.task_done().unwrap();
     q.join_timeout(LIMIT).unwrap();
 }
 
