@@ -122,16 +122,24 @@ fn max_memory_per_child_retires_exactly_the_workers_that_passed_it() {
             pool.replaced_workers(),
             pool.worker_pids()
         );
-        // Workers that only ran small tasks were not retired.
-        let small: HashSet<u32> = pids.iter().copied().filter(|p| !grew.contains(p)).collect();
-        assert!(!small.is_empty());
-        // Nothing grows now: nobody else is retired.
+        // Workers that only run small tasks are not retired. (Not asserted on the
+        // first map: a task skipped by a retiring worker runs again later, so a
+        // worker may run small tasks first and a growing one after; in some runs
+        // every worker of the first map grew.)
         let again = pool
             .options()
             .chunksize(1)
             .map(maybe_grow, (0..40).map(|i| (0, i)))
             .unwrap();
         assert_eq!(again.len(), 40);
-        assert_eq!(pool.replaced_workers(), 6);
+        assert_eq!(pool.replaced_workers(), 6, "{method:?}");
+        let live = pool.worker_pids();
+        for p in &again {
+            assert!(!grew.contains(p), "{method:?}: a retired worker ran a task");
+            assert!(
+                live.contains(p),
+                "{method:?}: worker {p} was retired: {live:?}"
+            );
+        }
     }
 }
