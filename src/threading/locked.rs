@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::order::Order;
+use super::sleepers::{Sleeper, Sleepers};
 use super::staged::{Fail, Wait};
 
 struct State<O> {
@@ -39,38 +40,7 @@ struct State<O> {
     /// Items put and not yet matched by a `task_done`.
     unfinished: usize,
     shutdown: bool,
-    getters: usize,
-    putters: usize,
-    joiners: usize,
-    /// Signals sent to sleeping getters (putters) that no getter (putter) has
-    /// woken up for yet; never more than `getters` (`putters`).
-    getters_signalled: usize,
-    putters_signalled: usize,
-}
-
-impl<O> State<O> {
-    /// Whether a sleeping getter needs a signal (one that no earlier signal
-    /// already covers); if so, counts the signal the caller sends.
-    #[inline]
-    fn signal_getter(&mut self) -> bool {
-        if self.getters > self.getters_signalled {
-            self.getters_signalled += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// As [`signal_getter`](Self::signal_getter), for putters.
-    #[inline]
-    fn signal_putter(&mut self) -> bool {
-        if self.putters > self.putters_signalled {
-            self.putters_signalled += 1;
-            true
-        } else {
-            false
-        }
-    }
+    sleepers: Sleepers,
 }
 
 pub(crate) struct Core<O> {
@@ -93,11 +63,7 @@ impl<O: Order> Core<O> {
                 items: O::default(),
                 unfinished: 0,
                 shutdown: false,
-                getters: 0,
-                putters: 0,
-                joiners: 0,
-                getters_signalled: 0,
-                putters_signalled: 0,
+                sleepers: Sleepers::default(),
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -126,7 +92,7 @@ impl<O: Order> Core<O> {
         cv: &Condvar,
         mut st: MutexGuard<'a, State<O>>,
         wait: Wait,
-        who: fn(&mut State<O>) -> (&mut usize, Option<&mut usize>),
+        who: Sleeper,
         spun: &mut bool,
         ready: fn(&Self) -> bool,
     ) -> Option<MutexGuard<'a, State<O>>> {
@@ -141,21 +107,10 @@ impl<O: Order> Core<O> {
             crate::sync::wait::spin_until(deadline, || ready(self));
             return Some(self.lock());
         }
-        // Leaving the sleepers: one fewer, and one signal fewer pending (this
-        // waiter may have been woken by one; if it was not, e.g. a time-out or a
-        // spurious wake-up, the next op sends a new signal, as the pending ones
-        // are never more than the sleepers).
-        fn leave(counts: (&mut usize, Option<&mut usize>)) {
-            let (waiting, signalled) = counts;
-            *waiting -= 1;
-            if let Some(signalled) = signalled {
-                *signalled = signalled.saturating_sub(1).min(*waiting);
-            }
-        }
-        *who(&mut st).0 += 1;
+        st.sleepers.enter(who);
         let mut st = match wait {
             Wait::Never => {
-                *who(&mut st).0 -= 1;
+                st.sleepers.cancel(who);
                 return None;
             }
             Wait::Forever => {
@@ -165,14 +120,14 @@ impl<O: Order> Core<O> {
             Wait::Until(deadline) => {
                 let now = Instant::now();
                 if now >= deadline {
-                    *who(&mut st).0 -= 1;
+                    st.sleepers.cancel(who);
                     return None;
                 }
                 cv.wait_until(&mut st, deadline);
                 st
             }
         };
-        leave(who(&mut st));
+        st.sleepers.leave(who);
         Some(st)
     }
 
@@ -215,7 +170,7 @@ impl<O: Order> Core<O> {
                 &self.not_full,
                 st,
                 wait,
-                |s| (&mut s.putters, Some(&mut s.putters_signalled)),
+                Sleeper::Putter,
                 &mut spun,
                 Self::may_put,
             ) {
@@ -228,7 +183,7 @@ impl<O: Order> Core<O> {
         st.unfinished += 1;
         st.items.push(item);
         self.len_hint.store(st.items.len(), Ordering::Relaxed);
-        let wake = st.signal_getter();
+        let wake = st.sleepers.signal_getter();
         drop(st);
         if wake {
             self.not_empty.notify_one();
@@ -242,7 +197,7 @@ impl<O: Order> Core<O> {
         loop {
             if let Some(item) = st.items.pop() {
                 self.len_hint.store(st.items.len(), Ordering::Relaxed);
-                let wake = st.signal_putter();
+                let wake = st.sleepers.signal_putter();
                 drop(st);
                 if wake {
                     self.not_full.notify_one();
@@ -256,7 +211,7 @@ impl<O: Order> Core<O> {
                 &self.not_empty,
                 st,
                 wait,
-                |s| (&mut s.getters, Some(&mut s.getters_signalled)),
+                Sleeper::Getter,
                 &mut spun,
                 Self::may_get,
             ) {
@@ -273,7 +228,7 @@ impl<O: Order> Core<O> {
             return Err(());
         }
         st.unfinished -= 1;
-        let wake = st.unfinished == 0 && st.joiners > 0;
+        let wake = st.unfinished == 0 && st.sleepers.joiners > 0;
         drop(st);
         if wake {
             self.all_done.notify_all();
@@ -291,7 +246,7 @@ impl<O: Order> Core<O> {
                 &self.all_done,
                 st,
                 wait,
-                |s| (&mut s.joiners, None),
+                Sleeper::Joiner,
                 &mut spun,
                 Self::no_spin,
             ) {
@@ -318,10 +273,7 @@ impl<O: Order> Core<O> {
             }
             self.len_hint.store(0, Ordering::Relaxed);
         }
-        let (getters, putters, joiners) = (st.getters, st.putters, st.joiners);
-        // Every sleeper is signalled now.
-        st.getters_signalled = getters;
-        st.putters_signalled = putters;
+        let (getters, putters, joiners) = st.sleepers.signal_all();
         drop(st);
         // Every blocked waiter wakes and sees the shutdown: getters (of an empty
         // queue) and putters fail, joiners recheck the count.

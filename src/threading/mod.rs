@@ -88,6 +88,7 @@ mod error;
 mod locked;
 mod order;
 mod prioritized;
+mod sleepers;
 mod staged;
 mod timer;
 

@@ -74,6 +74,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::order::Order;
+use super::sleepers::{Sleeper, Sleepers};
 
 /// A put that leaves this many items in the staging buffer merges them into the
 /// ordered items itself, if the main lock is free: with nobody getting (one thread
@@ -183,42 +184,8 @@ struct State<O: Order> {
     /// those as done).
     finished: usize,
     shutdown: bool,
-    getters: usize,
-    putters: usize,
-    joiners: usize,
-    /// Signals sent to sleeping getters (putters) that no getter (putter) has
-    /// woken up for yet; never more than `getters` (`putters`).
-    getters_signalled: usize,
-    putters_signalled: usize,
+    sleepers: Sleepers,
 }
-
-impl<O: Order> State<O> {
-    /// Whether a sleeping getter needs a signal (one that no earlier signal
-    /// already covers); if so, counts the signal the caller sends.
-    #[inline]
-    fn signal_getter(&mut self) -> bool {
-        if self.getters > self.getters_signalled {
-            self.getters_signalled += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// As [`signal_getter`](Self::signal_getter), for putters.
-    #[inline]
-    fn signal_putter(&mut self) -> bool {
-        if self.putters > self.putters_signalled {
-            self.putters_signalled += 1;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Who sleeps: picks a waiter count and its count of pending signals.
-type Who<O> = fn(&mut State<O>) -> (&mut usize, Option<&mut usize>);
 
 pub(crate) struct Core<O: Order> {
     state: Padded<Mutex<State<O>>>,
@@ -255,11 +222,7 @@ impl<O: Order> Core<O> {
                 published: 0,
                 finished: 0,
                 shutdown: false,
-                getters: 0,
-                putters: 0,
-                joiners: 0,
-                getters_signalled: 0,
-                putters_signalled: 0,
+                sleepers: Sleepers::default(),
             })),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -307,7 +270,7 @@ impl<O: Order> Core<O> {
     fn announce_getters(&self, st: &State<O>) {
         self.announced
             .getters_asleep
-            .store(st.getters - st.getters_signalled, Ordering::Relaxed);
+            .store(st.sleepers.getters_unsignalled(), Ordering::Relaxed);
     }
 
     /// Takes the staged items over and merges them into the ordered items, in put
@@ -360,28 +323,17 @@ impl<O: Order> Core<O> {
         cv: &Condvar,
         mut st: MutexGuard<'a, State<O>>,
         wait: Wait,
-        who: Who<O>,
+        who: Sleeper,
         recheck: impl FnOnce(&Self, &State<O>) -> bool,
     ) -> Option<MutexGuard<'a, State<O>>> {
-        // Leaving the sleepers: one fewer, and one signal fewer pending (this
-        // waiter may have been woken by one; if it was not, e.g. a time-out or a
-        // spurious wake-up, the next op sends a new signal, as the pending ones
-        // are never more than the sleepers).
-        fn leave(counts: (&mut usize, Option<&mut usize>)) {
-            let (waiting, signalled) = counts;
-            *waiting -= 1;
-            if let Some(signalled) = signalled {
-                *signalled = signalled.saturating_sub(1).min(*waiting);
-            }
-        }
         let deadline = wait.deadline()?;
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        *who(&mut st).0 += 1;
+        st.sleepers.enter(who);
         self.announce_getters(&st);
         if recheck(self, &st) {
-            *who(&mut st).0 -= 1;
+            st.sleepers.cancel(who);
             self.announce_getters(&st);
             return Some(st);
         }
@@ -393,7 +345,7 @@ impl<O: Order> Core<O> {
                 cv.wait_until(&mut st, d);
             }
         }
-        leave(who(&mut st));
+        st.sleepers.leave(who);
         self.announce_getters(&st);
         Some(st)
     }
@@ -423,7 +375,7 @@ impl<O: Order> Core<O> {
     #[cold]
     fn wake_getter(&self) {
         let mut st = self.lock();
-        let wake = st.signal_getter();
+        let wake = st.sleepers.signal_getter();
         self.announce_getters(&st);
         drop(st);
         if wake {
@@ -483,7 +435,7 @@ impl<O: Order> Core<O> {
                 staging.put += 1;
                 self.staging.put.store(staging.put, Ordering::Release);
                 drop(staging);
-                let wake = st.signal_getter();
+                let wake = st.sleepers.signal_getter();
                 self.announce_getters(&st);
                 drop(st);
                 if wake {
@@ -492,13 +444,7 @@ impl<O: Order> Core<O> {
                 return Ok(());
             }
             drop(staging);
-            st = match self.sleep(
-                &self.not_full,
-                st,
-                wait,
-                |s| (&mut s.putters, Some(&mut s.putters_signalled)),
-                |_, _| false,
-            ) {
+            st = match self.sleep(&self.not_full, st, wait, Sleeper::Putter, |_, _| false) {
                 Some(st) => st,
                 None => return Err((item, Fail::NotNow)),
             };
@@ -512,7 +458,7 @@ impl<O: Order> Core<O> {
             self.take_over(&mut st);
             if let Some(item) = st.items.pop() {
                 st.out += 1;
-                let wake = st.signal_putter();
+                let wake = st.sleepers.signal_putter();
                 if wake || st.out - st.published >= self.publish_every {
                     self.publish(&mut st);
                 }
@@ -542,7 +488,7 @@ impl<O: Order> Core<O> {
                     &self.not_empty,
                     st,
                     wait,
-                    |s| (&mut s.getters, Some(&mut s.getters_signalled)),
+                    Sleeper::Getter,
                     // Announced as asleep: one more look, under the staging lock
                     // (a put that staged before this sees no sleeper).
                     |core, st| core.staging.lock.lock().put != st.taken_over,
@@ -559,7 +505,7 @@ impl<O: Order> Core<O> {
             return Err(());
         }
         st.finished += 1;
-        let wake = put == st.finished && st.joiners > 0;
+        let wake = put == st.finished && st.sleepers.joiners > 0;
         drop(st);
         if wake {
             self.all_done.notify_all();
@@ -576,13 +522,7 @@ impl<O: Order> Core<O> {
                 return Ok(());
             }
             st = self
-                .sleep(
-                    &self.all_done,
-                    st,
-                    wait,
-                    |s| (&mut s.joiners, None),
-                    |_, _| false,
-                )
+                .sleep(&self.all_done, st, wait, Sleeper::Joiner, |_, _| false)
                 .ok_or(unfinished)?;
         }
     }
@@ -608,10 +548,7 @@ impl<O: Order> Core<O> {
             st.finished += removed.len().min(unfinished);
             self.publish(&mut st);
         }
-        let (getters, putters, joiners) = (st.getters, st.putters, st.joiners);
-        // Every sleeper is signalled now.
-        st.getters_signalled = getters;
-        st.putters_signalled = putters;
+        let (getters, putters, joiners) = st.sleepers.signal_all();
         self.announce_getters(&st);
         drop(st);
         // Every blocked waiter wakes and sees the shutdown: getters (of an empty
