@@ -319,6 +319,19 @@ pub(crate) fn inner_error(e: HandshakeError) -> HandshakeError {
     }
 }
 
+/// Runs a TLS handshake over `sock` to its end, by `until`.
+fn handshake<D: rustls::SideData>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    sock: &mut TcpStream,
+    until: Option<Instant>,
+) -> Result<(), HandshakeError> {
+    let mut sock = Budget::until(sock, until);
+    while conn.is_handshaking() {
+        conn.complete_io(&mut sock).map_err(handshake_error)?;
+    }
+    Ok(())
+}
+
 impl ClientSide {
     /// Runs the TLS handshake as a client over `tcp`, connected to `peer`.
     pub(crate) fn connect(
@@ -334,10 +347,7 @@ impl ClientSide {
         let conn = ClientConnection::new(self.config.clone(), name)
             .map_err(|e| HandshakeError::Rejected(format!("TLS: {e}")))?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
-        let mut sock = Budget::until(&mut s.sock, until);
-        while s.conn.is_handshaking() {
-            s.conn.complete_io(&mut sock).map_err(handshake_error)?;
-        }
+        handshake(&mut s.conn, &mut s.sock, until)?;
         Ok(TlsStream::Client(Box::new(s)))
     }
 }
@@ -352,10 +362,7 @@ impl ServerSide {
         let conn = ServerConnection::new(self.0.clone())
             .map_err(|e| HandshakeError::Rejected(format!("TLS: {e}")))?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
-        let mut sock = Budget::until(&mut s.sock, until);
-        while s.conn.is_handshaking() {
-            s.conn.complete_io(&mut sock).map_err(handshake_error)?;
-        }
+        handshake(&mut s.conn, &mut s.sock, until)?;
         Ok(TlsStream::Server(Box::new(s)))
     }
 }

@@ -9,8 +9,8 @@ use mproc::pipe::{self, Connection};
 type Report = (bool, bool, bool, u64);
 use mproc::process::Process;
 
-use crate::LONG;
 use crate::common::{eventually, watchdog};
+use crate::{LONG, kill_manager};
 
 fn hold_lock_forever((lock, rlock, taken, never): (Lock, RLock, Event, Event)) {
     let g = lock.lock().unwrap();
@@ -144,13 +144,8 @@ fn the_manager_killed_mid_request_fails_every_client_at_once() {
         let e = q2.get_timeout(Duration::from_secs(60)).unwrap_err();
         (e.is_disconnected(), Instant::now())
     });
-    let pid = m.pid().unwrap();
     let killed_at = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    kill_manager(&m);
     for r in &reports {
         assert!(r.poll(LONG), "a client hung after the manager died");
         let (a, b, c, _ms) = r.recv().unwrap();

@@ -25,6 +25,24 @@ use std::time::Duration;
 /// A generous bound for waits that should end quickly (noisy 2-CPU VM).
 pub const LONG: Duration = Duration::from_secs(30);
 
+/// The TCP address `m` serves.
+pub fn tcp(m: &mproc::manager::Manager) -> SocketAddr {
+    match m.address() {
+        mproc::manager::Address::Tcp(a) => *a,
+        other => panic!("not TCP: {other}"),
+    }
+}
+
+/// Sends `SIGKILL` to the server process of `m` (a manager this process started).
+pub fn kill_manager(m: &mproc::manager::Manager) {
+    let pid = m.pid().expect("a manager started by this process");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+}
+
 /// `n` pseudo-random bytes (xorshift64 from `seed`, which it advances).
 pub fn junk(seed: &mut u64, n: usize) -> Vec<u8> {
     (0..n)

@@ -8,8 +8,8 @@ use mproc::manager::{Dict, Event, Lock, LockError, Manager, ManagerError};
 use mproc::pipe::{self, Connection};
 use mproc::process::Process;
 
-use crate::LONG;
 use crate::common::{eventually, watchdog};
+use crate::{LONG, kill_manager};
 
 const KEY: &[u8] = b"pipelined sets";
 
@@ -161,13 +161,8 @@ fn the_manager_killed_with_pipelined_sets_in_flight_fails_the_client_at_once() {
     let (a, b) = pipe::duplex::<(bool, u64)>().unwrap();
     let child = Process::start(pipeline_until_it_fails, (d, started.clone(), b)).unwrap();
     assert!(started.wait_timeout(LONG).unwrap());
-    let pid = m.pid().unwrap();
     let killed_at = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    kill_manager(&m);
     assert!(a.poll(LONG), "the client hung after the manager died");
     let (disconnected, _) = a.recv().unwrap();
     assert!(
@@ -281,11 +276,7 @@ fn pipelined_sets_filling_the_queue_of_a_dead_manager_fail_instead_of_hanging() 
     let d = m.dict::<u32, Vec<u8>>().unwrap();
     d.set_pipelined(0, vec![1]).unwrap();
     let pid = m.pid().unwrap();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    kill_manager(&m);
     assert!(crate::common::eventually(LONG, || crate::common::is_dead(
         pid
     )));

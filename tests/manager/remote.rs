@@ -14,7 +14,7 @@ use mproc::process::Process;
 use sha2::Sha256;
 
 use crate::common::watchdog;
-use crate::{LONG, junk, man_in_the_middle, pass_on};
+use crate::{LONG, junk, man_in_the_middle, pass_on, tcp};
 
 const KEY: &[u8] = b"correct horse battery staple";
 
@@ -29,13 +29,6 @@ fn serve() -> Manager {
         .handshake_timeout(Duration::from_millis(500))
         .start()
         .unwrap()
-}
-
-fn tcp(m: &Manager) -> SocketAddr {
-    match m.address() {
-        Address::Tcp(a) => *a,
-        other => panic!("not TCP: {other}"),
-    }
 }
 
 /// The server still serves a well-behaved client.

@@ -14,7 +14,7 @@ use mproc::manager::{Address, Dict, Manager, ManagerError, TlsConfig};
 use mproc::process::Process;
 
 use crate::common::watchdog;
-use crate::{LONG, junk, man_in_the_middle, pass_on};
+use crate::{LONG, junk, kill_manager, man_in_the_middle, pass_on, tcp};
 
 const KEY: &[u8] = b"tls test key";
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/manager/tls");
@@ -50,13 +50,6 @@ fn serve() -> Manager {
         .tls_client(client_tls())
         .start()
         .unwrap()
-}
-
-fn tcp(m: &Manager) -> SocketAddr {
-    match m.address() {
-        Address::Tcp(a) => *a,
-        other => panic!("not TCP: {other}"),
-    }
 }
 
 /// The server still serves a client with the right certificates and key.
@@ -373,13 +366,8 @@ fn the_manager_killed_mid_request_is_disconnected_over_tls() {
     for e in &started {
         assert!(e.wait_timeout(LONG).unwrap());
     }
-    let pid = m.pid().unwrap();
     let killed_at = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    kill_manager(&m);
     for w in waiters {
         assert!(
             w.join().unwrap(),
