@@ -7,7 +7,7 @@
 //! threads ([`Crossbeam`]), and Python's `multiprocessing.Queue`
 //! (`benches/py/py_scaling_queue.py`).
 
-use crate::anchors::PyAnchor;
+use crate::anchors::{CAnchor, PyAnchor};
 use crate::queue::{Crossbeam, MprocQueue, QueueWorkload};
 use crate::{Area, Compare, Config, Local, Result, Role};
 
@@ -52,6 +52,11 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             cb
         });
     }
+    // The host's own cost of moving 64-byte messages between two processes (no locks):
+    // it moves with where the VM's two vCPUs sit, and explains most of a run's level.
+    for floor in ["os_ring_64B_1to1", "os_ring_64B_1to1_alloc"] {
+        comparisons.push(Compare::new(figure("mproc_queue", (1, 1)), floor));
+    }
     Ok(Area {
         name: "scaling_queue",
         title: "Scaling: queue 64 B, N producers → M consumers (issue 16)",
@@ -61,7 +66,12 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              mproc: `Queue<Bytes>` bounded({cap}) between child processes (default start method), \
              {COUNT} messages a sample. In-process: `crossbeam-channel` bounded({cap}) between threads, \
              {COUNT} messages a sample. Python: `multiprocessing.Queue` (`benches/py/py_scaling_queue.py`, \
-             50,000 messages a sample). Each row is one point of the curve.",
+             50,000 messages a sample). Each row is one point of the curve. Floor: two C processes \
+             passing 64-byte messages through a lock-free single-producer ring in shared memory \
+             (`c/os_ring.c`; `_alloc`: each side also allocates and frees a 64-byte buffer per \
+             message, as the Rust workloads do with `Vec<u8>`): the host's cost of moving the \
+             lines between its CPUs, which changes several-fold with where the host places the \
+             two vCPUs.",
             cap = crate::queue::CAPACITY
         ),
         mproc_pending: None,
@@ -79,6 +89,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 Crossbeam,
             )),
             Box::new(PyAnchor::new("py_scaling_queue.py")),
+            Box::new(CAnchor::new("os_ring")),
         ],
         comparisons,
     })
