@@ -184,10 +184,10 @@ const RELEASE_POLL_GAP_MAX: Duration = Duration::from_micros(2);
 /// processes on 2 CPUs, each taking one lock around a counter increment), against
 /// the process-shared pthread mutex: [`spin_until`] (no spin at all when
 /// oversubscribed: each waiter loops through futex calls, and each release makes
-/// one) about 1.1×; polls every 2 `pause`s (80 ns there), 0.85×; polls at gaps
-/// growing to 1-2.5 µs, about 3×, with 30 times fewer futex calls. The gaps are
-/// measured on the clock, not in `pause`s, whose length varies tenfold between
-/// CPUs.
+/// one) 0.94-1.2× with 8 processes; polls every 2 `pause`s (80 ns there), 0.85×;
+/// polls at gaps growing to 1-2.5 µs, 2.6-3.5×, with 30 times fewer futex calls.
+/// The gaps are measured on the clock, not in `pause`s, whose length varies more
+/// than tenfold between CPUs.
 pub(crate) fn spin_for_release(deadline: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
     if done() {
         return true;
