@@ -15,9 +15,11 @@
 //! (`sys::thread_mark`: its thread id and start time, which a recycled thread id
 //! cannot impersonate), with [`WAITERS`] set while a waiter may sleep:
 //!
-//! - **Acquire**: one CAS of 0 to our mark. Contended: a bounded spin (none when
-//!   the machine is oversubscribed, see `wait`), then set [`WAITERS`] (CAS) and
-//!   sleep on the futex word `seq`, read *before* the owner word. A waiter that
+//! - **Acquire**: one CAS of 0 to our mark. Contended: a bounded spin (50 µs; 10 µs
+//!   when the machine is oversubscribed) that polls the word at gaps growing from
+//!   250 ns to 2 µs, so as to leave the cache line to the holder
+//!   (`wait::spin_for_release`); then set [`WAITERS`] (CAS) and sleep on the futex
+//!   word `seq`, read *before* the owner word. A waiter that
 //!   slept takes the lock with [`WAITERS`] set: the release that woke it woke one
 //!   sleeper only, and others may still sleep (glibc's rule for its mutexes).
 //! - **Release**: one swap of `owner` to 0, whose result says whether anyone must
@@ -388,15 +390,16 @@ impl LockState {
         }
     }
 
-    /// A blocking acquisition when the first attempt found the lock held: spin
-    /// briefly, then sleep on `seq` with [`WAITERS`] set, watching the holder.
+    /// A blocking acquisition when the first attempt found the lock held: poll the
+    /// word briefly and seldom (`wait::spin_for_release`), then sleep on `seq` with
+    /// [`WAITERS`] set, watching the holder.
     #[cold]
     #[inline(never)]
     fn acquire_slow(&self, me: u64, deadline: Option<Instant>) -> Outcome {
         if self.owner.load(Ordering::Relaxed) & !WAITERS == me {
             return self.relock();
         }
-        if wait::spin_until(deadline, || self.owner.load(Ordering::Relaxed) == 0)
+        if wait::spin_for_release(deadline, || self.owner.load(Ordering::Relaxed) == 0)
             && self.take(0, me)
         {
             return self.took();
