@@ -72,22 +72,22 @@ impl SharedRegion {
         unsafe { &*self.map.as_ptr().add(OFF).cast::<AtomicU32>() }
     }
 
-    #[inline]
+    /// The address of `len` bytes at `off`, which must lie inside the mapping and be
+    /// `align`-aligned (panics otherwise). The panic's message is built in a cold
+    /// function of its own: built here, its arguments would be written to the stack
+    /// on every access, and the queue's hot paths make several accesses each.
+    #[inline(always)]
     fn check(&self, off: usize, len: usize, align: usize) -> *mut u8 {
-        let end = off.checked_add(len).expect("offset overflow");
-        assert!(
-            end <= self.map.len(),
-            "shared-memory access at {off}+{len} is outside the mapping of {} bytes",
-            self.map.len()
-        );
-        assert!(
-            off % align == 0,
-            "shared-memory access at {off} is not {align}-aligned"
-        );
-        // SAFETY:
-        // - `off + len <= self.map.len()` was checked above, so the resulting pointer
-        //   stays inside (or one past the end of) the mapped range.
-        unsafe { self.map.as_ptr().add(off) }
+        match off.checked_add(len) {
+            Some(end) if end <= self.map.len() && off % align == 0 => {
+                // SAFETY:
+                // - `off + len <= self.map.len()` was checked just above, so the
+                //   resulting pointer stays inside (or one past the end of) the mapped
+                //   range.
+                unsafe { self.map.as_ptr().add(off) }
+            }
+            _ => bad_access(off, len, align, self.map.len()),
+        }
     }
 
     /// The `AtomicU32` at `off` (4-aligned, inside the mapping; panics otherwise).
@@ -184,5 +184,18 @@ impl SharedRegion {
             ptr::copy_nonoverlapping(p, dst.as_mut_ptr().add(old), len);
             dst.set_len(old + len);
         }
+    }
+}
+
+/// The panic of [`SharedRegion::check`] (see there).
+#[cold]
+#[inline(never)]
+fn bad_access(off: usize, len: usize, align: usize, mapped: usize) -> ! {
+    match off.checked_add(len) {
+        None => panic!("shared-memory access at {off}+{len}: offset overflow"),
+        Some(end) if end > mapped => {
+            panic!("shared-memory access at {off}+{len} is outside the mapping of {mapped} bytes")
+        }
+        _ => panic!("shared-memory access at {off} is not {align}-aligned"),
     }
 }
