@@ -74,23 +74,23 @@ pub(super) trait Protocol {
             .is_ok()
     }
 
-    #[inline]
+    #[inline(always)]
     fn phys(&self, pos: u64) -> usize {
         (pos & self.mask()) as usize
     }
 
-    #[inline]
+    #[inline(always)]
     fn stamp(&self, pos: u64) -> &Self::Word {
         self.ring_word(self.phys(pos))
     }
 
-    #[inline]
+    #[inline(always)]
     fn len_word(&self, pos: u64) -> &Self::Word {
         self.ring_word(self.phys(pos) + 8)
     }
 
     /// The start of the lap after the one `pos` is in (`pos` itself at a lap start).
-    #[inline]
+    #[inline(always)]
     fn next_lap(&self, pos: u64) -> u64 {
         let ph = pos & self.mask();
         if ph == 0 {
@@ -102,7 +102,7 @@ pub(super) trait Protocol {
 
     /// Bytes a record placed at `p` may occupy, given consumers at `h`: it may not
     /// cross the ring's end and must leave 8 free bytes after it.
-    #[inline]
+    #[inline(always)]
     fn room(&self, p: u64, h: u64) -> u64 {
         let to_end = self.size() - (p & self.mask());
         let free = (h + self.size()).saturating_sub(p).saturating_sub(8);
@@ -110,13 +110,13 @@ pub(super) trait Protocol {
     }
 
     /// Whether a record of `n` payload bytes fits at `p`.
-    #[inline]
+    #[inline(always)]
     fn fits(&self, p: u64, h: u64, n: u64) -> bool {
         rec_size(n) <= self.room(p, h)
     }
 
     /// The most payload bytes a record at `p` may hold (`None`: not even a header).
-    #[inline]
+    #[inline(always)]
     fn window(&self, p: u64, h: u64) -> Option<u64> {
         let room = self.room(p, h);
         (room >= HDR).then(|| (room - HDR).min(self.max_message()))
@@ -158,7 +158,7 @@ pub(super) trait Protocol {
     /// Steps 2–8 of a put (see the module docs) for a record of `n` payload bytes
     /// already written at `p`, with the tail at `t` and `c` messages put so far.
     /// Called with the producer lock held.
-    #[inline]
+    #[inline(always)]
     fn commit_record(&self, t: u64, c: u64, p: u64, n: u64) {
         self.step(2);
         let nt = p + rec_size(n);

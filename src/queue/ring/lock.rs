@@ -23,6 +23,14 @@ pub(super) struct Guard<'a> {
     ring: &'a Ring,
 }
 
+impl<'a> Guard<'a> {
+    /// The guard of a lock this thread has just taken from free (no repair due).
+    #[inline(always)]
+    pub(super) fn held(ring: &'a Ring) -> Guard<'a> {
+        Guard { ring }
+    }
+}
+
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if !fault::crashed() {

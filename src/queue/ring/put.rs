@@ -11,18 +11,39 @@ use serde::Serialize;
 
 use super::algorithm::{Protocol, rec_size};
 use super::layout::*;
+use super::lock::Guard;
 use super::record::{Encoded, Item, RingWriter, STAGE, write_varint};
 use super::wait::Wait;
 use super::{PutFail, Ring, fault};
 use crate::queue::error::MessageError;
+use crate::sys::thread_mark;
 
 /// Bytes at the new tail that a put prefetches for the next one (two cache lines).
 const PREFETCH: u64 = 128;
+/// A byte length as postcard's varint, packed little-endian into one word, and its
+/// length in bytes; `None` for lengths of 2^56 or more (over 8 bytes).
+#[inline(always)]
+fn varint_word(mut v: u64) -> Option<(u64, usize)> {
+    let mut word = 0u64;
+    let mut k = 0;
+    loop {
+        if k == 8 {
+            return None;
+        }
+        let b = v & 0x7f;
+        v >>= 7;
+        if v == 0 {
+            return Some((word | b << (8 * k), k + 1));
+        }
+        word |= (b | 0x80) << (8 * k);
+        k += 1;
+    }
+}
 
 impl Ring {
     /// Commits a record ([`Protocol::commit_record`]), then prefetches the lines
     /// the next put will write.
-    #[inline]
+    #[inline(always)]
     pub(super) fn commit(&self, t: u64, c: u64, p: u64, n: u64) {
         self.commit_record(t, c, p, n);
         let nt = p + rec_size(n);
@@ -121,8 +142,7 @@ impl Ring {
         // have left enough of it free; look at the real head for that now and then
         // (every 4 KiB of progress), not on every put.
         let past = q != t && (t & self.mask) >= self.wrap_at;
-        let wants_wrap =
-            |h: u64| self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096);
+        let wants_wrap = |h: u64| self.wants_wrap(t, q, h);
         let mark = self.region.hdr_u64::<P_WRAP_MARK>();
         let look = past && !wants_wrap(h) && t >= mark.load(Ordering::Relaxed);
         if h > t || t - h > self.size || look {
@@ -240,7 +260,102 @@ impl Ring {
     }
 
     /// Puts `value`, waiting for room until `deadline` when `block`.
+    #[inline]
     pub(crate) fn put<T: Serialize + ?Sized>(
+        &self,
+        value: Item<'_, T>,
+        block: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutFail> {
+        if let Item::Bytes(b) = value {
+            if self.put_bytes_now(b) {
+                return Ok(());
+            }
+        }
+        self.put_general(value, block, deadline)
+    }
+
+    /// The common case of a byte item's put, written to store as little as it can
+    /// (see *Performance* in the module docs): the producer lock free at the first
+    /// CAS, the queue open, and room for the record where the placement of
+    /// [`put_locked`](Self::put_locked) puts it, judged with the head this producer
+    /// saw last. Returns `false`, having put nothing, in every other case (a held
+    /// lock, a dead holder's repair, a closed queue, a damaged tail, a count of the
+    /// consumers' progress due, no room), which [`put_general`](Self::put_general)
+    /// then handles. The steps (`fault::step`) and the stores are those of
+    /// `put_locked` and [`commit`](Self::commit), in the same order.
+    #[inline(never)]
+    fn put_bytes_now(&self, b: &[u8]) -> bool {
+        let Some((varint, k)) = varint_word(b.len() as u64) else {
+            return false;
+        };
+        let n = (k + b.len()) as u64;
+        if n > self.max_message as u64 || !self.acquire(0, thread_mark::current()) {
+            return false;
+        }
+        let _guard = Guard::held(self);
+        fault::step(1);
+        self.region.prefetch_for_write(P_TAIL, 16);
+        if self.is_closed() {
+            return false;
+        }
+        let t = self.region.hdr_u64::<P_TAIL>().load(Ordering::Relaxed);
+        let c = self.region.hdr_u64::<P_COUNT>().load(Ordering::Relaxed);
+        if t % 8 != 0
+            || (self.capacity != u64::MAX
+                && c.wrapping_sub(self.region.hdr_u64::<P_SEEN_GOT>().load(Ordering::Relaxed))
+                    >= self.capacity)
+        {
+            return false;
+        }
+        let seen_head = self.region.hdr_u64::<P_SEEN_HEAD>();
+        let mut h = seen_head.load(Ordering::Relaxed);
+        if h > t || t - h > self.size {
+            return false;
+        }
+        // The placement of `put_locked`: past `wrap_at`, the next lap once the
+        // consumers have left enough of its start free, with a look at the real head
+        // every 4 KiB of progress.
+        let q = self.next_lap(t);
+        let mut p = t;
+        if q != t && (t & self.mask) >= self.wrap_at {
+            if !self.wants_wrap(t, q, h) {
+                let mark = self.region.hdr_u64::<P_WRAP_MARK>();
+                if t >= mark.load(Ordering::Relaxed) {
+                    h = self.region.hdr_u64::<C_HEAD>().load(Ordering::Acquire);
+                    seen_head.store(h, Ordering::Relaxed);
+                    mark.store(t + 4096, Ordering::Relaxed);
+                }
+            }
+            if self.wants_wrap(t, q, h) {
+                p = q;
+            }
+        }
+        if !self.fits(p, h, n) {
+            return false;
+        }
+        let off = RING_OFF + self.phys(p) + HDR as usize;
+        // The varint as one word (`off` is 8-aligned and the record has at least 8
+        // payload bytes): the bytes after it are the payload's or padding.
+        self.u64(off).store(varint, Ordering::Relaxed);
+        self.region.write(off + k, b);
+        self.commit(t, c, p, n);
+        drop(_guard);
+        self.wake(Wait::Data, false, false);
+        true
+    }
+
+    /// Whether a put at `t`, past `wrap_at`, goes to the next lap's start `q`: once
+    /// the consumers at `h` have left as much room there as at `t` (or 4 KiB).
+    #[inline(always)]
+    fn wants_wrap(&self, t: u64, q: u64, h: u64) -> bool {
+        self.window(q, h).unwrap_or(0) >= self.window(t, h).unwrap_or(0).min(4096)
+    }
+
+    /// [`put`](Self::put) for any item, and for a byte item the fast path
+    /// ([`put_bytes_now`](Self::put_bytes_now)) declined.
+    #[inline(never)]
+    fn put_general<T: Serialize + ?Sized>(
         &self,
         value: Item<'_, T>,
         block: bool,
