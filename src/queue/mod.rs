@@ -675,6 +675,69 @@ impl<T: Serialize + 'static> Queue<T> {
         }
     }
 
+    /// Puts a copy of `*item` at the back of the queue, waiting while the queue is
+    /// full; the caller keeps `item`, as Python's `put` never takes the object it is
+    /// given.
+    ///
+    /// The item is encoded from the reference straight into shared memory, so
+    /// sending one value many times costs no clone and no allocation per put.
+    /// Otherwise as [`put`](Self::put).
+    ///
+    /// # Errors
+    ///
+    /// As for [`put`](Self::put); the reference comes back in the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::queue::{Bytes, Queue};
+    ///
+    /// let q = Queue::<Bytes>::new()?;
+    /// let frame = Bytes::from(vec![7u8; 64]);
+    /// for _ in 0..3 {
+    ///     q.put_ref(&frame).unwrap();
+    /// }
+    /// assert_eq!(q.get().unwrap(), frame);
+    /// assert_eq!(q.len(), 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn put_ref<'a>(&self, item: &'a T) -> Result<(), PutError<&'a T>> {
+        match self.ring.put(as_item(item), true, None) {
+            Ok(()) => Ok(()),
+            Err(PutFail::Invalid(e)) => Err(PutError::Invalid(item, e)),
+            Err(PutFail::ShutDown) => Err(PutError::ShutDown(item)),
+            Err(_) => Err(PutError::Closed(item)),
+        }
+    }
+
+    /// Puts a copy of `*item` if there is room now; the caller keeps `item` (see
+    /// [`put_ref`](Self::put_ref) and [`try_put`](Self::try_put)).
+    ///
+    /// # Errors
+    ///
+    /// As for [`try_put`](Self::try_put); the reference comes back in the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use mproc::queue::{Queue, TryPutError};
+    ///
+    /// let q = Queue::bounded(1)?;
+    /// let n = 5u32;
+    /// assert!(q.try_put_ref(&n).is_ok());
+    /// assert_eq!(q.try_put_ref(&n), Err(TryPutError::Full(&5)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_put_ref<'a>(&self, item: &'a T) -> Result<(), TryPutError<&'a T>> {
+        match self.ring.put(as_item(item), false, None) {
+            Ok(()) => Ok(()),
+            Err(PutFail::Full | PutFail::Timeout) => Err(TryPutError::Full(item)),
+            Err(PutFail::Closed) => Err(TryPutError::Closed(item)),
+            Err(PutFail::ShutDown) => Err(TryPutError::ShutDown(item)),
+            Err(PutFail::Invalid(e)) => Err(TryPutError::Invalid(item, e)),
+        }
+    }
+
     /// Puts `item` if there is room now (Python's `put_nowait()`).
     ///
     /// It may wait for another process's `put` to finish, never for room.

@@ -206,6 +206,83 @@ fn variable_sizes_through_a_small_ring_many_laps() {
     assert!(q.is_empty());
 }
 
+/// Byte items take the put's fast path (`put_bytes_now`) whenever the lock is free
+/// and the record fits where the placement puts it; sizes from 0 to 1200 bytes (one-
+/// and two-byte length prefixes) through a 4 KiB ring, with a consumer trailing,
+/// wrap the ring thousands of times and fall back to the general path whenever the
+/// ring is full or a look at the consumers' head is due.
+#[test]
+fn byte_items_of_every_size_through_a_small_ring_many_laps() {
+    let _w = watchdog("byte laps", Duration::from_secs(60));
+    let q = Queue::<Bytes>::builder()
+        .byte_capacity(4096)
+        .max_message_size(1500)
+        .build()
+        .unwrap();
+    let sizes = |mut x: u32| {
+        std::iter::from_fn(move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            Some(match x % 8 {
+                0 => 0,
+                1 => 127,
+                2 => 128,
+                _ => (x % 1200) as usize,
+            })
+        })
+    };
+    let q2 = q.clone();
+    let producer = thread::spawn(move || {
+        for (i, len) in sizes(7).take(20_000).enumerate() {
+            // Half by reference, half by value: the same bytes either way.
+            let item = Bytes::from(vec![i as u8; len]);
+            if i % 2 == 0 {
+                q2.put_ref(&item).unwrap();
+            } else {
+                q2.put(item).unwrap();
+            }
+        }
+    });
+    for (i, len) in sizes(7).take(20_000).enumerate() {
+        let v = q.get().unwrap();
+        assert_eq!(v.len(), len, "item {i}");
+        assert!(v.iter().all(|&b| b == i as u8), "item {i}");
+    }
+    producer.join().unwrap();
+    assert!(q.is_empty());
+}
+
+#[test]
+fn put_ref_leaves_the_item_with_the_caller_and_errors_give_the_reference_back() {
+    let q = Queue::<String>::builder()
+        .max_message_size(64)
+        .build()
+        .unwrap();
+    let hello = "hello".to_string();
+    q.put_ref(&hello).unwrap();
+    q.try_put_ref(&hello).unwrap();
+    assert_eq!(hello, "hello");
+    assert_eq!(q.get().unwrap(), "hello");
+    assert_eq!(q.get().unwrap(), "hello");
+    let big = "x".repeat(100);
+    match q.put_ref(&big) {
+        Err(PutError::Invalid(item, why)) => {
+            assert!(std::ptr::eq(item, &big));
+            assert!(why.is_too_large(), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(q.is_empty());
+    let bounded = Queue::<u64>::bounded(1).unwrap();
+    bounded.try_put_ref(&1).unwrap();
+    assert_eq!(bounded.try_put_ref(&2), Err(TryPutError::Full(&2)));
+    bounded.close();
+    assert_eq!(bounded.put_ref(&3), Err(PutError::Closed(&3)));
+    assert_eq!(bounded.try_put_ref(&3), Err(TryPutError::Closed(&3)));
+    assert_eq!(bounded.get().unwrap(), 1);
+}
+
 #[test]
 fn many_producers_many_consumers_exactly_once_fifo_per_producer() {
     let _w = watchdog("mpmc", Duration::from_secs(120));
