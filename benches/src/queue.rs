@@ -128,19 +128,32 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// A producer child: after the start barrier, puts `n` fresh `size`-byte messages;
+/// A producer child: after the start barrier, puts `n` messages of `size` bytes;
 /// returns the [`monotonic_ns`] at which it started.
+///
+/// Small messages are put by reference ([`Queue::put_ref`]), one payload over and over,
+/// as the other sides send theirs: Python's producer puts one `bytes` object each time
+/// and crossbeam's sends a `[u8; 64]` by value, neither allocating per message. A big
+/// message is a fresh buffer each time, filled, as crossbeam's 1 MiB `Vec`s must be.
 fn mproc_producer((q, go, n, size): (Queue<Bytes>, Barrier, u64, u64)) -> u64 {
     go.wait().expect("start barrier");
     let start = monotonic_ns();
     let size = size as usize;
-    for _ in 0..n {
-        // A fresh buffer per message, filled: what a producer would send (as for
-        // crossbeam's 1 MiB case).
-        q.put(Bytes(vec![7u8; size])).expect("queue open");
+    if size <= SMALL_MAX {
+        let message = Bytes(vec![7u8; size]);
+        for _ in 0..n {
+            q.put_ref(&message).expect("queue open");
+        }
+    } else {
+        for _ in 0..n {
+            q.put(Bytes(vec![7u8; size])).expect("queue open");
+        }
     }
     start
 }
+
+/// The largest message [`mproc_producer`] puts by reference.
+const SMALL_MAX: usize = 4096;
 
 /// A consumer child: after the start barrier, gets until the queue is closed and drained;
 /// returns (bytes received, [`monotonic_ns`] when it last found the queue empty or closed
@@ -262,7 +275,7 @@ pub fn area(_cfg: &Config) -> Result<Area> {
         description: format!(
             "64-byte messages, 1 producer process → 1 consumer process and 2 → 2 (messages/s), and 1 MiB \
              messages 1 → 1 (MB/s). mproc: `Queue<Bytes>` bounded({CAPACITY}) between child processes \
-             (default start method), a fresh `Bytes` per message, {SMALL_COUNT} messages a sample. Python: `multiprocessing.Queue` (`py_queue.py` 1 → 1, \
+             (default start method), {SMALL_COUNT} messages a sample; a 64-byte message is one `Bytes` put again and again by reference (`put_ref`), as Python's producer puts one `bytes` object and crossbeam's sends a `[u8; 64]` by value, and a 1 MiB message a fresh `Bytes` each time. Python: `multiprocessing.Queue` (`py_queue.py` 1 → 1, \
              `benches/py/py_queue_2to2.py` 2 → 2, 200,000 messages a sample). In-process ceiling: \
              `crossbeam-channel` bounded({CAPACITY}) between threads, {SMALL_COUNT} messages a sample. \
              Bandwidth ceiling: hot `memcpy` of 64 MiB (`c/os_memcpy.c`)."

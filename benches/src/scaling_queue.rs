@@ -64,7 +64,9 @@ pub fn area(_cfg: &Config) -> Result<Area> {
             "64-byte messages, producers → consumers for (1,1), (2,2), (4,4), (8,1), (1,8) on this \
              machine's CPUs (messages/s, from the first producer's start to the last message received). \
              mproc: `Queue<Bytes>` bounded({cap}) between child processes (default start method), \
-             {COUNT} messages a sample. In-process: `crossbeam-channel` bounded({cap}) between threads, \
+             {COUNT} messages a sample, each producer putting one `Bytes` again and again by reference \
+             (`put_ref`), as Python's producers put one `bytes` object and crossbeam's send `[u8; 64]`s \
+             by value. In-process: `crossbeam-channel` bounded({cap}) between threads, \
              {COUNT} messages a sample. Python: `multiprocessing.Queue` (`benches/py/py_scaling_queue.py`, \
              50,000 messages a sample). Each row is one point of the curve. Floor: two C processes \
              passing 64-byte messages through a lock-free single-producer ring in shared memory \
