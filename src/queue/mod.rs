@@ -148,9 +148,7 @@ fn get_item<T: DeserializeOwned + 'static>(
     deadline: Option<Instant>,
 ) -> Result<T, GetFail> {
     if is_byte_vec::<T>() {
-        ring.get(block, deadline, ring::read_byte_vec, |v| {
-            Ok(from_byte_vec(v))
-        })
+        ring.get_byte_vec(block, deadline).map(from_byte_vec)
     } else {
         ring.get(block, deadline, ring::read_to_scratch, |buf| {
             let r = crate::codec::decode_bytes(&buf, Vec::new()).map_err(MessageError::decode);

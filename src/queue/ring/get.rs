@@ -5,10 +5,11 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::algorithm::Protocol;
+use super::algorithm::{Protocol, rec_size};
 use super::layout::*;
+use super::record::{read_byte_vec, read_varint};
 use super::wait::Wait;
-use super::{GetFail, Ring, SharedRegion};
+use super::{GetFail, Ring, SharedRegion, fault};
 use crate::queue::error::MessageError;
 
 /// Items a spinning consumer waits for once some have arrived (see `get`).
@@ -33,6 +34,64 @@ impl Ring {
         read: &mut impl FnMut(&SharedRegion, usize, usize) -> Result<X, MessageError>,
     ) -> Result<Option<X>, MessageError> {
         self.take_record(&mut |off, n| read(&self.region, RING_OFF + off, n))
+    }
+
+    /// Takes the next byte item ([`read_byte_vec`]'s item): the fast path
+    /// ([`take_bytes_now`](Self::take_bytes_now)), else the general
+    /// [`get`](Self::get).
+    #[inline]
+    pub(crate) fn get_byte_vec(
+        &self,
+        block: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, GetFail> {
+        if let Some(v) = self.take_bytes_now() {
+            self.wake(Wait::Space, true, false);
+            return Ok(v);
+        }
+        self.get(block, deadline, read_byte_vec, Ok)
+    }
+
+    /// The common case of a byte item's get, kept lean as the put's fast path is
+    /// (see *Performance* in the module docs): one attempt of
+    /// [`take_record`](Protocol::take_record) when the next record is there, whole,
+    /// and a byte vector, with the same steps, loads and claim in the same order.
+    /// Returns `None`, having taken nothing, in every other case (empty, a claim
+    /// lost to another consumer, a record taken whose `head` is not moved yet, a
+    /// lap's padding, anything damaged or not a byte vector), which the general path
+    /// then handles, reporting what it must.
+    #[inline(never)]
+    fn take_bytes_now(&self) -> Option<Vec<u8>> {
+        let count = self.get_count();
+        let head = self.head();
+        let g = count.load(Ordering::Acquire);
+        let h = head.load(Ordering::Acquire);
+        if h % 8 != 0 || self.stamp(h).load(Ordering::Acquire) != g.wrapping_add(1) {
+            return None;
+        }
+        let n = self.len_word(h).load(Ordering::Acquire);
+        if n == 0 || n > self.max_message as u64 || self.phys(h) as u64 + rec_size(n) > self.size {
+            return None;
+        }
+        fault::step(11);
+        // The length prefix from one word: a record's payload is 8-aligned, and one
+        // of `n >= 1` bytes is padded to at least 8.
+        let off = RING_OFF + self.phys(h) + HDR as usize;
+        let word = self.u64(off).load(Ordering::Relaxed).to_le_bytes();
+        let (len, k) = read_varint(&word[..(n as usize).min(8)])?;
+        if len + k as u64 != n {
+            return None;
+        }
+        let mut v = Vec::with_capacity(len as usize);
+        self.region.read_append(off + k, len as usize, &mut v);
+        fault::step(12);
+        count
+            .compare_exchange(g, g + 1, Ordering::SeqCst, Ordering::Relaxed)
+            .ok()?;
+        fault::step(13);
+        let _ = head.compare_exchange(h, h + rec_size(n), Ordering::SeqCst, Ordering::Relaxed);
+        fault::step(14);
+        Some(v)
     }
 
     /// Whether a get would find a message now (lock-free estimate).

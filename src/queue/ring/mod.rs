@@ -169,7 +169,7 @@ pub(crate) use crate::sys::shm_region::SharedRegion;
 use algorithm::Protocol;
 use layout::*;
 use lock::Guard;
-pub(crate) use record::{Item, read_byte_vec, read_to_scratch, return_scratch};
+pub(crate) use record::{Item, read_to_scratch, return_scratch};
 use wait::Wait;
 
 /// Which flavour of queue a ring belongs to (checked when a handle arrives).

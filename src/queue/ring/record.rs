@@ -121,7 +121,7 @@ pub(super) fn write_varint(mut v: u64, out: &mut [u8; 10]) -> usize {
 }
 
 /// Reads a postcard varint from the start of `bytes`: `(value, length)`.
-fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+pub(super) fn read_varint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut v = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(10) {
         v |= u64::from(b & 0x7f) << (7 * i);
