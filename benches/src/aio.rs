@@ -2,8 +2,9 @@
 //!
 //! - Queue 64-byte messages, 1 producer process → 1 consumer process: the consumer
 //!   takes with `get_async` on a current-thread tokio runtime ([`AsyncQueue`]) or with
-//!   the blocking `get` ([`MprocQueue`], as in the `queue` area). Target: async ≥ 0.5×
-//!   blocking.
+//!   the blocking `get` ([`MprocQueue`], as in the `queue` area); the producer is the
+//!   same for both ([`mproc_producer`](crate::queue::mproc_producer)). Target: async
+//!   ≥ 0.5× blocking.
 //! - An idle awaiting consumer: a child whose `get_async` waits one second on an empty
 //!   queue; the CPU time it spends (ms of CPU per second waited). Target: < 1% (10 ms).
 //! - Pipe ping-pong: both sides async (`send_async`/`recv_async`, each on a
@@ -17,7 +18,9 @@ use mproc::queue::{Bytes, Queue};
 use mproc::sync::Barrier;
 
 use crate::pipe::{MprocPipe, PingPong, Placement, pin_to};
-use crate::queue::{CAPACITY, MprocQueue, QueueWorkload, SMALL_COUNT, monotonic_ns};
+use crate::queue::{
+    CAPACITY, MprocQueue, QueueWorkload, SMALL_COUNT, monotonic_ns, mproc_producer,
+};
 use crate::{Area, Compare, Config, Local, Result, Role, Watchdog};
 
 fn current_thread() -> tokio::runtime::Runtime {
@@ -25,17 +28,6 @@ fn current_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
-}
-
-/// A producer child: puts `n` fresh `size`-byte messages after the start barrier;
-/// returns the [`monotonic_ns`] at which it started.
-fn producer((q, go, n, size): (Queue<Bytes>, Barrier, u64, u64)) -> u64 {
-    go.wait().expect("start barrier");
-    let start = monotonic_ns();
-    for _ in 0..n {
-        q.put(Bytes(vec![7u8; size as usize])).expect("queue open");
-    }
-    start
 }
 
 /// An async consumer child: `get_async` on a current-thread runtime until the queue is
@@ -76,7 +68,12 @@ impl QueueWorkload for AsyncQueue {
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| format!("start consumer: {e}"))?;
         let prods: Vec<_> = (0..producers)
-            .map(|_| Process::start(producer, (q.clone(), go.clone(), per as u64, size as u64)))
+            .map(|_| {
+                Process::start(
+                    mproc_producer,
+                    (q.clone(), go.clone(), per as u64, size as u64),
+                )
+            })
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| format!("start producer: {e}"))?;
         go.wait().map_err(|e| format!("start barrier: {e}"))?;

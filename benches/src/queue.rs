@@ -135,7 +135,7 @@ pub fn monotonic_ns() -> u64 {
 /// as the other sides send theirs: Python's producer puts one `bytes` object each time
 /// and crossbeam's sends a `[u8; 64]` by value, neither allocating per message. A big
 /// message is a fresh buffer each time, filled, as crossbeam's 1 MiB `Vec`s must be.
-fn mproc_producer((q, go, n, size): (Queue<Bytes>, Barrier, u64, u64)) -> u64 {
+pub fn mproc_producer((q, go, n, size): (Queue<Bytes>, Barrier, u64, u64)) -> u64 {
     go.wait().expect("start barrier");
     let start = monotonic_ns();
     let size = size as usize;
