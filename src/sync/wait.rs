@@ -96,46 +96,31 @@ fn runnable() -> Option<usize> {
 /// taken again by the first thread of the process that notices (the others use the old
 /// answer meanwhile). Without `/proc`, never.
 pub(crate) fn oversubscribed(now: Instant) -> bool {
-    runnable_sampled(now) > online_cpus()
-}
-
-/// Whether the machine had more than twice as many runnable threads as online CPUs
-/// when last sampled (see [`oversubscribed`]): a waiter on such a machine is more
-/// likely queued on its own CPU ahead of the process it waits for than not.
-pub(crate) fn crowded(now: Instant) -> bool {
-    runnable_sampled(now) > 2 * online_cpus()
-}
-
-/// The machine's runnable threads at the last sample (0 without `/proc`), sampled
-/// again when the last sample is older than [`LOAD_SAMPLE_EVERY`].
-fn runnable_sampled(now: Instant) -> usize {
     static BASE: OnceLock<Instant> = OnceLock::new();
-    // (milliseconds since BASE + 1) << 20 | runnable threads (capped); 0: never sampled.
+    // (milliseconds since BASE + 1) << 1 | answer; 0: never sampled.
     static SAMPLE: AtomicU64 = AtomicU64::new(0);
-    const COUNT_BITS: u32 = 20;
-    const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
     let base = *BASE.get_or_init(Instant::now);
     let ms = now.saturating_duration_since(base).as_millis() as u64 + 1;
     let last = SAMPLE.load(Ordering::Relaxed);
     let every = LOAD_SAMPLE_EVERY.as_millis() as u64;
-    if last != 0 && ms < (last >> COUNT_BITS) + every {
-        return (last & COUNT_MASK) as usize;
+    if last != 0 && ms < (last >> 1) + every {
+        return last & 1 == 1;
     }
     // One thread takes the new sample; the others keep the last answer meanwhile.
     if SAMPLE
         .compare_exchange(
             last,
-            (ms << COUNT_BITS) | (last & COUNT_MASK),
+            (ms << 1) | (last & 1),
             Ordering::Relaxed,
             Ordering::Relaxed,
         )
         .is_err()
     {
-        return (last & COUNT_MASK) as usize;
+        return last & 1 == 1;
     }
-    let runnable = runnable().unwrap_or(0).min(COUNT_MASK as usize);
-    SAMPLE.store((ms << COUNT_BITS) | runnable as u64, Ordering::Relaxed);
-    runnable
+    let over = runnable().is_some_and(|r| r > online_cpus());
+    SAMPLE.store((ms << 1) | u64::from(over), Ordering::Relaxed);
+    over
 }
 
 /// Spins until `done()` is true or the spin budget (or `deadline`) is spent.

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use super::layout::*;
 use super::{Ring, fault};
-use crate::sync::wait::crowded;
 use crate::sys::barrier;
 use crate::sys::futex::{futex_wait, futex_wake};
 
@@ -103,27 +102,6 @@ impl Ring {
         let start = Instant::now();
         let mut pause = 2u32;
         let mut looks = 0u32;
-        // How often the spin yields the CPU (see below): often when others of this
-        // queue sleep on it or the machine is crowded, where the process we wait for
-        // is likely queued on this CPU; seldom otherwise, where it likely runs
-        // elsewhere and a yield hands this CPU to another waiter.
-        let others_asleep = self
-            .region
-            .hdr_u32::<W_LOCK_WAITERS>()
-            .load(Ordering::Relaxed)
-            + self
-                .region
-                .hdr_u32::<W_DATA_WAITERS>()
-                .load(Ordering::Relaxed)
-            + self
-                .region
-                .hdr_u32::<W_SPACE_WAITERS>()
-                .load(Ordering::Relaxed);
-        let yield_every = if others_asleep > 0 || crowded(start) {
-            8
-        } else {
-            32
-        };
         loop {
             if spin_cond() {
                 return true;
@@ -138,17 +116,11 @@ impl Ring {
                 if now - start >= budget || deadline.is_some_and(|d| now >= d) {
                     break;
                 }
-                // On a crowded machine, every 8 looks (about 10 µs once the pause is
-                // at its longest; the first after about 5 µs), let a process that
-                // waits for this CPU (perhaps the very one we wait for) run: with many
-                // more processes than CPUs, yielding here sooner measured up to a
-                // third more items/s. With 2 processes a CPU and nobody asleep,
-                // yielding that often cost a 2 → 2 queue up to half its rate
-                // (measured in `scaling_queue`: 5-9 against 9.1-9.3 M items/s), the
-                // CPU going to the other waiter, so there it yields every 32 looks.
-                if looks % yield_every == 0 {
-                    std::thread::yield_now();
-                }
+                // Every 8 looks (about 10 µs once the pause is at its longest; the
+                // first after about 5 µs), let a process that waits for this CPU
+                // (perhaps the very one we wait for) run: with more processes than
+                // CPUs, yielding here sooner measured up to a third more items/s.
+                std::thread::yield_now();
             }
         }
         let (seq_off, waiters_off) = w.offs();
