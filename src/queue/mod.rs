@@ -126,6 +126,25 @@ fn as_item<T: Serialize + 'static>(item: &T) -> Item<'_, T> {
     }
 }
 
+/// What a blocking put's failure is to its caller, with `item` given back.
+fn put_error<I>(fail: PutFail, item: I) -> PutError<I> {
+    match fail {
+        PutFail::Invalid(e) => PutError::Invalid(item, e),
+        PutFail::ShutDown => PutError::ShutDown(item),
+        _ => PutError::Closed(item),
+    }
+}
+
+/// What a non-blocking put's failure is to its caller, with `item` given back.
+fn try_put_error<I>(fail: PutFail, item: I) -> TryPutError<I> {
+    match fail {
+        PutFail::Full | PutFail::Timeout => TryPutError::Full(item),
+        PutFail::Closed => TryPutError::Closed(item),
+        PutFail::ShutDown => TryPutError::ShutDown(item),
+        PutFail::Invalid(e) => TryPutError::Invalid(item, e),
+    }
+}
+
 fn is_byte_vec<T: 'static>() -> bool {
     TypeId::of::<T>() == TypeId::of::<Vec<u8>>() || TypeId::of::<T>() == TypeId::of::<Bytes>()
 }
@@ -665,12 +684,9 @@ impl<T: Serialize + 'static> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        match self.ring.put(as_item(&item), true, None) {
-            Ok(()) => Ok(()),
-            Err(PutFail::Invalid(e)) => Err(PutError::Invalid(item, e)),
-            Err(PutFail::ShutDown) => Err(PutError::ShutDown(item)),
-            Err(_) => Err(PutError::Closed(item)),
-        }
+        self.ring
+            .put(as_item(&item), true, None)
+            .map_err(|fail| put_error(fail, item))
     }
 
     /// Puts a copy of `*item` at the back of the queue, waiting while the queue is
@@ -700,12 +716,9 @@ impl<T: Serialize + 'static> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn put_ref<'a>(&self, item: &'a T) -> Result<(), PutError<&'a T>> {
-        match self.ring.put(as_item(item), true, None) {
-            Ok(()) => Ok(()),
-            Err(PutFail::Invalid(e)) => Err(PutError::Invalid(item, e)),
-            Err(PutFail::ShutDown) => Err(PutError::ShutDown(item)),
-            Err(_) => Err(PutError::Closed(item)),
-        }
+        self.ring
+            .put(as_item(item), true, None)
+            .map_err(|fail| put_error(fail, item))
     }
 
     /// Puts a copy of `*item` if there is room now; the caller keeps `item` (see
@@ -727,13 +740,9 @@ impl<T: Serialize + 'static> Queue<T> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_put_ref<'a>(&self, item: &'a T) -> Result<(), TryPutError<&'a T>> {
-        match self.ring.put(as_item(item), false, None) {
-            Ok(()) => Ok(()),
-            Err(PutFail::Full | PutFail::Timeout) => Err(TryPutError::Full(item)),
-            Err(PutFail::Closed) => Err(TryPutError::Closed(item)),
-            Err(PutFail::ShutDown) => Err(TryPutError::ShutDown(item)),
-            Err(PutFail::Invalid(e)) => Err(TryPutError::Invalid(item, e)),
-        }
+        self.ring
+            .put(as_item(item), false, None)
+            .map_err(|fail| try_put_error(fail, item))
     }
 
     /// Puts `item` if there is room now (Python's `put_nowait()`).
@@ -757,13 +766,9 @@ impl<T: Serialize + 'static> Queue<T> {
     /// ```
     #[doc(alias = "put_nowait")]
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        match self.ring.put(as_item(&item), false, None) {
-            Ok(()) => Ok(()),
-            Err(PutFail::Full | PutFail::Timeout) => Err(TryPutError::Full(item)),
-            Err(PutFail::Closed) => Err(TryPutError::Closed(item)),
-            Err(PutFail::ShutDown) => Err(TryPutError::ShutDown(item)),
-            Err(PutFail::Invalid(e)) => Err(TryPutError::Invalid(item, e)),
-        }
+        self.ring
+            .put(as_item(&item), false, None)
+            .map_err(|fail| try_put_error(fail, item))
     }
 
     /// Puts `item`, waiting at most `timeout` for room (Python's
