@@ -389,10 +389,10 @@ mod tests {
         assert!(online_cpus() >= 1);
     }
 
-    /// With four busy threads per online CPU, the sample soon says oversubscribed, and
-    /// a waiter then looks at its condition once and goes to sleep instead of spinning.
-    #[test]
-    fn an_oversubscribed_machine_stops_the_spin() {
+    /// Runs `f` while four busy threads per online CPU spin, once the load sample says
+    /// oversubscribed (at most 20 s); asserts that it did, after `f` (which runs with
+    /// `false` if it never did, and should then do nothing).
+    fn on_a_busy_machine<R>(f: impl FnOnce(bool) -> R) -> R {
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {
             for _ in 0..4 * online_cpus() {
@@ -408,19 +408,30 @@ mod tests {
                 seen = oversubscribed(Instant::now());
                 std::thread::yield_now();
             }
+            let r = f(seen);
+            stop.store(true, Ordering::Relaxed);
+            assert!(seen, "busy threads never showed as oversubscribed");
+            r
+        })
+    }
+
+    /// With four busy threads per online CPU, the sample soon says oversubscribed, and
+    /// a waiter then looks at its condition once and goes to sleep instead of spinning.
+    #[test]
+    fn an_oversubscribed_machine_stops_the_spin() {
+        let (spun, looks) = on_a_busy_machine(|seen| {
             let mut looks = 0;
             let spun = seen
                 && spin_until(None, || {
                     looks += 1;
                     false
                 });
-            stop.store(true, Ordering::Relaxed);
-            assert!(seen, "busy threads never showed as oversubscribed");
-            assert!(!spun);
-            // The sample holds for LOAD_SAMPLE_EVERY and the busy threads outnumber the
-            // CPUs throughout, so the waiter did not spin: one look only.
-            assert_eq!(looks, 1, "the waiter spun on an oversubscribed machine");
+            (spun, looks)
         });
+        assert!(!spun);
+        // The sample holds for LOAD_SAMPLE_EVERY and the busy threads outnumber the
+        // CPUs throughout, so the waiter did not spin: one look only.
+        assert_eq!(looks, 1, "the waiter spun on an oversubscribed machine");
     }
 
     /// Issue 16: a lock's holder is usually running and about to release, even on an
@@ -428,21 +439,7 @@ mod tests {
     /// sleeps (a waiter that sleeps at once makes every release a futex wake).
     #[test]
     fn a_lock_waiter_polls_on_an_oversubscribed_machine() {
-        let stop = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            for _ in 0..4 * online_cpus() {
-                s.spawn(|| {
-                    while !stop.load(Ordering::Relaxed) {
-                        hint::spin_loop();
-                    }
-                });
-            }
-            let limit = Instant::now() + Duration::from_secs(20);
-            let mut seen = false;
-            while !seen && Instant::now() < limit {
-                seen = oversubscribed(Instant::now());
-                std::thread::yield_now();
-            }
+        let looks = on_a_busy_machine(|seen| {
             // The release comes at the third look, within 2 µs of the first. A
             // preemption of this thread (among the busy ones) longer than the 10 µs
             // budget ends a spin early, so a few attempts are allowed; a waiter that
@@ -462,13 +459,12 @@ mod tests {
                     break;
                 }
             }
-            stop.store(true, Ordering::Relaxed);
-            assert!(seen, "busy threads never showed as oversubscribed");
-            assert_eq!(
-                looks.last(),
-                Some(&3),
-                "the lock waiter slept before the release; looks per attempt: {looks:?}"
-            );
+            looks
         });
+        assert_eq!(
+            looks.last(),
+            Some(&3),
+            "the lock waiter slept before the release; looks per attempt: {looks:?}"
+        );
     }
 }
