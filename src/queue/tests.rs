@@ -425,7 +425,9 @@ fn sleeping_waiters_are_woken_in_both_wake_protocols() {
     // `membarrier` protocol (the default here) producers skip their fence; with the
     // fenced one (kernels or sandboxes without it) they swap the count. A lost wake
     // costs a `NAP` (50 ms): losing them would take 10 s or more; this takes about
-    // 0.2 s.
+    // 0.2 s. Neither side yields while it waits (`fault::YIELDS`): on a loaded
+    // machine a yield can outlast the 1 ms of work, and the wait would end without
+    // a sleep.
     fn work_for(d: Duration) {
         let start = std::time::Instant::now();
         while start.elapsed() < d {
@@ -439,8 +441,10 @@ fn sleeping_waiters_are_woken_in_both_wake_protocols() {
         fault::FENCED.with(|f| f.set(false));
         let sleeps_before = fault::SLEEPS.with(|c| c.get());
         let started = std::time::Instant::now();
+        fault::YIELDS.with(|y| y.set(false));
         thread::scope(|s| {
             s.spawn(|| {
+                fault::YIELDS.with(|y| y.set(false));
                 for i in 0..200 {
                     assert_eq!(ping.get_timeout(Duration::from_secs(30)).unwrap(), i);
                     work_for(Duration::from_millis(1));
@@ -452,6 +456,7 @@ fn sleeping_waiters_are_woken_in_both_wake_protocols() {
                 assert_eq!(pong.get_timeout(Duration::from_secs(30)).unwrap(), i);
             }
         });
+        fault::YIELDS.with(|y| y.set(true));
         let took = started.elapsed();
         let sleeps = fault::SLEEPS.with(|c| c.get()) - sleeps_before;
         assert!(

@@ -51,6 +51,9 @@ pub(super) trait Protocol {
     fn ring_word(&self, phys: usize) -> &Self::Word;
     /// A fault-injection point: protocol step `n` (nothing in a normal build).
     fn step(&self, n: u32);
+    /// Called when this consumer lost a claim to another one, before it looks again
+    /// (see [`Ring::yield_to_other_kind`]).
+    fn lost_claim(&self);
 
     /// Releases the producer lock. With the `membarrier` protocol the release is a
     /// plain store, so a put ends without a locked instruction (which would wait
@@ -231,6 +234,7 @@ pub(super) trait Protocol {
                 {
                     // Another consumer took message `g + 1`; what we copied may be
                     // anything. Drop it and look again.
+                    self.lost_claim();
                     continue;
                 }
                 self.step(13);
@@ -339,5 +343,9 @@ impl Protocol for Ring {
     #[inline(always)]
     fn step(&self, n: u32) {
         fault::step(n);
+    }
+    #[inline]
+    fn lost_claim(&self) {
+        self.yield_to_other_kind();
     }
 }

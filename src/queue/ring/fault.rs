@@ -81,6 +81,26 @@ thread_local! {
 }
 
 #[cfg(test)]
+thread_local! {
+    /// Whether this thread's queue waits may yield the CPU while the awaited side
+    /// stands still. A test of sleeping and waking turns it off: on a loaded
+    /// machine a yield can last as long as the other side's work, and the wait then
+    /// ends without the sleep the test means to exercise.
+    pub(crate) static YIELDS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+#[cfg(test)]
+pub(crate) fn may_yield() -> bool {
+    YIELDS.with(|y| y.get())
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+pub(crate) fn may_yield() -> bool {
+    true
+}
+
+#[cfg(test)]
 pub(crate) fn sleeping() {
     SLEEPS.with(|c| c.set(c.get() + 1));
 }

@@ -85,9 +85,13 @@ impl Ring {
         let mut v = Vec::with_capacity(len as usize);
         self.region.read_append(off + k, len as usize, &mut v);
         fault::step(12);
-        count
+        if count
             .compare_exchange(g, g + 1, Ordering::SeqCst, Ordering::Relaxed)
-            .ok()?;
+            .is_err()
+        {
+            self.yield_to_other_kind();
+            return None;
+        }
         fault::step(13);
         let _ = head.compare_exchange(h, h + rec_size(n), Ordering::SeqCst, Ordering::Relaxed);
         fault::step(14);

@@ -74,6 +74,13 @@ impl Ring {
     pub(super) fn lock_contended(&self, me: u64, deadline: Option<Instant>) -> io::Result<bool> {
         let word = self.region.hdr_u64::<P_LOCK>();
         let take = |from: u64| self.acquire(from, me);
+        // Another producer holds the lock: it runs on another CPU, or was preempted
+        // on this one. Either way, let this CPU's other process (a consumer, or the
+        // holder) run first.
+        self.yield_to_other_kind();
+        if word.load(Ordering::Relaxed) == 0 && take(0) {
+            return Ok(false);
+        }
         for _ in 0..LOCK_SPINS {
             std::hint::spin_loop();
             if word.load(Ordering::Relaxed) == 0 && take(0) {

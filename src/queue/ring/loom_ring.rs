@@ -152,6 +152,9 @@ impl Protocol for Model {
             std::panic::panic_any(Death);
         }
     }
+    fn lost_claim(&self) {
+        // Scheduling advice only: the model's threads share no CPU to give up.
+    }
 }
 
 /// A payload: the producer and its own sequence number.

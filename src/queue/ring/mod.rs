@@ -135,6 +135,14 @@
 //! The consumer's looks at `put_count` while it waits take that line from the
 //! producer too, so they are spaced out once items are arriving (`get::BATCH_GAP`).
 //!
+//! When processes outnumber CPUs, who runs beside whom matters as much. A waiter
+//! gives up its CPU when the side it waits for stands still between two of its
+//! looks (that side may be queued behind it on this CPU), and not while it moves
+//! (it runs elsewhere). And a producer that finds the lock held, or a consumer
+//! that loses a claim, yields at once: two processes of one kind running at the
+//! same time only pass the same lines back and forth, while a producer beside a
+//! consumer streams (`wait::yield_to_other_kind`).
+//!
 //! # Where each part lives
 //!
 //! - `layout`: the header's offsets, creating a ring and checking one that arrives;
