@@ -7,11 +7,16 @@
 //! `multiprocessing.Pool` (`benches/py/py_scaling_pool.py`).
 //!
 //! The flatness rows divide a 8- or 16-worker figure by the 2-worker one. One
-//! chunksize-1 map takes about 60 ms here, short enough that a burst of other work on
-//! the machine moves one sample by a third; taken minutes apart, the three figures
-//! drifted apart with the machine's load. So their samples are taken together
-//! ([`Interleaved`]): [`PASSES`] passes over 2, 8 and 16 workers, back to back, the
-//! order rotated at each pass, and each figure is the median of its passes.
+//! chunksize-1 map takes about 60 ms here, one automatic-chunking map 13-20 ms:
+//! short enough that a burst of other work on the machine moves one sample by a
+//! third; taken minutes apart, the three figures drifted apart with the machine's
+//! load (and a loaded machine favours more workers: 16 runnable workers win a
+//! larger part of the CPUs than 2). So, for both kinds of map, their samples are
+//! taken together ([`Interleaved`]): [`PASSES`] passes over 2, 8 and 16 workers,
+//! back to back, the order rotated at each pass, and each figure is the median of
+//! its passes. The sample stays one map of [`AUTO_TASKS`] on a fresh pool, as a
+//! user's first map on a new pool: the workers' first touch of their buffers is
+//! part of it.
 
 use std::time::{Duration, Instant};
 
@@ -44,17 +49,19 @@ fn pool(workers: usize) -> Result<Pool> {
     Ok(p)
 }
 
-/// Worker counts whose chunksize-1 samples are taken interleaved (see [`Interleaved`]).
+/// Worker counts whose samples are taken interleaved (see [`Interleaved`]).
 pub const INTERLEAVED: [usize; 3] = [2, 8, 16];
 /// Passes over [`INTERLEAVED`] per sample.
 pub const PASSES: usize = 5;
 
-/// The chunksize-1 samples of [`INTERLEAVED`], taken together: the first of their
-/// figures asked for in a repeat runs [`PASSES`] passes over all three worker counts
-/// (the order rotated at each pass, so that no count always runs first after a pool
-/// start or last before the next figure) and keeps the medians; the others take theirs.
+/// The samples of [`INTERLEAVED`] for one kind of map, taken together: the first of
+/// their figures asked for in a repeat runs [`PASSES`] passes over all three worker
+/// counts (the order rotated at each pass, so that no count always runs first after
+/// a pool start or last before the next figure) and keeps the medians; the others
+/// take theirs.
 pub struct Interleaved {
     tasks: u64,
+    chunk1: bool,
     ready: std::collections::HashMap<usize, f64>,
 }
 
@@ -65,15 +72,24 @@ impl Default for Interleaved {
 }
 
 impl Interleaved {
-    /// Samples of `tasks` tasks each ([`CHUNK1_TASKS`] by default).
+    /// Chunksize-1 samples of `tasks` tasks each ([`CHUNK1_TASKS`] by default).
     pub fn with_tasks(tasks: u64) -> Interleaved {
         Interleaved {
             tasks,
+            chunk1: true,
             ready: Default::default(),
         }
     }
 
-    /// The chunksize-1 rate of `workers` (one of [`INTERLEAVED`]), tasks/s.
+    /// Automatic-chunking samples of `tasks` tasks each ([`AUTO_TASKS`] in the area).
+    pub fn auto(tasks: u64) -> Interleaved {
+        Interleaved {
+            chunk1: false,
+            ..Interleaved::with_tasks(tasks)
+        }
+    }
+
+    /// The rate of `workers` (one of [`INTERLEAVED`]), tasks/s.
     pub fn rate(&mut self, workers: usize) -> Result<f64> {
         if !INTERLEAVED.contains(&workers) {
             return Err(format!("{workers} workers are not among {INTERLEAVED:?}").into());
@@ -85,7 +101,7 @@ impl Interleaved {
         for pass in 0..PASSES {
             for k in 0..INTERLEAVED.len() {
                 let i = (pass + k) % INTERLEAVED.len();
-                samples[i].push(timed_map(INTERLEAVED[i], self.tasks, true)?);
+                samples[i].push(timed_map(INTERLEAVED[i], self.tasks, self.chunk1)?);
             }
         }
         self.ready = INTERLEAVED
@@ -150,8 +166,10 @@ pub fn area(_cfg: &Config) -> Result<Area> {
     let mut mproc = Local::new("mproc Pool", Role::Mproc);
     let mut comparisons = Vec::new();
     let interleaved = std::rc::Rc::new(std::cell::RefCell::new(Interleaved::default()));
+    let auto = std::rc::Rc::new(std::cell::RefCell::new(Interleaved::auto(AUTO_TASKS)));
     for w in WORKERS {
         let together = interleaved.clone();
+        let auto_together = auto.clone();
         mproc = mproc
             .measure(
                 format!("mproc_pool{w}_map_chunksize1"),
@@ -165,7 +183,11 @@ pub fn area(_cfg: &Config) -> Result<Area> {
                 },
             )
             .measure(format!("mproc_pool{w}_map_auto"), "tasks/s", move || {
-                timed_map(w, AUTO_TASKS, false)
+                if INTERLEAVED.contains(&w) {
+                    auto_together.borrow_mut().rate(w)
+                } else {
+                    timed_map(w, AUTO_TASKS, false)
+                }
             });
     }
     mproc = mproc.measure(
@@ -201,8 +223,9 @@ pub fn area(_cfg: &Config) -> Result<Area> {
              (`benches/py/py_scaling_pool.py`, 5,000 tasks at chunksize 1 and 100,000 with automatic chunking: fewer, as it is slower; the figure is a rate). `mproc_pool{IDLE_WORKERS}_idle_cpu`: \
              CPU used by the {IDLE_WORKERS} idle workers of a warm pool over {} s, percent of one CPU \
              (`/proc/<pid>/schedstat`; issue 16: under 1%). A row against `mproc_pool2_*` is the curve's \
-             flatness; for chunksize 1, the 2-, 8- and 16-worker samples are taken together, {PASSES} passes \
-             back to back in rotated order, each sample the median of its passes.",
+             flatness; for each kind of map, the 2-, 8- and 16-worker samples are taken together, {PASSES} \
+             passes back to back in rotated order, each sample the median of its passes (one map of a few ms \
+             moves with the machine's load, and a loaded machine favours more workers).",
             IDLE_WATCH.as_secs()
         ),
         mproc_pending: None,
@@ -231,5 +254,16 @@ mod tests {
         assert!(together.rate(2).unwrap() > 0.0);
         assert_eq!(together.ready.len(), 2);
         assert!(together.rate(3).is_err(), "3 workers are not interleaved");
+    }
+
+    #[test]
+    fn automatic_chunking_samples_are_interleaved_too() {
+        let mut auto = Interleaved::auto(20_000);
+        assert!(!auto.chunk1);
+        for w in INTERLEAVED {
+            let rate = auto.rate(w).unwrap();
+            assert!(rate.is_finite() && rate > 0.0, "{w} workers: {rate}");
+        }
+        assert!(auto.ready.is_empty(), "left over: {:?}", auto.ready);
     }
 }

@@ -1,9 +1,11 @@
 //! The pool's dispatcher thread: the only code that talks to workers.
 //!
 //! It takes chunks of tasks from the pool's backlog, sends them to workers in batches
-//! (several chunks per frame, sized from the measured task time, at most two
-//! batches in flight per worker), reads results, watches every worker's pidfd, and
-//! replaces workers that die, retire or run past a task's deadline.
+//! (several chunks per frame, sized from the measured task time, at most
+//! `BATCH_BYTES` of arguments, each worker topped up to its share of the work not
+//! yet finished; at most two batches in flight per worker), reads results, watches
+//! every worker's pidfd, and replaces workers that die, retire or run past a task's
+//! deadline.
 //!
 //! Which task a dead worker was running is read from a word the worker shares with
 //! the parent (it stores the task's sequence number before running it): that task
@@ -22,7 +24,7 @@ use crate::codec::Message;
 use crate::pool::frames::{self, BatchWriter, FromWorker, Outcome};
 use crate::pool::insights::Ending;
 use crate::pool::link::Link;
-use crate::pool::state::{PoolState, Stop};
+use crate::pool::state::{Backlog, PoolState, Stop};
 use crate::pool::worker::{Fd, WorkerConfig, worker_main};
 use crate::pool::worker_options::WorkerOptions;
 use crate::process::{ExitStatus, Process, StartMethod};
@@ -225,6 +227,48 @@ const TAKE_BACK_AFTER: Duration = Duration::from_millis(50);
 
 const TARGET_BATCH_NS: f64 = 2_000_000.0;
 const MAX_BATCH: usize = 4096;
+/// A batch stops growing once its arguments reach this many bytes (it holds at
+/// least one chunk of the backlog). A `map` chunk this large is a batch of its own,
+/// as Python sends each chunk: the worker starts on it as soon as it is in, and the
+/// other chunks stay in the backlog for whichever worker is free first, instead of
+/// queueing behind it. (A batch of small tasks reaches `MAX_BATCH` first.)
+const BATCH_BYTES: usize = 96 * 1024;
+
+/// Every worker's share of the tasks not yet finished: those waiting (`pending`)
+/// and those the `live` workers hold (`held`), at least one.
+///
+/// Counted over every worker, not only the idle ones: at the end of a call the
+/// busy workers become idle a moment later, and a backlog dealt out whole to the
+/// first idle worker would leave them nothing to do while that one works through
+/// it (the call then waits for it alone).
+fn share(pending: usize, held: usize, live: usize) -> usize {
+    ((pending + held) / live.max(1)).max(1)
+}
+
+/// How many tasks to give a worker that holds `held`: what it lacks of its
+/// `share`, at least one.
+fn top_up(share: usize, held: usize) -> usize {
+    share.saturating_sub(held).max(1)
+}
+
+/// Takes the next batch from the backlog: whole chunks until it holds `size`
+/// tasks or [`BATCH_BYTES`] of arguments (at least one chunk, if any waits).
+/// Cancelled tasks (a dropped iterator, a cancelled future) are dropped here, so
+/// that they take no worker's turn.
+fn take_batch(q: &mut Backlog, size: usize) -> Vec<Job> {
+    let mut items = Vec::new();
+    let mut bytes = 0;
+    while items.len() < size && bytes < BATCH_BYTES {
+        let Some(mut chunk) = q.pending.pop_front() else {
+            break;
+        };
+        q.pending_items = q.pending_items.saturating_sub(chunk.len());
+        chunk.retain(|it| !it.call.sink.is_cancelled(it.index));
+        bytes += chunk.iter().map(|it| it.args.bytes.len()).sum::<usize>();
+        items.extend(chunk);
+    }
+    items
+}
 const TICK: Duration = Duration::from_millis(5);
 
 impl Dispatcher {
@@ -461,16 +505,17 @@ impl Dispatcher {
         let idle = (self.workers.iter().flatten())
             .filter(|w| w.is_idle(window))
             .count();
-        let live = if idle > 0 {
-            idle
-        } else {
-            self.workers.iter().flatten().filter(ready).count().max(1)
-        };
+        let live = self.workers.iter().flatten().filter(ready).count();
+        let held: usize = (self.workers.iter().flatten())
+            .filter(ready)
+            .map(|w| w.held.len())
+            .sum();
         let target = ((TARGET_BATCH_NS / self.est_ns.max(1.0)) as usize).clamp(1, MAX_BATCH);
         let mut batches: Vec<(usize, Vec<Job>)> = Vec::new();
         let stop;
         {
             let mut q = self.shared.lock();
+            let share = share(q.pending_items, held, live);
             // From here on, a push must wake us (we poll right after this).
             q.asleep = true;
             stop = q.stop;
@@ -505,22 +550,11 @@ impl Dispatcher {
                 if w.allowance == Some(0) {
                     continue;
                 }
-                let fair = q.pending_items.div_ceil(live).max(1);
-                let mut size = target.min(fair);
+                let mut size = target.min(top_up(share, w.held.len()));
                 if let Some(a) = w.allowance {
                     size = size.min(a as usize);
                 }
-                let mut items = Vec::new();
-                while items.len() < size {
-                    let Some(mut chunk) = q.pending.pop_front() else {
-                        break;
-                    };
-                    q.pending_items = q.pending_items.saturating_sub(chunk.len());
-                    // Cancelled tasks (a dropped iterator, a cancelled future) are
-                    // dropped here, so that they take no worker's turn.
-                    chunk.retain(|it| !it.call.sink.is_cancelled(it.index));
-                    items.extend(chunk);
-                }
+                let items = take_batch(&mut q, size);
                 if items.is_empty() {
                     break;
                 }
@@ -922,5 +956,106 @@ impl Dispatcher {
             }
         }
         self.shared.cancel_pending(why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::sink::{MapSink, Mode};
+    use crate::task::call::Sink;
+
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    /// `n` one-job chunks of one call, each with `bytes` bytes of arguments; and
+    /// the call's sink.
+    fn backlog_of(n: usize, bytes: usize) -> (Arc<PoolState>, Arc<MapSink>) {
+        let sink = MapSink::new(Mode::All, None, None);
+        let call = Arc::new(CallInfo {
+            entry: EntryPoint::for_fn(double),
+            sink: Arc::clone(&sink) as Arc<dyn Sink>,
+            timeout: None,
+            retries: 0,
+        });
+        let chunks = (0..n)
+            .map(|index| {
+                vec![Job {
+                    call: Arc::clone(&call),
+                    index,
+                    args: Message {
+                        bytes: vec![0; bytes],
+                        fds: Vec::new(),
+                    },
+                    attempts: 0,
+                    span: 1,
+                    chunk: true,
+                }]
+            })
+            .collect();
+        let state = PoolState::new().unwrap();
+        state
+            .push(chunks)
+            .unwrap_or_else(|_| panic!("the pool is open"));
+        (state, sink)
+    }
+
+    fn backlog(n: usize, bytes: usize) -> Arc<PoolState> {
+        backlog_of(n, bytes).0
+    }
+
+    #[test]
+    fn a_large_map_chunk_is_a_batch_of_its_own() {
+        // 125,000 bytes: a chunk of 15,625 `u64`s (1,000,000 items over 16 workers).
+        let state = backlog(4, 125_000);
+        let mut q = state.lock();
+        let batch = take_batch(&mut q, 4096);
+        assert_eq!(
+            batch.len(),
+            1,
+            "the other chunks stay for the other workers"
+        );
+        assert_eq!((q.pending.len(), q.pending_items), (3, 3));
+    }
+
+    #[test]
+    fn small_tasks_fill_a_batch_up_to_its_size() {
+        let state = backlog(5000, 21);
+        let mut q = state.lock();
+        assert_eq!(take_batch(&mut q, 4096).len(), 4096);
+        assert_eq!(take_batch(&mut q, 4096).len(), 5000 - 4096);
+        assert!(take_batch(&mut q, 4096).is_empty());
+        assert_eq!(q.pending_items, 0);
+    }
+
+    #[test]
+    fn cancelled_tasks_take_no_turn() {
+        let (state, sink) = backlog_of(3, 8);
+        sink.cancel();
+        let mut q = state.lock();
+        assert!(take_batch(&mut q, 10).is_empty());
+        assert_eq!((q.pending.len(), q.pending_items), (0, 0));
+    }
+
+    #[test]
+    fn the_last_tasks_are_shared_among_all_workers_not_given_to_the_first_idle_one() {
+        // End of a call on 16 workers: 14 tasks wait, 15 busy workers hold 2 each
+        // and one is idle. It takes its share, not the whole backlog (which the 15
+        // would then watch it work through, idle).
+        let live = 16;
+        let s = share(14, 30, live);
+        assert_eq!(top_up(s, 0), 2);
+        // A busy worker holding its share still gets one task (the backlog must
+        // drain even when every worker holds more than an even split).
+        assert_eq!(top_up(s, 2), 1);
+        assert_eq!(top_up(s, 5), 1);
+        // The start of a call: the backlog is dealt out evenly.
+        assert_eq!(top_up(share(64, 0, 16), 0), 4);
+        assert_eq!(top_up(share(4096, 0, 16), 0), 256);
+        // One task and nobody holding anything: the first worker takes it.
+        assert_eq!(top_up(share(1, 0, 16), 0), 1);
+        // No live worker (all being replaced): no division by zero.
+        assert_eq!(share(10, 0, 0), 10);
     }
 }

@@ -46,9 +46,12 @@
 //! # Throughput
 //!
 //! Tasks travel in batches: the pool measures how long tasks take and sends each
-//! worker several chunks per message (about 2 ms of work, at most two batches in
-//! flight per worker; one task at a time while tasks are slow or not yet measured),
-//! so even `chunksize = 1` costs no system call per task. `map` with a chunk size
+//! worker several chunks per message (about 2 ms of work and at most 96 KB of
+//! arguments, at most two batches in flight per worker; one task at a time while
+//! tasks are slow or not yet measured), so even `chunksize = 1` costs no system call
+//! per task. Each worker is handed its share of all the work not yet finished, so
+//! the end of a call is spread over every worker, however many there are for the
+//! CPUs. `map` with a chunk size
 //! above 1 (automatic by default, `len / (4 * processes)` as in Python) goes further:
 //! each chunk is encoded once and runs in one call in the worker; a crash is still
 //! pinned on the exact item. A chunk of primitive numbers (`u8` to `u128`, `i8` to
